@@ -69,16 +69,23 @@ def discover(
     *,
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    quiet_period_seconds: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Complete, not yet settled files for the run's night and the look-back window before it."""
+    """Complete, not yet settled files for the run's night and the look-back window before it.
+
+    A deployment may shorten or lengthen a quiet period (connection extra
+    ``quiet_period_seconds``); the contract's rule is the default.
+    """
     window = nights_in_window(run_night, contract.lookback_days)
-    selection = _select(contract, connector, ledger, window, now())
-    rule = contract.completeness
+    rule = dict(contract.completeness)
+    if rule["rule"] == "quiet_period" and quiet_period_seconds is not None:
+        rule["seconds"] = quiet_period_seconds
+    selection = _select(contract, connector, ledger, window, now(), rule)
     waiting = [p for p in selection.pending if rule["rule"] == "quiet_period"]
     if waiting and rule["seconds"] <= MAX_INLINE_QUIET_WAIT:
         log.info("%s: %d file(s) still settling; waiting the %ss quiet period", contract.id, len(waiting), rule["seconds"])
         sleep(rule["seconds"])
-        selection = _select(contract, connector, ledger, window, now())
+        selection = _select(contract, connector, ledger, window, now(), rule)
     for remote, why in selection.pending:
         log.info("%s: not complete yet: %s (%s)", contract.id, remote.name, why)
     found = []
@@ -91,12 +98,13 @@ def discover(
     return found
 
 
-def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window: set[date], now: float):
+def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window: set[date], now: float,
+            rule: dict[str, Any]):
     listing = connector.list(contract.directory)
     in_window = []
     for f in listing:
         base = f.name
-        suffix = contract.completeness.get("marker_suffix") or contract.completeness.get("temp_suffix")
+        suffix = rule.get("marker_suffix") or rule.get("temp_suffix")
         if suffix and base.endswith(suffix):
             base = base[: -len(suffix)]
         night = contract.night_of(base)
@@ -106,9 +114,9 @@ def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window
             log.info("%s: %s is for a later night; left for its own run", contract.id, f.name)
     previous = {n: Observation(*v) for n, v in ledger.observations(contract.id).items()}
     updated = observe(in_window, previous, now)
-    if contract.completeness["rule"] == "quiet_period":
+    if rule["rule"] == "quiet_period":
         ledger.save_observations(contract.id, {n: (o.size, o.mtime, o.first_seen) for n, o in updated.items()})
-    return select_complete(in_window, contract.completeness, contract.file_regex, updated, now)
+    return select_complete(in_window, rule, contract.file_regex, updated, now)
 
 
 # --- fetch --------------------------------------------------------------------------------

@@ -43,9 +43,17 @@ def pseudonymiser_from_airflow() -> Pseudonymiser:
     return Pseudonymiser(key_from_secret(secret))
 
 
+def _quiet_period_override(contract: Contract) -> float | None:
+    from airflow.sdk import BaseHook
+
+    value = BaseHook.get_connection(contract.connection_id).extra_dejson.get("quiet_period_seconds")
+    return float(value) if value is not None else None
+
+
 def discover(contract: Contract, night: date) -> list[dict[str, Any]]:
     with _connector(contract) as connector:
-        return pipeline.discover(contract, connector, _ledger(), night)
+        return pipeline.discover(contract, connector, _ledger(), night,
+                                 quiet_period_seconds=_quiet_period_override(contract))
 
 
 def fetch(contract: Contract, candidate: dict[str, Any], run_id: str) -> dict[str, Any]:
