@@ -1,4 +1,4 @@
-"""One ingest DAG per feed contract in schemas/ (police, transit, guards, ...).
+"""One Airflow ingest DAG per feed contract in schemas/ (police, transit, guards, ...).
 
 Adding a partner means adding a contract; this file does not change. Parsing it reads only the
 contracts: the work happens in samverkan.pipeline when a task runs.
