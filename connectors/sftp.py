@@ -25,6 +25,8 @@ from typing import Any, BinaryIO
 
 import paramiko
 
+from connectors.fsutil import fsync_dir
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
@@ -301,7 +303,7 @@ class SFTPConnector:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return Download(sha256=sha256, size=size, mtime=before.mtime)
 
     def _copy(self, remote_path: str, out: BinaryIO, expected_size: int) -> tuple[str, int]:
@@ -341,14 +343,6 @@ def _ensure_private_dir(directory: Path) -> None:
             pass
         else:
             d.chmod(0o700)  # mkdir's mode is filtered by the umask
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- host-key pinning and connection errors -----------------------------------------------

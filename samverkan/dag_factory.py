@@ -20,7 +20,6 @@ from samverkan.contracts import Contract
 
 log = logging.getLogger(__name__)
 
-PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm")
 

@@ -221,8 +221,6 @@ class _FileRun:
     """State of one file being processed: staged outputs, counts, validation outcomes."""
 
     def __init__(self, contract, landed, paths: Paths, pseudonymiser, validator, suites, run_id):
-        from samverkan.validation import combine  # noqa: F401  (imported here: GE is slow to import)
-
         self.contract = contract
         self.landed = landed
         self.paths = paths

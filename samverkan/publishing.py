@@ -21,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from connectors.fsutil import fsync_dir
+
 COMPRESSION = "zstd"
 SCHEMA_VERSION = 1
 
@@ -28,14 +30,6 @@ SCHEMA_VERSION = 1
 def partition_file(dataset_root: Path, night: str, source: str, source_file: str) -> Path:
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", source_file)
     return dataset_root / f"night={night}" / f"source={source}" / f"{stem}.parquet"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class StagedParquet:
@@ -60,7 +54,7 @@ class StagedParquet:
             os.fsync(f.fileno())
         self.final_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp_path, self.final_path)
-        _fsync_dir(self.final_path.parent)
+        fsync_dir(self.final_path.parent)
         return self.final_path
 
     def abort(self) -> None:
