@@ -4,10 +4,11 @@ Pseudonyms are keyed (HMAC), not plain hashes: personnummer and phone numbers co
 spaces that anyone could hash exhaustively. The key is the one secret that links pseudonyms back
 to people, so it never appears in a repr, a log line or an error message.
 
-Free text is scrubbed on two levels: patterns (personnummer, phone numbers, e-mail) that are
-personal wherever they appear, and the row's own personal values (names, ids) that only mean
-something next to that row. The patterns are applied once per distinct text; the row values
-only on rows that have any.
+Free text is scrubbed on three levels: patterns (personnummer, phone numbers, e-mail) that are
+personal wherever they appear; words that read as proper nouns (names no column announced, see
+``samverkan.proper_nouns``); and the row's own personal values (names, ids) that only mean
+something next to that row. The first two run once per distinct text; the row values only on
+rows that have any.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samverkan.personnummer import luhn_valid, map_distinct
+from samverkan.proper_nouns import default_scrubber
 
 MIN_KEY_BYTES = 32
 PSEUDONYM_BYTES = 16  # 128 bits: collisions stay negligible across every person in the country
@@ -224,9 +226,12 @@ def scrub_text(
     texts: pa.Array | pa.ChunkedArray,
     names: list[pa.Array] | None = None,
     extra_values: list[pa.Array] | None = None,
+    *,
+    proper_nouns: bool = True,
 ) -> pa.Array:
     """Free text with personal data replaced by bracketed labels, so a reader still sees that
-    a number or a name was there. `names` and `extra_values` are row-aligned with `texts`."""
+    a number or a name was there. `names` and `extra_values` are row-aligned with `texts`.
+    `proper_nouns=False` leaves capitalised words to the row values alone (for tests of one layer)."""
     texts = _as_string_array(texts)
     names = [_as_string_array(a) for a in names or []]
     extras = [_as_string_array(a) for a in extra_values or []]
@@ -234,7 +239,11 @@ def scrub_text(
         if len(column) != len(texts):
             raise ValueError("names and extra_values must have one entry per text")
     texts = pc.replace_substring(texts, "\r\n", "\n")
-    texts = map_distinct(texts, scrub_patterns, pa.string())
+    if proper_nouns:
+        names_in_text = default_scrubber()
+        texts = map_distinct(texts, lambda text: names_in_text(scrub_patterns(text)), pa.string())
+    else:
+        texts = map_distinct(texts, scrub_patterns, pa.string())
     return _scrub_row_values(texts, names, extras)
 
 
