@@ -16,6 +16,7 @@ import hashlib
 import io
 import logging
 import os
+import posixpath
 import socket
 import stat
 import tempfile
@@ -318,6 +319,49 @@ class SFTPConnector:
                 out.write(chunk)
                 size += len(chunk)
         return digest.hexdigest(), size
+
+    def write_bytes(self, remote_path: str, data: bytes) -> None:
+        """Leave ``data`` at ``remote_path`` whole or not at all (used for receipts to the partner).
+
+        Written under a hidden temporary name in the same directory and renamed into place, so
+        a partner's script never reads half a receipt; the directory is created when missing.
+        """
+        path = self.remote_path(remote_path)
+        directory, name = posixpath.split(path)
+        self._makedirs(directory)
+        temp = posixpath.join(directory, f".{name}.{os.getpid()}.part")
+        try:
+            with self.sftp.open(temp, "wb") as remote:
+                remote.write(data)
+            try:
+                self.sftp.posix_rename(temp, path)
+            except IOError:  # a server without the posix-rename extension: plain rename needs no target
+                try:
+                    self.sftp.remove(path)
+                except IOError:
+                    pass
+                self.sftp.rename(temp, path)
+        except BaseException:
+            try:
+                self.sftp.remove(temp)
+            except (IOError, OSError):
+                pass
+            raise
+
+    def _makedirs(self, directory: str) -> None:
+        missing = []
+        while directory not in ("", "/"):
+            try:
+                self.sftp.stat(directory)
+                break
+            except IOError:
+                missing.append(directory)
+                directory = posixpath.dirname(directory)
+        for d in reversed(missing):
+            try:
+                self.sftp.mkdir(d)
+            except IOError:
+                self.sftp.stat(d)  # created meanwhile by someone else is fine; anything else raises
 
 
 def _check_unchanged(remote_path: str, before: RemoteFile, after: RemoteFile, received: int) -> None:

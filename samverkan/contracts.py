@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -23,6 +25,8 @@ SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 CONTRACT_SCHEMA = SCHEMAS_DIR / "contract.schema.json"
 COMMON_MODEL = SCHEMAS_DIR / "common_model.yaml"
 NON_CONTRACT_FILES = {"common_model.yaml"}
+DEFAULT_RECEIPTS_DIRECTORY = "/receipts"
+DEFAULT_QUARANTINE_RETENTION_DAYS = 90
 
 
 class ContractError(ValueError):
@@ -129,6 +133,38 @@ class Contract:
     @property
     def max_invalid_row_fraction(self) -> float:
         return self.raw.get("quality", {}).get("max_invalid_row_fraction", 1.0)
+
+    @property
+    def unexpected_columns_policy(self) -> str:
+        """``warn``: a column the contract does not know is reported and ignored; ``reject``: the file is refused."""
+        return self.raw.get("quality", {}).get("unexpected_columns", "warn")
+
+    @property
+    def quarantine_retention_days(self) -> int:
+        return int(self.raw.get("quality", {}).get("quarantine_retention_days", DEFAULT_QUARANTINE_RETENTION_DAYS))
+
+    # --- delivery: deadline and receipts ------------------------------------------------
+    @property
+    def timezone(self) -> str:
+        return self.raw["schedule"]["timezone"]
+
+    @property
+    def deadline(self) -> dt_time | None:
+        """Local time by which the night's file is due; None when the contract sets no deadline."""
+        text = self.raw.get("delivery", {}).get("deadline")
+        return dt_time.fromisoformat(text) if text else None
+
+    def deadline_for(self, night: date) -> datetime | None:
+        """When the file for ``night`` is due, as an aware datetime in the feed's time zone."""
+        due = self.deadline
+        if due is None:
+            return None
+        days = self.raw.get("delivery", {}).get("deadline_days_after_night", 1)
+        return datetime.combine(night + timedelta(days=days), due, tzinfo=ZoneInfo(self.timezone))
+
+    @property
+    def receipts_directory(self) -> str:
+        return self.raw.get("delivery", {}).get("receipts_directory", DEFAULT_RECEIPTS_DIRECTORY)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -239,6 +275,13 @@ def _check_references(path: Path, data: dict[str, Any], columns: tuple[Column, .
                 re.compile(c.pattern)
             except re.error as exc:
                 problems.append(f"columns.{c.name}.pattern: {exc}")
+    try:
+        ZoneInfo(data["schedule"]["timezone"])
+    except (KeyError, ValueError):
+        problems.append(f"schedule.timezone: {data['schedule']['timezone']!r} is not a known time zone")
+    receipts = data.get("delivery", {}).get("receipts_directory")
+    if receipts and receipts.rstrip("/") == data["file"]["directory"].rstrip("/"):
+        problems.append("delivery.receipts_directory: must differ from file.directory (receipts are not partner files)")
     if problems:
         raise ContractError("\n".join(f"{path.name}: {p}" for p in problems))
 

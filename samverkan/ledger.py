@@ -36,6 +36,31 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_by_name ON files (feed, name);
 CREATE INDEX IF NOT EXISTS files_by_sha ON files (feed, sha256);
+CREATE TABLE IF NOT EXISTS quarantines (
+    entry_id INTEGER PRIMARY KEY,
+    feed TEXT NOT NULL,
+    night TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT,
+    kind TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    reason TEXT,
+    status TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    closed_at REAL,
+    closed_by INTEGER,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS quarantines_by_night ON quarantines (feed, night);
+CREATE TABLE IF NOT EXISTS alerts (
+    feed TEXT NOT NULL,
+    night TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    run_id TEXT,
+    PRIMARY KEY (feed, night, kind, key)
+);
 CREATE TABLE IF NOT EXISTS observations (
     feed TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -68,6 +93,28 @@ class FileEntry:
     rows_published: int | None
     rows_quarantined: int | None
 
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """Held-back data of one received file: its rows (``kind='rows'``) or the whole file (``'file'``)."""
+
+    entry_id: int
+    feed: str
+    night: str
+    name: str
+    sha256: str | None
+    kind: str
+    rows: int
+    reason: str | None
+    status: str  # open, resolved (a later version of the file was published), expired (retention)
+    opened_at: float
+    closed_at: float | None
+    closed_by: int | None
+    note: str | None
+
+
+_QUARANTINE_COLUMNS = ("entry_id, feed, night, name, sha256, kind, rows, reason, status, opened_at, closed_at, "
+                       "closed_by, note")
 
 _COLUMNS = "id, feed, name, night, size, mtime, sha256, status, reason, run_id, rows_received, rows_published, rows_quarantined"
 
@@ -131,14 +178,69 @@ class Ledger:
                 "UPDATE files SET status=?, reason=?, settled_at=?, rows_received=?, rows_published=?, rows_quarantined=? WHERE id=?",
                 (status, reason, time.time(), received, published, quarantined, entry_id),
             )
-            if status == "published":
-                feed, name = db.execute("SELECT feed, name FROM files WHERE id=?", (entry_id,)).fetchone()
-                marks = ",".join("?" * len(CONTENT_KNOWN))
+            feed, name, night, sha256 = db.execute(
+                "SELECT feed, name, night, sha256 FROM files WHERE id=?", (entry_id,)).fetchone()
+            if status == "rejected" or (status == "published" and quarantined):
                 db.execute(
-                    f"UPDATE files SET status='superseded', reason=? WHERE feed=? AND name=? AND id<>? AND status IN ({marks})",
-                    (f"replaced by ledger entry {entry_id}", feed, name, entry_id, *CONTENT_KNOWN),
+                    f"INSERT OR REPLACE INTO quarantines ({_QUARANTINE_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, NULL, NULL, NULL)",
+                    (entry_id, feed, night, name, sha256, "file" if status == "rejected" else "rows", quarantined or 0,
+                     reason, time.time()),
+                )
+            if status == "published":
+                marks = ",".join("?" * len(CONTENT_KNOWN))
+                older = f"SELECT id FROM files WHERE feed=? AND name=? AND id<>? AND status IN ({marks})"
+                args = (feed, name, entry_id, *CONTENT_KNOWN)
+                db.execute(  # the corrected file replaces the partition, so what was held back is settled
+                    f"UPDATE quarantines SET status='resolved', closed_at=?, closed_by=?, note=? "
+                    f"WHERE status='open' AND entry_id IN ({older})",
+                    (time.time(), entry_id, f"replaced by ledger entry {entry_id}", *args),
+                )
+                db.execute(
+                    f"UPDATE files SET status='superseded', reason=? WHERE id IN ({older})",
+                    (f"replaced by ledger entry {entry_id}", *args),
                 )
             db.execute("COMMIT")
+
+    # --- quarantine ------------------------------------------------------------------------
+    def quarantines(self, feed: str | None = None, night: str | None = None,
+                    status: str | None = None) -> list[QuarantineEntry]:
+        where, args = ["1=1"], []
+        for column, value in (("feed", feed), ("night", night), ("status", status)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        with self._connect() as db:
+            rows = db.execute(f"SELECT {_QUARANTINE_COLUMNS} FROM quarantines WHERE {' AND '.join(where)} "
+                              "ORDER BY night, name, entry_id", args).fetchall()
+        return [QuarantineEntry(*r) for r in rows]
+
+    def expire_quarantine(self, entry_id: int, note: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE quarantines SET status='expired', closed_at=?, note=? WHERE entry_id=? AND status<>'expired'",
+                       (time.time(), note, entry_id))
+
+    # --- alerts ----------------------------------------------------------------------------
+    def claim_alert(self, feed: str, night: str, kind: str, key: str = "", run_id: str | None = None) -> bool:
+        """True exactly once per (feed, night, kind, key): the caller that gets True sends the alert.
+
+        The claim is a row insert, so two tasks (or a retry and a re-run) racing for the same
+        alert cannot both win; a sender that fails gives its claim back with ``release_alert``.
+        """
+        with self._connect() as db:
+            cur = db.execute("INSERT OR IGNORE INTO alerts (feed, night, kind, key, claimed_at, run_id) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (feed, night, kind, key, time.time(), run_id))
+            return cur.rowcount == 1
+
+    def release_alert(self, feed: str, night: str, kind: str, key: str = "") -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM alerts WHERE feed=? AND night=? AND kind=? AND key=?", (feed, night, kind, key))
+
+    def alerts(self, feed: str | None = None) -> list[tuple[str, str, str, str]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT feed, night, kind, key FROM alerts WHERE ?1 IS NULL OR feed=?1 ORDER BY claimed_at",
+                              (feed,)).fetchall()
+        return [tuple(r) for r in rows]
 
     # --- quiet-period observations ---------------------------------------------------------
     def observations(self, feed: str) -> dict[str, tuple[int, int, float]]:
