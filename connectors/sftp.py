@@ -22,7 +22,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import paramiko
 
@@ -362,6 +362,50 @@ class SFTPConnector:
                 self.sftp.mkdir(d)
             except IOError:
                 self.sftp.stat(d)  # created meanwhile by someone else is fine; anything else raises
+
+
+    # --- sending (deliveries to recipients) -------------------------------------------------
+    def ensure_dir(self, directory: str) -> None:
+        """Create ``directory`` and any missing parents on the server (like ``mkdir -p``)."""
+        path = ""
+        for part in [p for p in directory.split("/") if p]:
+            path = f"{path}/{part}"
+            try:
+                self.sftp.stat(self.remote_path(path))
+            except FileNotFoundError:
+                self.sftp.mkdir(self.remote_path(path))
+
+    def upload(self, local_path: Path | str, remote_path: str, *,
+               progress: Callable[[int], None] | None = None) -> Download:
+        """Place a local file at ``remote_path`` so the recipient sees all of it or nothing.
+
+        The bytes go to a hidden ``.<name>.part`` beside the target (a dropped connection leaves
+        only that, which the next upload overwrites), are renamed into place with OpenSSH's
+        atomic ``posix-rename``, and are then checked: the size by stat, the content by reading
+        it back and comparing SHA-256 (OpenSSH offers no server-side checksum). A mismatch
+        removes the file and raises. ``progress`` is called with the bytes sent so far.
+        """
+        source = Path(local_path)
+        directory, name = posixpath.split(remote_path)
+        temp = posixpath.join(directory, f".{name}.part")
+        digest, size = hashlib.sha256(), 0
+        with open(source, "rb") as local, self.sftp.open(self.remote_path(temp), "wb") as remote:
+            remote.set_pipelined(True)
+            while chunk := local.read(CHUNK_SIZE):
+                remote.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(size)
+        self.sftp.posix_rename(self.remote_path(temp), self.remote_path(remote_path))
+        landed = self.stat(remote_path)
+        with open(os.devnull, "wb") as sink:
+            remote_sha, _ = self._copy(remote_path, sink, landed.size)
+        if landed.size != size or remote_sha != digest.hexdigest():
+            self.sftp.remove(self.remote_path(remote_path))
+            raise FileChangedError(f"{remote_path}: uploaded {size} bytes but the server holds {landed.size} "
+                                   "with a different SHA-256; removed it, the next run sends it again")
+        return Download(sha256=remote_sha, size=size, mtime=landed.mtime)
 
 
 def _check_unchanged(remote_path: str, before: RemoteFile, after: RemoteFile, received: int) -> None:

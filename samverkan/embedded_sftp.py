@@ -110,13 +110,16 @@ def _prepare_chroot(root: Path, workdir: Path) -> tuple[Path, Path | None]:
     return alias, alias_dir
 
 
-def _write_config(workdir: Path, port: int, username: str, chroot: Path | None) -> Path:
+def _write_config(workdir: Path, port: int, username: str, chroot: Path | None,
+                  keys_file: str = "authorized_keys") -> Path:
+    """``username`` may list several users (sshd's AllowUsers takes a list); ``keys_file`` and
+    ``chroot`` may hold sshd's ``%u`` token, so each user gets its own keys and its own root."""
     lines = [
         f"ListenAddress {HOST}",
         f"Port {port}",
         f"HostKey {_quoted(workdir / 'ssh_host_ed25519_key')}",
         f"PidFile {_quoted(workdir / 'sshd.pid')}",
-        f"AuthorizedKeysFile {_quoted(workdir / 'authorized_keys')}",
+        f"AuthorizedKeysFile {_quoted(workdir / keys_file)}",
         "PubkeyAuthentication yes",
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
@@ -230,13 +233,13 @@ def _tail(path: Path, lines: int = 30, since: int = 0) -> str:
 
 
 def _launch_sshd(workdir: Path, username: str, chroot: Path | None, port: int | None,
-                 timeout: float) -> tuple[subprocess.Popen, int]:
+                 timeout: float, keys_file: str = "authorized_keys") -> tuple[subprocess.Popen, int]:
     """Start sshd and wait for it; with no fixed port, retry when another process took ours."""
     log_path = workdir / "sshd.log"
     attempt = 1
     while True:
         chosen = port or _free_port()
-        config = _write_config(workdir, chosen, username, chroot)
+        config = _write_config(workdir, chosen, username, chroot, keys_file)
         with log_path.open("ab") as log:
             log_start = log.tell()
             process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
