@@ -16,6 +16,7 @@ Great Expectations is imported lazily: it takes seconds, and DAG parsing must no
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -337,7 +338,7 @@ class _CompiledSuite:
     part: str
     index: list[str]
     checks: list[_Check]
-    gx_suites: dict[frozenset[str], Any] = field(default_factory=dict)
+    gx_suites: dict[Any, Any] = field(default_factory=dict)  # (mode, skipped labels) → GE suite
 
 
 def _compile(suite: Mapping[str, Any]) -> _CompiledSuite:
@@ -382,7 +383,35 @@ class Validator:
         compiled = self._compiled(suite)
         runnable = self._runnable(compiled, frame)
         skipped = frozenset(c.label for c in compiled.checks) - {c.label for c in runnable}
-        return _reduce(runnable, self._run(compiled, skipped, runnable, frame))
+        return _reduce(runnable, self._run(compiled, ("rows", skipped), runnable, frame))
+
+    def validate_table(self, suite: str | Mapping[str, Any], table: Any) -> BatchOutcome:
+        """Validate one batch given as an Arrow table; same outcome as ``validate(suite, table.to_pandas())``.
+
+        Checks whose verdict for a record depends only on that record's values in the checked
+        columns (``ROW_WISE``) are run by GE once per distinct value, or distinct combination for
+        multi-column checks, and the verdicts are spread back to every record holding that value.
+        Counts are those of the records, not of the distinct values. Any other check (uniqueness,
+        aggregates, ``mostly``, ``row_condition``) runs on the whole batch as before.
+        """
+        compiled = self._compiled(suite)
+        runnable = self._runnable(compiled, table.schema)
+        skipped = frozenset(c.label for c in compiled.checks) - {c.label for c in runnable}
+        by_values = [c for c in runnable if _distinct_safe(c)]
+        whole = [c for c in runnable if not _distinct_safe(c)]
+        reduced: dict[str, tuple[ExpectationOutcome, list[int], bool]] = {}
+        if by_values:
+            plan = _DistinctPlan(table, by_values, compiled.index)
+            layout = tuple(json.dumps(c.config["kwargs"], sort_keys=True, default=str) for c in plan.checks)
+            result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
+            reduced.update(plan.reduce(result))
+        if whole:
+            result = self._run(compiled, ("whole", skipped), whole, table.to_pandas())
+            by_label = {c.label: c for c in whole}
+            for r in result.results:
+                check = by_label[r.expectation_config.meta["samverkan_label"]]
+                reduced[check.label] = _reduce_one(check, r)
+        return _assemble(runnable, reduced)
 
     # -- suites
 
@@ -403,18 +432,18 @@ class Validator:
     @staticmethod
     def _runnable(compiled: _CompiledSuite, frame: Any) -> list[_Check]:
         """An optional column the file lacks is not checked; a missing required one fails the table check."""
-        present = set(frame.columns)
+        present = set(frame.names if hasattr(frame, "names") else frame.columns)
         return [c for c in compiled.checks if all(_base_column(col) in present for col in c.columns)]
 
-    def _gx_suite(self, compiled: _CompiledSuite, skipped: frozenset[str], runnable: list[_Check]) -> Any:
-        if skipped not in compiled.gx_suites:
+    def _gx_suite(self, compiled: _CompiledSuite, key: tuple, runnable: list[_Check]) -> Any:
+        if key not in compiled.gx_suites:
             from great_expectations.core.expectation_suite import ExpectationSuite
 
             configs = [_with_label(c) for c in runnable]
             gx_suite = ExpectationSuite(name=compiled.name, expectations=configs)
             _check_nothing_dropped(gx_suite, configs)
-            compiled.gx_suites[skipped] = gx_suite
-        return compiled.gx_suites[skipped]
+            compiled.gx_suites[key] = gx_suite
+        return compiled.gx_suites[key]
 
     def _batch_definition(self, name: str) -> Any:
         if name not in self._batch_definitions:
@@ -424,14 +453,14 @@ class Validator:
 
     # -- running
 
-    def _run(self, compiled: _CompiledSuite, skipped: frozenset[str], runnable: list[_Check], frame: Any) -> Any:
+    def _run(self, compiled: _CompiledSuite, key: tuple, runnable: list[_Check], frame: Any) -> Any:
         """``Batch.validate``, not a ValidationDefinition: that one keeps every result (values included) in a store."""
         missing = [c for c in compiled.index if c not in frame.columns]
         if missing:
             raise ValueError(f"check frame for {compiled.name} lacks index column(s) {missing}")
         result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": compiled.index}
         batch = self._batch_definition(compiled.name).get_batch(batch_parameters={"dataframe": frame})
-        return batch.validate(self._gx_suite(compiled, skipped, runnable), result_format=result_format)
+        return batch.validate(self._gx_suite(compiled, key, runnable), result_format=result_format)
 
 
 def _with_label(check: _Check) -> dict[str, Any]:
@@ -455,6 +484,10 @@ def _reduce(checks: list[_Check], suite_result: Any) -> BatchOutcome:
     for result in suite_result.results:
         check = by_label[result.expectation_config.meta["samverkan_label"]]
         reduced[check.label] = _reduce_one(check, result)
+    return _assemble(checks, reduced)
+
+
+def _assemble(checks: list[_Check], reduced: Mapping[str, tuple[ExpectationOutcome, list[int], bool]]) -> BatchOutcome:
     outcome = BatchOutcome(reasons={c.label: c.reason for c in checks})
     for check in checks:  # suite order, so each record's labels come in a stable order
         summary, rows, file_level = reduced[check.label]
@@ -477,6 +510,169 @@ def _reduce_one(check: _Check, result: Any) -> tuple[ExpectationOutcome, list[in
     summary = ExpectationOutcome(check.label, check.type, check.column, success,
                                  int(details.get("element_count") or 0), int(details.get("unexpected_count") or 0))
     return summary, rows, file_level
+
+
+# --- distinct values: GE sees each value once, records get its verdict ------------------------
+
+# Row-wise checks: the verdict for a record is a function of that record's values in the checked
+# columns alone, so GE may see each distinct value (combination) once. Uniqueness, ordering and
+# aggregate checks depend on other records and are not here.
+ROW_WISE = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
+    "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_match_regex_list", "expect_column_values_to_not_match_regex_list",
+    "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between", "expect_column_values_to_match_strftime_format",
+    "expect_column_value_lengths_to_be_between", "expect_column_value_lengths_to_equal",
+    "expect_column_values_to_be_dateutil_parseable", "expect_column_values_to_be_json_parseable",
+    "expect_column_values_to_match_json_schema",
+    "expect_column_pair_values_a_to_be_greater_than_b", "expect_column_pair_values_to_be_equal",
+    "expect_column_pair_values_to_be_in_set", "expect_multicolumn_sum_to_equal",
+    "expect_select_column_values_to_be_unique_within_record",
+})
+# Checks on the frame's shape, which the distinct frame shares (same columns, same order).
+TABLE_SHAPE = frozenset({
+    TABLE_COLUMNS, "expect_table_columns_to_match_ordered_list", "expect_column_to_exist",
+    "expect_table_column_count_to_equal", "expect_table_column_count_to_be_between",
+})
+
+
+NULL_SENSITIVE = frozenset({"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"})
+SHAPE_BY_NAME = frozenset({TABLE_COLUMNS, "expect_column_to_exist"})  # unaffected by extra columns
+
+
+def _distinct_safe(check: _Check) -> bool:
+    kwargs = check.config.get("kwargs") or {}
+    if kwargs.get("row_condition") or kwargs.get("mostly") not in (None, 1, 1.0):
+        return False
+    if check.type in SHAPE_BY_NAME:
+        return not kwargs.get("exact_match") and kwargs.get("column_index") is None
+    return check.type in ROW_WISE
+
+
+class _DistinctPlan:
+    """Which records share which values, for each set of columns a check reads.
+
+    Each check sees the distinct values (combinations, for a multi-column check) of its own
+    columns in the first rows of one small frame; a derived column (``koord_n__int``) goes with
+    its source. Shorter value lists are padded to the frame's length, and verdicts on padding
+    rows are ignored: a single-column check that skips nulls gets null padding (no work for GE),
+    any other check a repeat of its first real value. A column needed with two different
+    paddings appears twice, the second time under an alias, and the check reads the alias.
+    """
+
+    def __init__(self, table: Any, checks: list[_Check], index: list[str]) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self._np, self._pa, self._pc = np, pa, pc
+        self.table = table
+        self.index = index
+        self.rows = np.asarray(table.column(ROW).to_numpy(zero_copy_only=False))
+        self.keys: dict[tuple[str, ...], tuple[Any, Any]] = {}  # base columns → (row → value id, value id → first row)
+        for check in checks:
+            if check.columns and check.type not in SHAPE_BY_NAME:
+                key = tuple(dict.fromkeys(_base_column(c) for c in check.columns))
+                if key not in self.keys:
+                    self.keys[key] = self._distinct(key)
+        self.size = max([len(first) for _, first in self.keys.values()] + [1])
+        self.columns: dict[tuple[str, tuple[str, ...], str], str] = {}  # (column, key, padding) → frame column
+        self.checks: list[_Check] = []  # the checks as run, reading frame columns
+        self.key_of: dict[str, tuple[str, ...]] = {}
+        taken = set(table.column_names)
+        for check in checks:
+            if not check.columns or check.type in SHAPE_BY_NAME:
+                self.checks.append(check)
+                continue
+            key = tuple(dict.fromkeys(_base_column(c) for c in check.columns))
+            self.key_of[check.label] = key
+            padding = "null" if len(check.columns) == 1 and check.type not in NULL_SENSITIVE else "repeat"
+            if len(self.keys[key][1]) == self.size:
+                padding = "none"
+            renamed = {}
+            for column in check.columns:
+                slot = (column, key, padding)
+                if slot not in self.columns:
+                    used = column in self.columns.values()
+                    name = column
+                    while used and name in taken:
+                        name = f"{name}__v"
+                    taken.add(name)
+                    self.columns[slot] = name
+                renamed[column] = self.columns[slot]
+            self.checks.append(_renamed(check, renamed))
+
+    def _distinct(self, columns: tuple[str, ...]):
+        np, pc = self._np, self._pc
+        key = None
+        for column in columns:
+            values = self.table.column(column)
+            values = values.combine_chunks() if hasattr(values, "combine_chunks") else values
+            codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            if key is None:
+                key = codes
+            else:
+                _, key = np.unique(key, return_inverse=True)
+                key = key.astype(np.int64).reshape(-1) * (int(codes.max(initial=-1)) + 2) + (codes + 1)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return inverse.reshape(-1), first
+
+    def frame(self) -> Any:
+        np, pa, pc = self._np, self._pa, self._pc
+        columns = {}
+        for name in self.table.column_names:
+            values = self.table.column(name)
+            if name == ROW:
+                columns[name] = pa.array(np.arange(self.size), values.type)
+            else:
+                columns[name] = pa.nulls(self.size, values.type)  # replaced below when a check reads it
+        for (column, key, padding), name in self.columns.items():
+            first = self.keys[key][1]
+            pad = self.size - len(first)
+            if padding == "null":
+                take = pa.array(np.concatenate([first, np.zeros(pad, np.int64)]), pa.int64())
+                take = pc.if_else(pa.array(np.arange(self.size) < len(first)), take, pa.scalar(None, pa.int64()))
+            else:
+                take = pa.array(np.concatenate([first, np.full(pad, first[0] if len(first) else 0)]), pa.int64())
+            values = self.table.column(column)
+            columns[name] = pc.take(values, take) if len(self.rows) else pa.nulls(self.size, values.type)
+        return pa.table(columns).to_pandas()
+
+    def reduce(self, suite_result: Any) -> dict[str, tuple[ExpectationOutcome, list[int], bool]]:
+        np = self._np
+        by_label = {c.label: c for c in self.checks}
+        reduced = {}
+        for result in suite_result.results:
+            check = by_label[result.expectation_config.meta["samverkan_label"]]
+            details = result.result or {}
+            key = self.key_of.get(check.label)
+            raised = _raised(result)
+            if key is None or raised or "unexpected_index_list" not in details:
+                summary, rows, file_level = _reduce_one(check, result)
+                if key is not None:  # counts of the records, not of the distinct values
+                    summary = dataclasses.replace(summary, element_count=len(self.rows))
+                reduced[check.label] = (summary, rows, file_level)
+                continue
+            inverse, first = self.keys[key]
+            failed = [p for p in {int(e[ROW]) for e in details.get("unexpected_index_list") or ()} if p < len(first)]
+            hit = np.isin(inverse, np.asarray(failed, dtype=np.int64)) if failed else np.zeros(len(inverse), bool)
+            rows = sorted({int(r) for r in self.rows[hit]})
+            summary = ExpectationOutcome(check.label, check.type, check.column, not rows, len(self.rows), int(hit.sum()))
+            reduced[check.label] = (summary, rows, False)
+        return reduced
+
+
+def _renamed(check: _Check, names: Mapping[str, str]) -> _Check:
+    if all(k == v for k, v in names.items()):
+        return check
+    kwargs = dict(check.config["kwargs"])
+    for field_ in ("column", "column_A", "column_B"):
+        if field_ in kwargs:
+            kwargs[field_] = names[kwargs[field_]]
+    if "column_list" in kwargs:
+        kwargs["column_list"] = [names[c] for c in kwargs["column_list"]]
+    return dataclasses.replace(check, config={**check.config, "kwargs": kwargs})
 
 
 # --- command line -----------------------------------------------------------------------------
