@@ -18,13 +18,23 @@ from airflow.sdk import CronTriggerTimetable
 
 from samverkan.contracts import Contract
 
+URL_PREFIX = "samverkan-reports"  # as samverkan.reports.URL_PREFIX; not imported: DAG parsing stays light
+
 log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm")
 
+def _on_failure(context: dict[str, Any]) -> None:
+    """After the last retry: one alert e-mail (samverkan.alerts, via Airflow's SmtpNotifier)."""
+    from samverkan.alerts import on_task_failure
+
+    on_task_failure(context)
+
+
 DEFAULT_ARGS = {
     "owner": "samverkan",
+    "on_failure_callback": _on_failure,
     "retries": 3,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
@@ -52,6 +62,10 @@ def _doc_md(contract: Contract) -> str:
         for c in contract.personal_columns()
     )
     rule = contract.completeness
+    reports_url = f"/{URL_PREFIX}/samverkan_{contract.id}/"
+    deadline = (f"{contract.raw['delivery']['deadline']} {contract.timezone}, "
+                f"{contract.raw['delivery'].get('deadline_days_after_night', 1)} day(s) after the night"
+                if contract.deadline else "none")
     return f"""
 ### {contract.title}
 
@@ -74,7 +88,17 @@ quarantines failing rows with the failed expectation, pseudonymises and publishe
 |---|---|
 {personal}
 
+**Data quality:** every run rebuilds the Great Expectations Data Docs page of each night it
+touched ([this feed's nights]({reports_url}), sample values masked; the run's page is also in the
+run's *Data Docs* tab), writes the expectation outcomes as Parquet, and leaves a receipt (JSON +
+text, no personal values) for each file in the partner's `{contract.receipts_directory}/`.
+Quarantined records: `python -m samverkan.quarantine list --feed {contract.id} --night YYYY-MM-DD`.
+**Deadline:** {deadline}; a late night, a rejected file or a failed task sends one alert e-mail.
+
 Trigger with config `{{"night": "YYYY-MM-DD"}}` to re-run one night; a re-run ingests nothing twice.
+After a partner re-sends a corrected file, the next run (or `python -m samverkan.quarantine reprocess
+--feed {contract.id} --night YYYY-MM-DD`) replaces that night's partition and resolves its quarantine;
+`"reprocess": true` processes the night's files again even when unchanged.
 """
 
 
@@ -93,7 +117,9 @@ def build_feed_dag(contract: Contract) -> DAG:
         tags=["samverkan", "ingest", f"feed:{contract.id}", f"partner:{contract.raw['partner']['id']}"],
         doc_md=_doc_md(contract),
         params={"night": Param(None, type=["null", "string"], format="date",
-                               description="Night to process (YYYY-MM-DD); default: the night before the run")},
+                               description="Night to process (YYYY-MM-DD); default: the night before the run"),
+                "reprocess": Param(False, type="boolean",
+                                   description="Process the night's files again even if the ledger settled them")},
     )
     def feed_dag():
         @task
@@ -102,19 +128,22 @@ def build_feed_dag(contract: Contract) -> DAG:
 
             context = get_current_context()
             night = run_night(context.get("logical_date"), context["params"])
-            return runtime.discover(contract, night)
+            return runtime.discover(contract, night, run_id=context["run_id"], logical_date=context.get("logical_date"),
+                                    reprocess=bool(context["params"].get("reprocess")), context=context)
 
         @task(map_index_template="{{ candidate['name'] }}")
         def fetch_file(candidate: dict[str, Any]) -> dict[str, Any]:
             from samverkan import runtime
 
-            return runtime.fetch(contract, candidate, get_current_context()["run_id"])
+            context = get_current_context()
+            return runtime.fetch(contract, candidate, context["run_id"], reprocess=bool(context["params"].get("reprocess")))
 
         @task(outlets=outlets, map_index_template="{{ landed['name'] }}")
         def process_file(landed: dict[str, Any]) -> dict[str, Any]:
             from samverkan import runtime
 
-            return runtime.process(contract, landed, get_current_context()["run_id"], EXPECTATIONS_DIR)
+            context = get_current_context()
+            return runtime.process(contract, landed, context["run_id"], EXPECTATIONS_DIR, context=context)
 
         @task(trigger_rule="all_done")
         def write_manifest(landed: list[dict[str, Any]], results: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -39,6 +39,8 @@ class EmbeddedHub:
 
     root: Path
     quiet_period_seconds: float = 2.0
+    smtp_port: int | None = None  # a mail server on 127.0.0.1 for alerts (tests: aiosmtpd); None: no alerts
+    alert_to: str = "data-engineers@samverkan.invalid"
     servers: dict[str, SFTPServer] = field(default_factory=dict)
     _stack: ExitStack = field(default_factory=ExitStack)
 
@@ -114,6 +116,7 @@ class EmbeddedHub:
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),  # Data Docs in the Airflow UI
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "GX_ANALYTICS_ENABLED": "False",
@@ -121,6 +124,12 @@ class EmbeddedHub:
             DATA_ROOT_ENV: str(self.data.root),
             SECRET_ENV: self.secret(),
         }
+        if self.smtp_port is not None:  # alerts: Airflow's SMTP connection + the recipients Variable
+            env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps({
+                "conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
+                "extra": {"from_email": "samverkan-hub@samverkan.invalid", "disable_ssl": True, "disable_tls": True,
+                          "timeout": 10, "retry_limit": 1}})
+            env["AIRFLOW_VAR_SAMVERKAN_ALERT_TO"] = self.alert_to
         contracts = load_contracts()
         for feed, server in self.servers.items():
             env[conn_env_name(contracts[feed].connection_id)] = json.dumps(self.connection(feed))

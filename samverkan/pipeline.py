@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from connectors.completeness import Observation, observe, select_complete
 from connectors.sftp import RemoteFile, SFTPConnector
-from samverkan import personnummer
+from samverkan import personnummer, receipts, reports
 from samverkan.contracts import Contract
 from samverkan.ledger import Ledger
 from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, FeedModel
@@ -70,11 +70,16 @@ def discover(
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     quiet_period_seconds: float | None = None,
+    on_missing: Callable[[date], None] | None = None,
+    reprocess: bool = False,
 ) -> list[dict[str, Any]]:
     """Complete, not yet settled files for the run's night and the look-back window before it.
 
     A deployment may shorten or lengthen a quiet period (connection extra
-    ``quiet_period_seconds``); the contract's rule is the default.
+    ``quiet_period_seconds``); the contract's rule is the default. ``on_missing`` is called
+    when the run's own night has no complete file, neither now nor in the ledger (the caller
+    decides whether that is late). ``reprocess`` also returns the run night's settled files,
+    so a night can be processed again on purpose.
     """
     window = nights_in_window(run_night, contract.lookback_days)
     rule = dict(contract.completeness)
@@ -90,12 +95,22 @@ def discover(
         log.info("%s: not complete yet: %s (%s)", contract.id, remote.name, why)
     found = []
     for remote in selection.complete:
-        if ledger.is_settled(contract.id, remote.name, remote.size, remote.mtime):
+        again = reprocess and contract.night_of(remote.name) == run_night
+        if not again and ledger.is_settled(contract.id, remote.name, remote.size, remote.mtime):
             continue
         found.append({"name": remote.name, "size": remote.size, "mtime": remote.mtime,
                       "night": contract.night_of(remote.name).isoformat()})
     log.info("%s: %d new complete file(s) for nights %s..%s", contract.id, len(found), min(window), max(window))
+    if on_missing is not None and not _night_arrived(contract, ledger, selection.complete, run_night):
+        on_missing(run_night)
     return found
+
+
+def _night_arrived(contract: Contract, ledger: Ledger, complete: list[RemoteFile], night: date) -> bool:
+    """A complete file for ``night`` is on the server now, or one was received before."""
+    if any(contract.night_of(f.name) == night for f in complete):
+        return True
+    return any(e.night == night.isoformat() for e in ledger.entries(contract.id))
 
 
 def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window: set[date], now: float,
@@ -123,9 +138,10 @@ def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window
 
 
 def fetch(
-    contract: Contract, connector: SFTPConnector, ledger: Ledger, paths: Paths, candidate: dict[str, Any], run_id: str | None
+    contract: Contract, connector: SFTPConnector, ledger: Ledger, paths: Paths, candidate: dict[str, Any], run_id: str | None,
+    *, reprocess: bool = False,
 ) -> dict[str, Any]:
-    """Land one file and decide whether its content is new."""
+    """Land one file and decide whether its content is new (``reprocess``: process it even if not)."""
     name, night = candidate["name"], candidate["night"]
     target = paths.landing(contract.id, night) / name
     remote_path = f"{contract.directory.rstrip('/')}/{name}"
@@ -133,7 +149,7 @@ def fetch(
     entry_id = ledger.record_landed(contract.id, name, night, download.size, download.mtime, download.sha256, run_id)
     landed = {"entry_id": entry_id, "name": name, "night": night, "path": str(target),
               "sha256": download.sha256, "size": download.size, "action": "process"}
-    known = ledger.known_content(contract.id, download.sha256)
+    known = None if reprocess else ledger.known_content(contract.id, download.sha256)
     if known is not None:
         status = "unchanged" if known.name == name else "duplicate"
         reason = (f"same content as {known.name} (night {known.night}), already {known.status}"
@@ -167,6 +183,9 @@ class FileResult:
     unexpected_columns: list[str] = field(default_factory=list)
     expectations: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    receipt: str | None = None  # the hub's copy, under reports/receipts/; delivered by the runtime
+    data_docs: str | None = None  # the night's Data Docs page, relative to the Airflow UI
 
     def balance_line(self) -> str:
         return (f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}"
@@ -243,6 +262,9 @@ class _FileRun:
         self.valid_rows = 0
         self.quarantined_rows = 0
         self.reason_counts: dict[str, int] = {}
+        self.reason_texts: dict[str, str] = {}
+        self.rows_by_check: dict[str, list[int]] = {}
+        self.samples = reports.SampleCollector()
         self.info = FileInfo()
 
     def staged(self) -> list[StagedParquet]:
@@ -260,6 +282,7 @@ class _FileRun:
             if outcome.table_failures:
                 raise FileRejected(f"table-level checks failed: {', '.join(outcome.table_failures)}")
             self.outcomes.append(outcome)
+            self.samples.add(part, outcome, frame)
             reasons.update(outcome.reasons)
             for row, labels in outcome.failures.items():
                 failures.setdefault(int(row), []).extend(labels)
@@ -275,8 +298,11 @@ class _FileRun:
             self.incidents.write(self.model.incidents(table))
             self.involvements.write(self.model.involvements(table))
 
-    def _count(self, reason: str) -> None:
+    def _count(self, reason: str, row: int, text: str | None = None) -> None:
         self.reason_counts[reason] = self.reason_counts.get(reason, 0) + 1
+        self.rows_by_check.setdefault(reason, []).append(row)
+        if text:
+            self.reason_texts.setdefault(reason, text)
 
     def _quarantine_rows(self, failed: pa.Table, failures: dict[int, list[str]], reasons: dict[str, str]) -> None:
         sources = {c.name: c.source for c in self.contract.columns}
@@ -284,7 +310,7 @@ class _FileRun:
         for row in failed.to_pylist():
             labels = sorted(set(failures[row[ROW]]))
             for label in labels:
-                self._count(label)
+                self._count(label, row[ROW], reasons.get(label))
             raw = {sources[k]: v for k, v in row.items() if k != ROW}
             records.append(self._quarantine_record(row[ROW], labels, "; ".join(reasons.get(l, l) for l in labels),
                                                    json.dumps(raw, ensure_ascii=False)))
@@ -296,7 +322,7 @@ class _FileRun:
             return
         records = []
         for bad in batch.bad_records:
-            self._count("unreadable record")
+            self._count("unreadable record", bad.row, "the record could not be read as a record of this format")
             records.append(self._quarantine_record(bad.row, ["unreadable record"], bad.reason, bad.raw))
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.quarantined_rows += len(records)
@@ -326,12 +352,15 @@ def process(
     run = _FileRun(contract, landed, paths, pseudonymiser, validator, load_suites(contract, expectations_dir), run_id)
     try:
         for batch in read_batches(contract, Path(landed["path"]), batch_rows=batch_rows, info=run.info):
+            _check_columns(contract, run)
             run.handle(batch)
         _check_threshold(contract, run)
     except FileRejected as exc:
         for staged in run.staged():
             staged.abort()
-        return _reject(contract, landed, paths, ledger, result, run, str(exc))
+        result = _reject(contract, landed, paths, ledger, result, run, str(exc))
+        _report(contract, paths, result, run, run_id)
+        return result
     except BaseException:
         for staged in run.staged():
             staged.abort()
@@ -349,10 +378,38 @@ def process(
         result.expectations = outcome_to_records(combine(run.outcomes), contract.id, landed["night"], landed["name"])
     if result.unexpected_columns:
         log.warning("%s: %s has unexpected column(s) %s; ignored", contract.id, landed["name"], result.unexpected_columns)
+        result.warnings.append(f"column(s) not in the contract were ignored: {', '.join(result.unexpected_columns)}")
     ledger.settle(landed["entry_id"], "published", None, received=result.rows_received,
                   published=result.rows_published, quarantined=result.rows_quarantined)
     log.info(result.balance_line())
+    _report(contract, paths, result, run, run_id)
     return result
+
+
+def _check_columns(contract: Contract, run: _FileRun) -> None:
+    """A column the contract does not know is a warning unless the contract says to refuse it."""
+    if run.info.unexpected_columns and contract.unexpected_columns_policy == "reject":
+        raise FileRejected(f"column(s) not in the contract: {', '.join(run.info.unexpected_columns)} "
+                           "(this feed's contract refuses unannounced columns)")
+
+
+def _missing_columns(contract: Contract, run: _FileRun) -> list[str]:
+    """Required columns the header lacks (contract names, so nothing of the file is quoted)."""
+    if not run.info.header:
+        return []
+    return [c.source for c in contract.columns if c.required and c.source not in run.info.header]
+
+
+def _report(contract: Contract, paths: Paths, result: FileResult, run: _FileRun, run_id: str | None) -> None:
+    """The file's masked validation record (for Data Docs) and its receipt, both value-free."""
+    file = {**asdict(result), "run_id": run_id}
+    record = reports.file_validation(contract, run.suites, file, result.expectations, run.samples.to_dict(),
+                                     missing_columns=_missing_columns(contract, run))
+    reports.store_file_validation(paths.root, record)
+    result.data_docs = reports.data_docs_url(contract.id, result.night)
+    receipt = receipts.build(contract, file, reasons=run.reason_texts, rows_by_check=run.rows_by_check,
+                             warnings=result.warnings, run_id=run_id)
+    result.receipt = str(receipts.store(paths.root, receipt))
 
 
 def _check_threshold(contract: Contract, run: _FileRun) -> None:
@@ -375,13 +432,23 @@ def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, 
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(landed["path"], target)
     result.status = "rejected"
-    result.reason = reason
+    result.reason = reports.public_reason(reason)  # the full reason, header included, stays in the ledger
     result.rows_received = run.info.records
     result.rows_quarantined = run.info.records
     result.quarantine_reasons = {"file rejected": run.info.records}
+    result.unexpected_columns = run.info.unexpected_columns
+    if run.outcomes:
+        from samverkan.validation import combine, outcome_to_records
+
+        result.expectations = outcome_to_records(combine(run.outcomes), contract.id, landed["night"], landed["name"])
+    missing = _missing_columns(contract, run)
+    if missing:
+        result.expectations = [{"feed": contract.id, "night": landed["night"], "file": landed["name"],
+                                "expectation": reports.TABLE_COLUMNS, "column": None, "success": False,
+                                "element_count": 0, "unexpected_count": len(missing)}]
     ledger.settle(landed["entry_id"], "rejected", reason, received=result.rows_received, published=0,
                   quarantined=result.rows_quarantined)
-    log.warning("%s: %s rejected whole: %s", contract.id, landed["name"], reason)
+    log.warning("%s: %s rejected whole: %s", contract.id, landed["name"], result.reason)
     log.info(result.balance_line())
     return result
 
@@ -406,11 +473,24 @@ def summarise(contract: Contract, paths: Paths, results: list[dict[str, Any]], s
             for key in ("rows_received", "rows_published", "rows_quarantined", "incidents", "involvements")
         },
     }
+    manifest["data_docs"] = _data_docs(contract, paths, results, run_id)
+    outcomes = reports.write_outcomes(paths.root, contract.id, run_id, results)
+    manifest["expectation_outcomes"] = str(outcomes.relative_to(paths.root)) if outcomes else None
     path = write_json_atomic(paths.manifests(contract.id) / manifest_name(run_id), manifest)
     t = manifest["totals"]
     log.info("%s run %s: %d file(s); received %d = published %d + quarantined %d; manifest %s", contract.id, run_id,
              len(results), t["rows_received"], t["rows_published"], t["rows_quarantined"], path)
     return manifest
+
+
+def _data_docs(contract: Contract, paths: Paths, results: list[dict[str, Any]], run_id: str) -> dict[str, str]:
+    """Rebuild the Data Docs page of every night this run touched; night → URL in the Airflow UI."""
+    run = {"run_id": run_id, "run_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    pages = {}
+    for night in sorted({r["night"] for r in results}):
+        if reports.render_night(paths.root, contract.id, night, run):
+            pages[night] = reports.data_docs_url(contract.id, night)
+    return pages
 
 
 def result_dict(result: FileResult) -> dict[str, Any]:

@@ -122,8 +122,11 @@ def as_text(receipt: Mapping[str, Any]) -> str:
     ]
     if receipt.get("reason"):
         lines.append(f"Reason:       {receipt['reason']}")
+    if receipt["status"] == "rejected" and not r["received"]:
+        lines += ["", "Records: not read (the file was refused before its records were read)"]
+    else:
+        lines += [""]
     lines += [
-        "",
         f"Records received:    {r['received']}",
         f"Records accepted:    {r['accepted']}",
         f"Records quarantined: {r['quarantined']}",

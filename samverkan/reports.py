@@ -349,12 +349,12 @@ def render_night(data_root: Path, feed: str, night: str, run: Mapping[str, Any])
 
 
 def render_index(data_root: Path, feed: str) -> Path:
-    """A plain list of the feed's nights, newest first, each linking to its page."""
+    """A plain list of the feed's nights, newest first, for reading the pages straight from disk."""
     import html as html_lib
 
     root = reports_root(data_root) / "data_docs" / feed
     nights = sorted((p.name for p in root.iterdir() if (p / "index.html").exists()), reverse=True)
-    items = "\n".join(f'<li><a href="nights/{html_lib.escape(n)}/">{html_lib.escape(n)}</a></li>' for n in nights)
+    items = "\n".join(f'<li><a href="{html_lib.escape(n)}/index.html">{html_lib.escape(n)}</a></li>' for n in nights)
     page = root / "index.html"
     page.write_text(f"<!doctype html><meta charset='utf-8'><title>Data Docs: {html_lib.escape(feed)}</title>"
                     f"<h1>Validation results: {html_lib.escape(feed)}</h1>"

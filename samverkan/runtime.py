@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from connectors.sftp import SFTPConnector, SFTPSettings
-from samverkan import pipeline
+from samverkan import pipeline, receipts
 from samverkan.contracts import Contract
 from samverkan.ledger import Ledger
 from samverkan.pseudonymise import Pseudonymiser, key_from_secret
@@ -50,26 +50,81 @@ def _quiet_period_override(contract: Contract) -> float | None:
     return float(value) if value is not None else None
 
 
-def discover(contract: Contract, night: date) -> list[dict[str, Any]]:
+def checked_at(logical_date: datetime | None) -> datetime:
+    """The moment a run checks a deadline: now, or its logical date when that is later.
+
+    A scheduled run's logical date is its start; a replayed or test run for an old or future
+    morning judges lateness as of that morning, so a run of the night's schedule always sees
+    what an on-time run would have seen.
+    """
+    now = datetime.now(timezone.utc)
+    return max(now, logical_date) if logical_date is not None else now
+
+
+def discover(contract: Contract, night: date, *, run_id: str = "manual", logical_date: datetime | None = None,
+             reprocess: bool = False, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    ledger = _ledger()
+    when = checked_at(logical_date)
+
+    def missing(run_night: date) -> None:
+        due = contract.deadline_for(run_night)
+        if due is None or when < due:
+            log.info("%s: no complete file for night %s yet; due %s", contract.id, run_night, due)
+            return
+        log.warning("%s: night %s is late: no complete file by the deadline %s", contract.id, run_night, due)
+        from samverkan import alerts
+
+        alerts.feed_late(ledger, contract, run_night.isoformat(), due.isoformat(timespec="minutes"),
+                         dag_id=f"samverkan_{contract.id}", run_id=run_id, context=context)
+
     with _connector(contract) as connector:
-        return pipeline.discover(contract, connector, _ledger(), night,
-                                 quiet_period_seconds=_quiet_period_override(contract))
+        return pipeline.discover(contract, connector, ledger, night,
+                                 quiet_period_seconds=_quiet_period_override(contract), on_missing=missing,
+                                 reprocess=reprocess)
 
 
-def fetch(contract: Contract, candidate: dict[str, Any], run_id: str) -> dict[str, Any]:
+def fetch(contract: Contract, candidate: dict[str, Any], run_id: str, *, reprocess: bool = False) -> dict[str, Any]:
     with _connector(contract) as connector:
-        return pipeline.fetch(contract, connector, _ledger(), paths().ensure(), candidate, run_id)
+        return pipeline.fetch(contract, connector, _ledger(), paths().ensure(), candidate, run_id, reprocess=reprocess)
 
 
-def process(contract: Contract, landed: dict[str, Any], run_id: str, expectations_dir: Path) -> dict[str, Any]:
+def process(contract: Contract, landed: dict[str, Any], run_id: str, expectations_dir: Path,
+            context: dict[str, Any] | None = None) -> dict[str, Any]:
     if landed.get("action") == "skip":
-        return {"feed": contract.id, "name": landed["name"], "night": landed["night"], "sha256": landed["sha256"],
-                "status": landed["status"], "reason": landed["reason"]}
-    from samverkan.validation import Validator
+        result = {"feed": contract.id, "name": landed["name"], "night": landed["night"], "sha256": landed["sha256"],
+                  "status": landed["status"], "reason": landed["reason"]}
+        result["receipt"] = str(receipts.store(paths().ensure().root, receipts.build(contract, result, run_id=run_id)))
+    else:
+        from samverkan.validation import Validator
 
-    result = pipeline.process(contract, landed, paths().ensure(), _ledger(), pseudonymiser_from_airflow(), Validator(),
-                              run_id=run_id, expectations_dir=expectations_dir)
-    return asdict(result)
+        result = asdict(pipeline.process(contract, landed, paths().ensure(), _ledger(), pseudonymiser_from_airflow(),
+                                         Validator(), run_id=run_id, expectations_dir=expectations_dir))
+    result["receipt_delivered"] = deliver_receipts(contract, [result["receipt"]]) == []
+    if result.get("status") == "rejected":
+        from samverkan import alerts
+
+        alerts.file_rejected(_ledger(), contract, result, dag_id=f"samverkan_{contract.id}", run_id=run_id,
+                             context=context)
+    return result
+
+
+def deliver_receipts(contract: Contract, receipt_paths: list[str]) -> list[str]:
+    """Upload receipts to the partner; returns those that could not be delivered (retried later).
+
+    A receipt that cannot be delivered does not undo the file's processing: the data is
+    published, and the run's last task tries again and fails loudly if the partner's server
+    still refuses.
+    """
+    if not receipt_paths:
+        return []
+    try:
+        with _connector(contract) as connector:
+            for path in receipt_paths:
+                receipts.deliver(contract, connector, Path(path))
+    except Exception as exc:  # the error names host and path, never file content
+        log.warning("%s: receipt(s) not delivered to the partner yet: %s: %s", contract.id, type(exc).__name__, exc)
+        return list(receipt_paths)
+    return []
 
 
 def summarise(contract: Contract, landed: list[dict[str, Any]], results: list[dict[str, Any]], run_id: str,
@@ -80,6 +135,13 @@ def summarise(contract: Contract, landed: list[dict[str, Any]], results: list[di
     failed = [{"name": l["name"], "night": l["night"], "sha256": l.get("sha256"), "status": "failed",
                "reason": "processing task failed; see its log"} for l in landed if l and l["name"] not in done]
     manifest = pipeline.summarise(contract, paths().ensure(), processed, skipped + failed, run_id, night.isoformat())
+    undelivered = deliver_receipts(contract, [r["receipt"] for r in results
+                                             if r and r.get("receipt") and not r.get("receipt_delivered")])
+    from samverkan import quarantine
+
+    quarantine.purge(contract, paths().ensure(), _ledger())
     if failed:
         raise RuntimeError(f"{len(failed)} file(s) could not be processed: {', '.join(f['name'] for f in failed)}")
-    return manifest["totals"]
+    if undelivered:
+        raise RuntimeError(f"{len(undelivered)} receipt(s) could not be delivered to the partner; the task retries")
+    return {**manifest["totals"], "data_docs": manifest["data_docs"]}
