@@ -120,6 +120,24 @@ class Agreement:
         return next((g for g in self.datasets() if g.name == name), None)
 
 
+def describe_condition(cond: dict[str, Any] | None) -> str:
+    """An agreement condition in words, e.g. ``area is one of gustav_iii_torg, resecentrum``."""
+    if not cond:
+        return "all"
+    if "any_of" in cond:
+        return "(" + " or ".join(describe_condition(c) for c in cond["any_of"]) + ")"
+    if "all_of" in cond:
+        return "(" + " and ".join(describe_condition(c) for c in cond["all_of"]) + ")"
+    if "not" in cond:
+        return f"not {describe_condition(cond['not'])}"
+    column = f"`{cond['column']}`"
+    if "in" in cond:
+        return f"{column} is one of {', '.join(str(v) for v in cond['in'])}"
+    if "starts_with" in cond:
+        return f"{column} starts with `{cond['starts_with']}`"
+    return f"{column} is {'empty' if cond['is_null'] else 'filled in'}"
+
+
 # --- loading ---------------------------------------------------------------------------------
 
 
@@ -161,9 +179,12 @@ def _best_match(error):
     context error (e.g. 'account is a required property') tells the author what to fix."""
     from jsonschema.exceptions import best_match
 
-    if error.context:
-        return best_match(error.context)
-    return error
+    if not error.context:
+        return error
+    # Branches whose discriminator (e.g. delivery.mode) does not match are not what the author meant.
+    wrong_branch = {e.schema_path[0] for e in error.context if e.validator == "const"}
+    meant = [e for e in error.context if e.schema_path[0] not in wrong_branch]
+    return best_match(meant or error.context)
 
 
 def published_columns() -> dict[str, tuple[str, ...]]:

@@ -16,26 +16,8 @@ import pyarrow as pa
 
 from samverkan.contracts import common_model
 from samverkan.sharing import aggregates
-from samverkan.sharing.agreements import Agreement
+from samverkan.sharing.agreements import Agreement, describe_condition
 from samverkan.sharing.recipient_pseudonyms import IDENTIFIER_COLUMNS, recipient_domain
-
-
-def describe_condition(cond: dict[str, Any] | None) -> str:
-    """An agreement condition in words, e.g. ``area is one of gustav_iii_torg, resecentrum``."""
-    if not cond:
-        return "all"
-    if "any_of" in cond:
-        return "(" + " or ".join(describe_condition(c) for c in cond["any_of"]) + ")"
-    if "all_of" in cond:
-        return "(" + " and ".join(describe_condition(c) for c in cond["all_of"]) + ")"
-    if "not" in cond:
-        return f"not {describe_condition(cond['not'])}"
-    column = f"`{cond['column']}`"
-    if "in" in cond:
-        return f"{column} is one of {', '.join(str(v) for v in cond['in'])}"
-    if "starts_with" in cond:
-        return f"{column} starts with `{cond['starts_with']}`"
-    return f"{column} is {'empty' if cond['is_null'] else 'filled in'}"
 
 
 def _column_doc(dataset: str, column: str) -> str:
