@@ -39,7 +39,7 @@ class PullAccount:
 
 
 def ensure_system_account(name: str) -> bool:
-    """A locked system account (no password, no shell, no home) for one recipient; True when it
+    """A system account (no usable password, no shell, no home) for one recipient; True when it
     had to be created. sshd needs a real account to switch to after the chroot."""
     try:
         pwd.getpwnam(name)
@@ -47,8 +47,11 @@ def ensure_system_account(name: str) -> bool:
     except KeyError:
         pass
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    # Password field "*": no password can match, but the account is not "locked" ("!"), which
+    # sshd (without PAM) would refuse even for key logins.
     subprocess.run([useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", NOLOGIN,
-                    "--comment", "samverkan recipient (sftp only)", name], check=True, capture_output=True)
+                    "--password", "*", "--comment", "samverkan recipient (sftp only)", name],
+                   check=True, capture_output=True)
     return True
 
 
@@ -108,14 +111,18 @@ def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: 
     if os.geteuid() != 0:
         raise SFTPServerError("the pull service chroots each recipient, which needs root")
     workdir = Path(workdir).resolve()
-    keys_dir = workdir / "authorized_keys.d"
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not (workdir / "ssh_host_ed25519_key").exists():
         generate_keypair(workdir / "ssh_host_ed25519_key")
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     CHROOT_ALIASES.mkdir(mode=0o755, exist_ok=True)
+    # sshd reads a user's authorized keys as that user, so they live beside the chroot links in
+    # the root-owned, world-readable directory below /run, not in the (private) workdir.
     alias_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=CHROOT_ALIASES))
-    alias_dir.chmod(0o755)
+    chroots, keys_dir = alias_dir / "chroot", alias_dir / "keys"
+    for d in (alias_dir, chroots, keys_dir):
+        d.mkdir(mode=0o755, exist_ok=True)
+        d.chmod(0o755)
     created = []
     try:
         for a in accounts:
@@ -123,11 +130,12 @@ def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: 
                 created.append(a.account)
             target = Path(outbox_root).resolve() / a.recipient
             _prepare_outbox(target)
-            (alias_dir / a.account).symlink_to(target)
+            (chroots / a.account).symlink_to(target)
             (keys_dir / a.account).write_text(a.public_key.strip() + "\n", encoding="ascii")
+            (keys_dir / a.account).chmod(0o644)
         users = " ".join(a.account for a in accounts)
-        process, chosen = _launch_sshd(workdir, users, alias_dir / "%u", port, timeout,
-                                       keys_file="authorized_keys.d/%u")
+        process, chosen = _launch_sshd(workdir, users, chroots / "%u", port, timeout,
+                                       keys_file=str(keys_dir / "%u"))
     except BaseException:
         shutil.rmtree(alias_dir, ignore_errors=True)
         for name in created:
