@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import logging
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,23 @@ def _check_header(contract: Contract, header: list[str], info: FileInfo) -> list
 
 
 def _csv_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo) -> Iterator[Batch]:
+    """Arrow's multi-threaded CSV reader when it gives exactly what the csv module would; else
+    (or from the record where it stops agreeing) the csv module, which has the last word."""
+    delivered = 0
+    if _quoting_is_plain(contract, path):
+        try:
+            for batch in _arrow_csv_batches(contract, path, batch_rows, info):
+                delivered = info.records
+                yield batch
+            return
+        except _NotPlain as exc:
+            log.debug("%s: exact reader takes over after record %d (%s)", path.name, delivered, exc)
+    info.records = 0
+    yield from _python_csv_batches(contract, path, batch_rows, info, skip=delivered)
+
+
+def _python_csv_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo, *,
+                        skip: int = 0) -> Iterator[Batch]:
     fmt = contract.format
     csv.field_size_limit(MAX_FIELD_BYTES)
     with _open_binary(contract, path) as raw:
@@ -151,6 +169,8 @@ def _csv_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo
                 raise FileRejected("file is empty (no header row)")
             positions = _check_header(contract, header, info)
             width = len(header)
+            if skip:
+                reader = _skip_records(reader, skip, width, info)
             yield from _csv_records(contract, reader, positions, width, batch_rows, info)
         except FileRejected:
             raise
@@ -180,6 +200,212 @@ def _csv_records(contract, reader, positions, width, batch_rows, info) -> Iterat
             columns, rows, bad = [[] for _ in contract.columns], [], []
     if rows or bad:
         yield _csv_batch(contract, rows, columns, bad)
+
+
+def _skip_records(reader, skip: int, width: int, info: FileInfo):
+    """Records the fast reader already delivered: parsed again (so errors stay where they are), not kept."""
+    for fields in reader:
+        if not fields or fields == [""] and width > 1:
+            continue
+        if info.records == skip:
+            yield fields
+            break
+        info.records += 1
+    yield from reader
+
+
+# --- CSV, fast path ----------------------------------------------------------------------
+
+class _NotPlain(Exception):
+    """Arrow's reader met something where it could differ from the csv module; hand over."""
+
+
+ARROW_BLOCK_BYTES = 4 << 20
+_QUOTE_SCAN_BYTES = 16 << 20
+
+
+def _quoting_is_plain(contract: Contract, path: Path) -> bool:
+    """True when every quote in the file is one the csv module (strict) and Arrow read alike.
+
+    Arrow is lenient where ``strict=True`` is not: text after a closing quote (``"ab"c``),
+    and a quoted field still open at the end of the file, are accepted as values. Only runs of
+    the quote character matter: an odd run toggles between outside and inside a quoted field,
+    an even run never does (escaped quotes, or an empty quoted value), so whether a run is
+    inside is the parity of odd runs before it, computed with numpy a block at a time.
+    Outside, a run must start a field (a quote inside an unquoted field is legal but rare: it
+    sends the file to the exact reader too) and an even one must end it; inside, an odd run
+    closes the field and must be followed by a delimiter or line end. The file must not end
+    inside a quoted field.
+    """
+    import numpy as np
+
+    fmt = contract.format
+    quote = fmt["quotechar"].encode("ascii", "ignore")
+    delimiter = fmt["delimiter"].encode("ascii", "ignore")
+    if len(quote) != 1 or len(delimiter) != 1:
+        return False
+    q = quote[0]
+    ends = np.zeros(257, bool)  # index 256: "no byte" (start or end of the file)
+    ends[[delimiter[0], 0x0D, 0x0A, 256]] = True
+    inside = 0
+    before = 256
+    carry = b""
+    try:
+        with _open_binary(contract, path) as raw:
+            while True:
+                block = raw.read(_QUOTE_SCAN_BYTES)
+                data = carry + block
+                last = not block
+                # a run touching the end of a block may go on in the next one
+                cut = len(data) if last else len(data.rstrip(quote))
+                if cut:
+                    arr = np.frombuffer(data, np.uint8, count=cut)
+                    at = np.flatnonzero(arr == q)
+                    if len(at):
+                        new_run = np.concatenate(([True], at[1:] != at[:-1] + 1))
+                        starts = at[new_run]
+                        stops = np.concatenate((at[np.flatnonzero(new_run)[1:] - 1], at[-1:])) + 1
+                        odd = (stops - starts) % 2
+                        parity = (np.cumsum(odd) - odd + inside) % 2
+                        prev = np.where(starts > 0, arr[np.maximum(starts - 1, 0)].astype(np.int16), before)
+                        nxt = np.full(len(stops), 256, np.int16)
+                        within = stops < cut
+                        nxt[within] = arr[stops[within]]
+                        if not last:
+                            nxt[~within] = 256 if cut == len(data) else data[cut]
+                        out = parity == 0
+                        if np.any(out & ~ends[prev]):
+                            return False
+                        if np.any(out & (odd == 0) & ~ends[nxt]):
+                            return False
+                        if np.any(~out & (odd == 1) & ~ends[nxt]):
+                            return False
+                        inside = int((inside + odd.sum()) % 2)
+                    before = data[cut - 1]
+                carry = data[cut:]
+                if last:
+                    break
+    except (OSError, EOFError, zlib.error):
+        return False  # the exact reader reports it
+    return inside == 0
+
+
+# Encodings the fast path reads itself: bytes below 0x80 are ASCII in all of them, so Arrow can
+# split records on the raw bytes; values are then decoded as the csv module would (strictly).
+_FAST_ENCODINGS = {"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso8859-1", "iso8859-15"}
+
+
+def _decode_column(values: pa.Array, encoding: str) -> pa.Array:
+    """Raw bytes → text, strictly; a value that does not decode hands the file to the exact reader."""
+    import pyarrow.compute as pc
+
+    if encoding in ("utf-8", "utf-8-sig"):
+        try:
+            return values.cast(pa.string())  # validates UTF-8
+        except pa.ArrowInvalid:
+            raise _NotPlain("not valid UTF-8") from None
+    text = values.view(pa.string()) if pa.types.is_binary(values.type) else values
+    if len(text) == 0 or pc.all(pc.string_is_ascii(text)).as_py() is not False:
+        return text  # ASCII is the same bytes in every encoding here
+    encoded = pc.dictionary_encode(values)
+    try:
+        decoded = [None if v is None else v.decode(encoding) for v in encoded.dictionary.to_pylist()]
+    except UnicodeDecodeError:
+        raise _NotPlain(f"not valid {encoding}") from None
+    return pc.take(pa.array(decoded, pa.string()), encoded.indices)
+
+
+def _arrow_source(contract: Contract, path: Path):
+    if contract.format["compression"] == "gzip":
+        return pa.CompressedInputStream(pa.OSFile(str(path)), "gzip")
+    return pa.OSFile(str(path))
+
+
+def _python_header(contract: Contract, path: Path) -> list[str] | None:
+    fmt = contract.format
+    with _open_binary(contract, path) as raw:
+        text = _csv_text(contract, raw)
+        reader = csv.reader(text, delimiter=fmt["delimiter"], quotechar=fmt["quotechar"], doublequote=True, strict=True)
+        return next(reader, None)
+
+
+def _arrow_csv_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo) -> Iterator[Batch]:
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    fmt = contract.format
+    try:
+        header = _python_header(contract, path)
+    except Exception as exc:  # the exact reader words the error
+        raise _NotPlain(f"header: {type(exc).__name__}") from None
+    if not header:
+        raise _NotPlain("no header")
+    encoding = codecs.lookup(fmt["encoding"]).name
+    if encoding not in _FAST_ENCODINGS:
+        raise _NotPlain(f"encoding {encoding}")
+    header = list(header)
+    positions = _check_header(contract, list(header), info)
+    width = len(header)
+    names = [f"c{i}" for i in range(width)]
+    try:
+        reader = pcsv.open_csv(
+            _arrow_source(contract, path),
+            read_options=pcsv.ReadOptions(block_size=ARROW_BLOCK_BYTES, use_threads=True, column_names=names),
+            parse_options=pcsv.ParseOptions(delimiter=fmt["delimiter"], quote_char=fmt["quotechar"], double_quote=True,
+                                            escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.binary() for n in names},
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except Exception as exc:
+        raise _NotPlain(f"open: {type(exc).__name__}") from None
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    first = True
+    schema = raw_schema(contract)
+    while True:
+        try:
+            record_batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except Exception as exc:  # field count, encoding, a record longer than a block, ...
+            raise _NotPlain(f"{type(exc).__name__}") from None
+        if first:
+            first = False
+            if record_batch.num_rows == 0:
+                raise _NotPlain("no header")
+            got = [_decode_column(record_batch.column(i).slice(0, 1), encoding)[0].as_py() for i in range(width)]
+            if encoding == "utf-8" and got[0].startswith("\ufeff") != header[0].startswith("\ufeff"):
+                raise _NotPlain("byte order mark")
+            if [g.removeprefix("\ufeff") for g in got] != [h.removeprefix("\ufeff") for h in header]:
+                raise _NotPlain("header differs")
+            record_batch = record_batch.slice(1)
+        pending.append(record_batch)
+        pending_rows += record_batch.num_rows
+        while pending_rows >= batch_rows:
+            table = pa.Table.from_batches(pending)
+            yield _arrow_batch(table.slice(0, batch_rows), positions, schema, info, encoding, pc)
+            rest = table.slice(batch_rows)
+            pending, pending_rows = rest.to_batches(), rest.num_rows
+    if first:
+        raise _NotPlain("no header")
+    if pending_rows:
+        yield _arrow_batch(pa.Table.from_batches(pending), positions, schema, info, encoding, pc)
+
+
+def _arrow_batch(table: pa.Table, positions, schema: pa.Schema, info: FileInfo, encoding: str, pc) -> Batch:
+    n = table.num_rows
+    arrays = [pa.array(range(info.records + 1, info.records + n + 1), pa.int64())]
+    for pos in positions:
+        if pos is None:
+            arrays.append(pa.nulls(n, pa.string()))
+            continue
+        raw = table.column(pos).combine_chunks()
+        if n and pc.max(pc.binary_length(raw)).as_py() > MAX_FIELD_BYTES:
+            raise _NotPlain("a field beyond the size limit")  # the exact reader counts characters, and refuses
+        values = _decode_column(raw, encoding)
+        arrays.append(pc.if_else(pc.equal(pc.binary_length(raw), 0), pa.scalar(None, pa.string()), values))
+    info.records += n
+    return Batch(pa.Table.from_arrays(arrays, schema=schema), [])
 
 
 def fmt_raw(fields: list[str]) -> str:

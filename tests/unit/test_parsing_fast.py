@@ -1,0 +1,134 @@
+"""Arrow's CSV reader is used only where it gives exactly what the csv module gives.
+
+Every case is read twice: by ``read_batches`` (fast path where it applies, the csv module from
+where it does not) and by the csv module alone. Records, record numbers, bad records, file
+information and the rejection message must be identical.
+"""
+
+import dataclasses
+import gzip
+from datetime import date
+
+import pytest
+
+from samverkan import parsing
+from samverkan.contracts import load_contracts
+from samverkan.parsing import FileInfo, FileRejected, read_batches
+from samverkan.synthetic import Population, write_night
+
+pytestmark = pytest.mark.unit
+
+POLICE_HEADER = "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
+GOOD = "5000-K1-26;2026-11-20 23:14;2026-11-21 00:02;Stortorget, Östersund;6997480;497120;Rån;Vittne;;Åberg, Åsa;31;text"
+
+
+@pytest.fixture(scope="module")
+def police():
+    return load_contracts()["police"]
+
+
+def outcome(reader, contract, path, batch_rows):
+    info = FileInfo()
+    try:
+        batches = list(reader(contract, path, batch_rows=batch_rows, info=info))
+    except FileRejected as exc:
+        return ("rejected", str(exc), info.records)
+    return ("read", [b.table.to_pylist() for b in batches], [b.bad_records for b in batches],
+            info.records, info.header, info.unexpected_columns)
+
+
+def exact(contract, path, batch_rows, info):
+    return parsing._python_csv_batches(contract, path, batch_rows, info)
+
+
+def same_as_csv_module(contract, path, batch_rows=3):
+    fast = outcome(read_batches, contract, path, batch_rows)
+    slow = outcome(lambda c, p, batch_rows, info: exact(c, p, batch_rows, info), contract, path, batch_rows)
+    assert fast == slow
+    return fast
+
+
+def write(tmp_path, body: str, *, encoding="cp1252", name="polisen_handelser_20261120.csv"):
+    path = tmp_path / name
+    path.write_bytes(body.encode(encoding))
+    return path
+
+
+CASES = {
+    "clean": [GOOD] * 7,
+    "quoted multi-line and doubled quotes": [GOOD[:-4] + '"rad ett\r\nhon sa ""nej"""'] * 4,
+    "quoted delimiter": [GOOD[:-4] + '"a; b"'] * 2,
+    "empty quoted value": [GOOD[:-4] + '""'],
+    "text after a closing quote": [GOOD, GOOD[:-4] + '"ab"c', GOOD],
+    "blank after a closing quote": [GOOD, GOOD[:-4] + '"ab" ', GOOD],
+    "quote inside an unquoted value": [GOOD, GOOD[:-4] + 'ab"c', GOOD],
+    "unterminated quote at the end": [GOOD, GOOD, GOOD[:-4] + '"never closed'],
+    "unterminated quote in the middle": [GOOD, GOOD[:-4] + '"open', GOOD, GOOD],
+    "too many fields": [GOOD, GOOD, GOOD, GOOD + ";extra", GOOD],
+    "too few fields": [GOOD] * 4 + ["5000-K2-26;2026-11-20 23:14"] + [GOOD] * 3,
+    "blank and whitespace lines": [GOOD, "", GOOD, "   ", GOOD],
+    "header only": [],
+    "trailing delimiter": [GOOD + ";"] * 2,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_corpus_same_as_csv_module(police, tmp_path, case):
+    records = CASES[case]
+    body = "\r\n".join([POLICE_HEADER, *records]) + ("\r\n" if not case.startswith("unterminated quote at") else "")
+    same_as_csv_module(police, write(tmp_path, body))
+
+
+def test_reader_switch_mid_file_keeps_numbers_and_batches(police, tmp_path):
+    """A bad record after several full batches: the csv module takes over exactly there."""
+    records = [GOOD.replace("K1", f"K{i}") for i in range(40)]
+    records[33] = records[33] + ";extra"
+    result = same_as_csv_module(police, write(tmp_path, "\r\n".join([POLICE_HEADER, *records]) + "\r\n"), batch_rows=5)
+    assert result[0] == "read" and result[3] == 40
+    assert [b.row for bs in result[2] for b in bs] == [34]
+
+
+def test_encoding_errors_same_as_csv_module(police, tmp_path):
+    path = tmp_path / "polisen_handelser_20261120.csv"
+    path.write_bytes(("\r\n".join([POLICE_HEADER, GOOD, GOOD]) + "\r\n").encode("cp1252").replace(b"text", b"t\x81xt"))
+    assert same_as_csv_module(police, path)[0] == "rejected"
+
+
+def test_utf8_file_for_a_cp1252_contract_is_read_as_cp1252_by_both(police, tmp_path):
+    same_as_csv_module(police, write(tmp_path, "\r\n".join([POLICE_HEADER, GOOD]) + "\r\n", encoding="utf-8"))
+
+
+def test_field_over_the_limit_same_as_csv_module(police, tmp_path):
+    big = GOOD[:-4] + "x" * (parsing.MAX_FIELD_BYTES + 10)
+    assert same_as_csv_module(police, write(tmp_path, "\r\n".join([POLICE_HEADER, GOOD, big]) + "\r\n"))[0] == "rejected"
+
+
+@pytest.mark.parametrize("feed", ["police", "guards"])
+def test_generated_nights_same_as_csv_module(tmp_path, feed):
+    contract = load_contracts()[feed]
+    truth = write_night(feed, date(2026, 11, 20), tmp_path, rows=3000, population=Population(seed=2, size=400), seed=9)
+    assert parsing._quoting_is_plain(contract, truth.path)  # the fast path is really taken, to the end
+    assert sum(b.table.num_rows for b in parsing._arrow_csv_batches(contract, truth.path, 700, FileInfo())) == 3000
+    same_as_csv_module(contract, truth.path, batch_rows=700)
+
+
+def test_quote_runs_across_scan_blocks(police, tmp_path, monkeypatch):
+    monkeypatch.setattr(parsing, "_QUOTE_SCAN_BYTES", 7)
+    body = "\r\n".join([POLICE_HEADER] + [GOOD[:-4] + '"x ""y"" ;z"'] * 5 + [GOOD[:-4] + '"ab"""c']) + "\r\n"
+    path = write(tmp_path, body)
+    assert not parsing._quoting_is_plain(police, path)
+    same_as_csv_module(police, path)
+    ok = write(tmp_path, "\r\n".join([POLICE_HEADER] + [GOOD[:-4] + '"x ""y"" ;z"'] * 5) + "\r\n", name="ok.csv")
+    assert parsing._quoting_is_plain(police, ok)
+
+
+def test_gzip_csv_same_as_csv_module(tmp_path):
+    contract = load_contracts()["police"]
+    raw = {**contract.raw, "format": {**contract.format, "compression": "gzip"}}
+    gz = dataclasses.replace(contract, raw=raw)
+    body = ("\r\n".join([POLICE_HEADER, GOOD, GOOD]) + "\r\n").encode("cp1252")
+    path = tmp_path / "polisen_handelser_20261120.csv.gz"
+    path.write_bytes(gzip.compress(body))
+    assert same_as_csv_module(gz, path)[0] == "read"
+    path.write_bytes(gzip.compress(body)[:-12])
+    assert same_as_csv_module(gz, path)[0] == "rejected"
