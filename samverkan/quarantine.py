@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from samverkan.contracts import Contract, load_contracts
-from samverkan.ledger import Ledger, QuarantineEntry
+from samverkan.ledger import Ledger
 from samverkan.settings import Paths, paths as default_paths
 
 
