@@ -27,6 +27,7 @@ from samverkan.settings import DATA_ROOT_ENV, Paths
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"
+SHARING_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_SHARING_SECRET"
 
 
 def conn_env_name(conn_id: str) -> str:
@@ -68,6 +69,15 @@ class EmbeddedHub:
     def secret(self) -> str:
         """The demo's pseudonymisation secret: random, kept in a 0600 file, never in the repo."""
         path = self.keys / "pseudonym_secret"
+        if not path.exists():
+            self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def sharing_secret(self) -> str:
+        """The key for recipients' pseudonyms: separate from the hub's (see README, Sharing)."""
+        path = self.keys / "sharing_secret"
         if not path.exists():
             self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.write_text(secrets.token_hex(32))
@@ -123,6 +133,7 @@ class EmbeddedHub:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
             DATA_ROOT_ENV: str(self.data.root),
             SECRET_ENV: self.secret(),
+            SHARING_SECRET_ENV: self.sharing_secret(),
         }
         if self.smtp_port is not None:  # alerts: Airflow's SMTP connection + the recipients Variable
             env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps({
@@ -158,3 +169,8 @@ class EmbeddedHub:
         """One DAG run covering ``night`` (the run happens the next morning, local time)."""
         logical = f"{(night + timedelta(days=1)).isoformat()}T06:30:00+01:00"
         return self.airflow("dags", "test", f"samverkan_{feed}", logical, check=check, capture=True)
+
+    def run_delivery(self, recipient: str, night: date, *, check: bool = True) -> subprocess.CompletedProcess:
+        """One run of a recipient's delivery DAG for ``night`` (and its look-back window)."""
+        logical = f"{(night + timedelta(days=1)).isoformat()}T07:30:00+01:00"
+        return self.airflow("dags", "test", f"samverkan_deliver_{recipient}", logical, check=check, capture=True)
