@@ -9,12 +9,14 @@ masker the moment it is read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from connectors.sftp import SFTPConnector, SFTPSettings
+from connectors.sftp import HostKeyError, SFTPConnector, SFTPSettings
 from samverkan import pipeline, receipts
 from samverkan.contracts import Contract
 from samverkan.ledger import Ledger
@@ -26,8 +28,17 @@ log = logging.getLogger(__name__)
 PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"
 
 
-def _connector(contract: Contract) -> SFTPConnector:
-    return SFTPConnector(SFTPSettings.from_airflow_connection(contract.connection_id))
+@contextmanager
+def _connector(contract: Contract) -> Iterator[SFTPConnector]:
+    """A connected SFTP client; a refused host key fails the task at once: retrying cannot make
+    a different machine the partner's, and every retry would hand it our credentials again."""
+    from airflow.exceptions import AirflowFailException
+
+    try:
+        with SFTPConnector(SFTPSettings.from_airflow_connection(contract.connection_id)) as connector:
+            yield connector
+    except HostKeyError as refused:
+        raise AirflowFailException(f"{contract.id}: {refused} (not retried; check the partner's host key)") from refused
 
 
 def _ledger() -> Ledger:

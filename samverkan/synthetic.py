@@ -329,9 +329,9 @@ class Faults:
 class NightTruth:
     """What the pipeline must find in one partner file.
 
-    incidents: number of distinct incident ids among good records. involvements: police/guards
-    rows naming a person (police: Roll set; guards: personnummer or namn set) plus transit
-    `persons` entries, among good records. persons: canonical personnummer in the personnummer
+    incidents: number of distinct incident ids among good records. involvements: police rows
+    naming a person (Roll set), every guards row (the spec: one row per intervention and person,
+    identified or not) and transit `persons` entries, among good records. persons: canonical personnummer in the personnummer
     column of good records. Record numbers are 1-based data records (header excluded).
     With `missing_column`, the counts describe what was written: no personnummer column means
     no persons, no `persons` field means no involvements; personal_values may then hold a few
@@ -708,6 +708,7 @@ def _guards_report(n: _Night, report: str, size: int) -> Iterator[list[str]]:
     police = "Ja" if n.rnd() < 0.3 else "Nej"
     anonymous = size == 1 and n.rnd() < 0.35
     for _ in range(size):
+        n.truth.involvements += 1  # one row per intervention and person, named or not
         if anonymous:
             person, text = ["", "", ""], n.pick(GUARD_TEXTS[:2]).format(place=place)
         else:
@@ -719,7 +720,6 @@ def _guards_report(n: _Night, report: str, size: int) -> Iterator[list[str]]:
 
 def _guards_person(n: _Night, idx: int) -> list[str]:
     n.truth.person(idx)
-    n.truth.involvements += 1
     person = n.pop.people[idx]
     has_pnr = n.rnd() < 0.8
     pnr = n.written_pnr(idx) if has_pnr else ""

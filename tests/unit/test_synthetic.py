@@ -334,7 +334,7 @@ def recompute_csv_truth(t) -> tuple[int, int, set[str]]:
         pnr_col, person_cols = "Personnummer", ("Roll",)
     else:
         header, rows = guards_records(t.path)
-        pnr_col, person_cols = "personnummer", ("personnummer", "namn")
+        pnr_col, person_cols = "personnummer", ("rapport_nr",)  # every row is a person
     good = [r for i, r in enumerate(rows, 1) if i not in t.quarantined_records]
     incidents = len({r[0] for r in good})
     involvements = sum(any(r[header.index(c)] for c in person_cols) for r in good)
