@@ -193,8 +193,14 @@ class FileResult:
 
 
 def _int_text(raw: pa.Array) -> pa.Array:
-    ok = pc.fill_null(pc.match_substring_regex(raw, r"^\s*-?\d{1,18}\s*$"), False)
-    return pc.if_else(ok, raw, pa.scalar(None, pa.string())).cast(pa.float64())
+    """The number a whole-number text stands for (else null), for the range check. Whitespace
+    around it is trimmed before the cast (the cast refuses it, quoting the value); a number too
+    long for a float is ±1e300, so it is out of any range instead of unchecked."""
+    text = pc.utf8_trim_whitespace(raw)
+    ok = pc.fill_null(pc.match_substring_regex(text, r"^-?[0-9]+$"), False)
+    huge = pc.and_(ok, pc.greater(pc.utf8_length(text), 300))
+    text = pc.if_else(huge, pc.if_else(pc.starts_with(text, "-"), "-1e300", "1e300"), text)
+    return pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
 
 
 def check_frame(contract: Contract, table: pa.Table, night: date, *, arrow: bool = False):

@@ -37,7 +37,8 @@ ITEM = "_item"
 CONTRACT = "contract"
 HANDWRITTEN = "handwritten"
 TABLE_COLUMNS = "expect_table_columns_to_match_set"
-INTEGER_REGEX = r"^-?\d+\Z"
+# ASCII digits: Python's \d also takes other scripts' digits ("２", "٣"), which no parser downstream reads.
+INTEGER_REGEX = r"^-?[0-9]+\Z"
 STRFTIME_WORDS = {"%Y": "YYYY", "%m": "MM", "%d": "DD", "%H": "hh", "%M": "mm", "%S": "ss", "%z": "+hhmm"}
 
 # --- building suites from contracts ---------------------------------------------------------
