@@ -153,8 +153,18 @@ def build_feed_dag(contract: Contract) -> DAG:
             night = run_night(context.get("logical_date"), context["params"])
             return runtime.summarise(contract, list(landed or []), list(results or []), context["run_id"], night)
 
-        landed = fetch_file.expand(candidate=discover_files())
+        @task(trigger_rule="one_failed", retries=0)
+        def fail_run() -> None:
+            """The manifest runs even after a failure (all_done), and a DAG run's state comes from
+            its leaves: without this leaf a run whose discovery was refused would show green."""
+            from airflow.exceptions import AirflowFailException
+
+            raise AirflowFailException("a task of this run failed; see its log (the manifest records what was done)")
+
+        candidates = discover_files()
+        landed = fetch_file.expand(candidate=candidates)
         results = process_file.expand(landed=landed)
-        write_manifest(landed, results)
+        manifest = write_manifest(landed, results)
+        [candidates, landed, results, manifest] >> fail_run()
 
     return feed_dag()

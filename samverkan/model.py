@@ -32,10 +32,15 @@ LOCAL_TZ = "Europe/Stockholm"
 TS_UTC = pa.timestamp("us", tz="UTC")
 TS_LOCAL = pa.timestamp("us")
 
+# The feed id is also the `source=` partition directory; readers that discover hive partitions
+# (pyarrow, pandas) read it as a dictionary, and a plain string column of the same name would
+# then refuse to merge. Same type in the file and the path: the dataset root reads as one table.
+SOURCE_TYPE = pa.dictionary(pa.int32(), pa.string())
+
 INCIDENTS_SCHEMA = pa.schema(
     [
         ("incident_id", pa.string()),
-        ("source", pa.string()),
+        ("source", SOURCE_TYPE),
         ("source_file", pa.string()),
         ("occurred_at_utc", TS_UTC),
         ("occurred_at_local", TS_LOCAL),
@@ -60,7 +65,7 @@ INCIDENTS_SCHEMA = pa.schema(
 INVOLVEMENTS_SCHEMA = pa.schema(
     [
         ("incident_id", pa.string()),
-        ("source", pa.string()),
+        ("source", SOURCE_TYPE),
         ("person_pseudonym", pa.string()),
         ("role", pa.string()),
         ("source_role", pa.string()),

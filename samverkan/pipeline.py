@@ -26,7 +26,7 @@ from connectors.sftp import RemoteFile, SFTPConnector
 from samverkan import personnummer, receipts, reports
 from samverkan.contracts import Contract
 from samverkan.ledger import Ledger
-from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, FeedModel
+from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, SOURCE_TYPE, FeedModel
 from samverkan.parsing import ROW, Batch, FileInfo, FileRejected, read_batches
 from samverkan.pseudonymise import Pseudonymiser
 from samverkan.publishing import SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, write_json_atomic
@@ -38,7 +38,7 @@ MAX_INLINE_QUIET_WAIT = 300  # seconds a discover task may wait for a quiet peri
 
 QUARANTINE_SCHEMA = pa.schema(
     [
-        ("source", pa.string()),
+        ("source", SOURCE_TYPE),
         ("source_file", pa.string()),
         ("sha256", pa.string()),
         ("night", pa.string()),

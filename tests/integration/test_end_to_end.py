@@ -1,0 +1,309 @@
+"""End to end: three partners' SFTP servers → Airflow (`airflow dags test`) → published Parquet.
+
+Nothing is stood in for: real OpenSSH servers with their own host keys, the real DAGs run by
+Airflow's own runner on a SQLite metadata DB, the real GE suites, and the published dataset
+read back with DuckDB and pandas. The generator's truth says what must come out.
+
+The module runs one story in order, as a partner relationship would unfold: two nights with
+bad records arrive and are published; a re-run changes nothing; a partner re-sends a corrected
+file; the same content turns up under another name; files that are not complete yet wait; a
+late file for an earlier night is picked up; a changed host key is refused. Each step is its own
+test and depends on the ones before it (pytest runs a module's tests in file order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from samverkan.contracts import load_contracts
+from samverkan.embedded import EmbeddedHub
+from samverkan.embedded_sftp import sshd_available, start_sftp_server
+from samverkan.leakscan import PersonalValues, scan
+from samverkan.synthetic import (
+    BAD_CHECKSUM_PNR, IMPOSSIBLE_DATE, NOT_JSON, NOT_OBJECT, UNKNOWN_CATEGORY, Faults, NightTruth, Population,
+    feed_path, write_night,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+N1, N2 = date(2026, 11, 20), date(2026, 11, 21)
+N0, N3 = N1 - timedelta(days=1), N2 + timedelta(days=1)
+SIZES = {"police": 300, "transit": 120, "guards": 80}
+FAULTS = {
+    "police": Faults(bad_checksum_pnr=2, impossible_date=1, unknown_category=1),
+    "transit": Faults(impossible_date=1, unknown_category=1, bad_json_lines=2),
+    "guards": Faults(bad_checksum_pnr=1, unknown_category=1),
+}
+SEED = 4242
+FEEDS = tuple(load_contracts())
+
+# Words the quarantine reason must carry for each kind of generated fault (any one of them).
+REASON_WORDS = {
+    BAD_CHECKSUM_PNR: ("check digit",),
+    IMPOSSIBLE_DATE: ("date", "time"),
+    UNKNOWN_CATEGORY: ("categor", "allowed values"),
+    NOT_JSON: ("json",),
+    NOT_OBJECT: ("object",),
+}
+
+
+class Story:
+    """Shared state of the story: the hub, the truth per (feed, night), every run's output."""
+
+    def __init__(self, root: Path) -> None:
+        self.hub = EmbeddedHub(root)
+        self.population = Population(SEED, 3000)
+        self.truth: dict[tuple[str, date], NightTruth] = {}
+        self.values = PersonalValues()
+        self.outputs: list[str] = []
+
+    def write(self, feed: str, night: date, *, seed: int = SEED, rows: int | None = None,
+              faults: Faults | None = None) -> NightTruth:
+        truth = write_night(feed, night, self.hub.partners_root, rows=rows or SIZES[feed],
+                            population=self.population, seed=seed, faults=faults)
+        self.truth[(feed, night)] = truth
+        self.values = self.values.merge(truth.personal_values)
+        return truth
+
+    def run(self, feed: str, night: date, *, check: bool = True):
+        done = self.hub.run_feed(feed, night, check=False)
+        self.outputs.append(done.stdout)
+        if check:
+            assert done.returncode == 0, f"airflow dags test samverkan_{feed} {night} failed:\n{done.stdout[-6000:]}"
+        return done
+
+    def sql(self, query: str) -> list[tuple]:
+        published = self.hub.data.published
+        con = duckdb.connect()
+        con.execute(f"""CREATE VIEW incidents AS SELECT * FROM read_parquet(
+            '{published}/incidents/**/*.parquet', hive_partitioning = true, union_by_name = true)""")
+        con.execute(f"""CREATE VIEW involvements AS SELECT * FROM read_parquet(
+            '{published}/involvements/**/*.parquet', hive_partitioning = true, union_by_name = true)""")
+        return con.execute(query).fetchall()
+
+    def published(self, feed: str, night: date) -> tuple[int, int]:
+        """(incidents, involvements) published for one feed and night."""
+        (incidents,), = self.sql(f"SELECT count(*) FROM incidents WHERE source = '{feed}' AND night = '{night}'")
+        (involvements,), = self.sql(f"SELECT count(*) FROM involvements WHERE source = '{feed}' AND night = '{night}'")
+        return incidents, involvements
+
+    def manifests(self, feed: str) -> list[dict]:
+        folder = self.hub.data.published / "_manifests" / feed
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+
+    def quarantined(self, feed: str, night: date) -> pd.DataFrame:
+        folder = self.hub.data.private / "quarantine" / feed / "rows" / f"night={night}"
+        if not folder.exists():
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(p) for p in folder.rglob("*.parquet")], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory):
+    if not sshd_available():
+        pytest.skip("OpenSSH server not installed; scripts/setup installs it")
+    story = Story(tmp_path_factory.mktemp("e2e"))
+    for night in (N1, N2):
+        for feed in FEEDS:
+            story.write(feed, night, faults=FAULTS[feed])
+    # The guards' server has no completion marker: files must be older than the quiet period.
+    _age_files(story.hub.partners_root / "guards")
+    with story.hub:
+        story.hub.start_servers()
+        story.hub.migrate()
+        for night in (N1, N2):
+            for feed in FEEDS:
+                story.run(feed, night)
+        yield story
+
+
+def _age_files(root: Path, seconds: float = 600) -> None:
+    old = time.time() - seconds
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+
+
+# --- two nights with bad records --------------------------------------------------------
+
+@pytest.mark.parametrize("feed", FEEDS)
+@pytest.mark.parametrize("night", [N1, N2])
+def test_published_counts_equal_the_generated_truth(story, feed, night):
+    truth = story.truth[(feed, night)]
+    assert story.published(feed, night) == (truth.incidents, truth.involvements)
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+def test_every_received_row_is_published_or_quarantined_with_its_reason(story, feed):
+    for night in (N1, N2):
+        truth = story.truth[(feed, night)]
+        quarantined = story.quarantined(feed, night)
+        assert sorted(quarantined["record"]) == sorted(truth.quarantined_records)
+        for row, kind in truth.quarantined_records.items():
+            reasons = " ".join(quarantined.loc[quarantined["record"] == row, "reasons"]).lower()
+            assert any(word in reasons for word in REASON_WORDS[kind]), (row, kind, reasons)
+        files = [f for m in story.manifests(feed) for f in m["files"] if f["night"] == night.isoformat()]
+        assert len(files) == 1 and files[0]["status"] == "published"
+        f = files[0]
+        assert f["rows_received"] == truth.records
+        assert f["rows_published"] + f["rows_quarantined"] == f["rows_received"]
+        assert f["rows_quarantined"] == len(truth.quarantined_records)
+
+
+def test_the_run_log_states_the_balance(story):
+    logs = "\n".join(story.outputs)
+    for feed in FEEDS:
+        for night in (N1, N2):
+            truth = story.truth[(feed, night)]
+            published = truth.records - len(truth.quarantined_records)
+            assert f"received {truth.records} = published {published} + quarantined {len(truth.quarantined_records)}" in logs
+
+
+def test_the_same_person_has_the_same_pseudonym_in_every_feed(story):
+    """People shared by the police and guards files (by canonical personnummer in the truth)
+    must meet as the same pseudonym in the published involvements."""
+    police = set().union(*(story.truth[("police", n)].persons for n in (N1, N2)))
+    guards = set().union(*(story.truth[("guards", n)].persons for n in (N1, N2)))
+    assert police & guards, "the generator should put some people in both feeds"
+    (shared,), = story.sql("""
+        SELECT count(*) FROM (
+            SELECT person_pseudonym FROM involvements WHERE source = 'police' AND person_pseudonym IS NOT NULL
+            INTERSECT
+            SELECT person_pseudonym FROM involvements WHERE source = 'guards' AND person_pseudonym IS NOT NULL)""")
+    assert shared == len(police & guards)
+    (distinct,), = story.sql("SELECT count(DISTINCT person_pseudonym) FROM involvements WHERE source = 'police'")
+    assert distinct == len(police)
+
+
+def test_pandas_reads_the_dataset_root_directly(story):
+    frame = pd.read_parquet(story.hub.data.published / "incidents")
+    assert set(frame["source"].astype(str)) == set(FEEDS)
+    assert frame["occurred_at_utc"].dt.tz is not None
+    expected = sum(t.incidents for t in story.truth.values())
+    assert len(frame) == expected
+
+
+def test_manifests_name_the_airflow_run_and_input_hashes(story):
+    for feed in FEEDS:
+        for manifest in story.manifests(feed):
+            assert manifest["run_id"].startswith("manual__") or manifest["run_id"]
+            for f in manifest["files"]:
+                assert len(f["sha256"]) == 64
+
+
+# --- a re-run ingests nothing twice ------------------------------------------------------
+
+def test_a_rerun_ingests_nothing_twice(story):
+    before = {(f, n): story.published(f, n) for f in FEEDS for n in (N1, N2)}
+    files_before = sorted(p.name for p in story.hub.data.published.rglob("*.parquet"))
+    for feed in FEEDS:
+        story.run(feed, N2)
+        assert story.manifests(feed)[-1]["files"] == []
+    assert {(f, n): story.published(f, n) for f in FEEDS for n in (N1, N2)} == before
+    assert sorted(p.name for p in story.hub.data.published.rglob("*.parquet")) == files_before
+
+
+# --- a corrected file replaces that night --------------------------------------------------
+
+def test_a_resent_file_replaces_that_nights_data(story):
+    corrected = story.write("guards", N1, seed=SEED + 1, rows=60)  # same name, new content, no faults
+    _age_files(story.hub.partner_root("guards"))
+    story.run("guards", N1)
+    assert story.published("guards", N1) == (corrected.incidents, corrected.involvements)
+    assert story.published("guards", N2)[0] == story.truth[("guards", N2)].incidents  # other night untouched
+    (files,), = story.sql(f"SELECT count(DISTINCT source_file) FROM incidents WHERE source = 'guards' AND night = '{N1}'")
+    assert files == 1
+    assert story.quarantined("guards", N1).empty, "the corrected file's night has no quarantined rows left"
+
+
+# --- the same content under another name ---------------------------------------------------
+
+def test_the_same_content_under_another_name_is_recognised(story):
+    first = story.truth[("police", N1)].path
+    copy = feed_path("police", N3, story.hub.partners_root)
+    shutil.copyfile(first, copy)
+    Path(str(copy) + ".ok").touch()
+    story.run("police", N3)
+    files = story.manifests("police")[-1]
+    statuses = {f["name"]: f["status"] for f in files["files"]} | {s["name"]: s["status"] for s in files["not_processed"]}
+    assert statuses.get(copy.name) == "duplicate", files
+    assert story.published("police", N3) == (0, 0)
+    copy.unlink()
+    Path(str(copy) + ".ok").unlink()
+
+
+# --- incomplete files wait; a late file for an earlier night is picked up -------------------
+
+def test_incomplete_files_are_ignored_until_complete(story):
+    police = story.write("police", N3)
+    Path(str(police.path) + ".ok").unlink()  # the export is still being written
+    transit = story.write("transit", N3)
+    transit_tmp = transit.path.with_name(transit.path.name + ".tmp")
+    transit.path.rename(transit_tmp)  # the operator uploads under .tmp and renames when done
+    for feed in ("police", "transit"):
+        story.run(feed, N3)
+        assert story.published(feed, N3) == (0, 0)
+    Path(str(police.path) + ".ok").touch()
+    transit_tmp.rename(transit.path)
+    for feed in ("police", "transit"):
+        story.run(feed, N3)
+        truth = story.truth[(feed, N3)]
+        assert story.published(feed, N3) == (truth.incidents, truth.involvements)
+
+
+def test_a_late_file_for_an_earlier_night_is_picked_up(story):
+    late = story.write("transit", N0)  # arrives after N1..N3 were run
+    story.run("transit", N1 + timedelta(days=1))  # a later run; N0 is inside its look-back
+    assert story.published("transit", N0) == (late.incidents, late.involvements)
+
+
+# --- nothing personal leaves the private zone ---------------------------------------------
+
+def test_no_personal_value_in_any_published_byte_or_log_line(story, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i, text in enumerate(story.outputs):
+        (logs / f"airflow-dags-test-{i}.log").write_text(text)
+    outputs = [story.hub.data.published, logs]
+    airflow_logs = story.hub.airflow_home / "logs"
+    if airflow_logs.exists():
+        outputs.append(airflow_logs)
+    assert not story.values.is_empty()
+    findings = scan(outputs, story.values)
+    assert findings == [], "\n".join(map(str, findings[:20]))
+
+
+def test_the_leak_scan_would_have_caught_a_leak(story, tmp_path):
+    """The check above can fail: the private landing area holds the raw files."""
+    findings = scan([story.hub.data.private / "landing"], story.values)
+    assert {f.kind for f in findings} >= {"personnummer", "name"}
+
+
+# --- a changed host key is refused ----------------------------------------------------------
+
+def test_a_changed_host_key_is_refused_and_other_partners_still_run(story):
+    hub = story.hub
+    old = hub.servers["guards"]
+    old.stop()
+    # Same address, same files, a new host key: what a man in the middle would look like.
+    impostor = start_sftp_server(hub.partner_root("guards"), hub.client_key()[1], hub.root / "sshd-impostor",
+                                 port=old.port)
+    try:
+        story.write("guards", N3)
+        _age_files(hub.partner_root("guards"))
+        done = story.run("guards", N3, check=False)
+        assert done.returncode != 0
+        assert "host key" in done.stdout.lower()
+        assert story.published("guards", N3) == (0, 0)
+        story.run("police", N3)  # another partner is unaffected
+    finally:
+        impostor.stop()
