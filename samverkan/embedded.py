@@ -130,6 +130,8 @@ class EmbeddedHub:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "GX_ANALYTICS_ENABLED": "False",
+            # `airflow standalone` starts its components as `airflow ...` from PATH: this venv's.
+            "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH", "")])),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
             DATA_ROOT_ENV: str(self.data.root),
             SECRET_ENV: self.secret(),

@@ -66,6 +66,15 @@ def backfill(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown feed(s): {', '.join(sorted(unknown))}")
     api = AirflowAPI(args.api_url, args.user, _password(args))
     start, end = backfill_window(args.first, args.last)
+    for feed in feeds:
+        dag_id = f"samverkan_{feed}"
+        if api.get(f"/api/v2/dags/{dag_id}").get("is_paused"):
+            if args.unpause:
+                api.unpause(dag_id)
+                print(f"unpaused {dag_id}")
+            else:
+                print(f"warning: {dag_id} is paused; its backfill runs wait until it is unpaused (or use --unpause)",
+                      file=sys.stderr)
     nights = (args.last - args.first).days + 1
     created = []
     for feed in feeds:
@@ -319,6 +328,13 @@ def check_contract(path: Path, expectations_dir: Path | None = None) -> tuple[An
     return contract, dag.dag_id
 
 
+def _reload_contracts() -> None:
+    from samverkan.contracts import load_contracts
+
+    if hasattr(load_contracts, "cache_clear"):  # contracts are cached per directory
+        load_contracts.cache_clear()
+
+
 def add_partner(feed_id: str, name: str, *, schemas_dir: Path, expectations_dir: Path,
                 directory: str | None = None, cron: str = "10 7 * * *") -> NewPartner:
     """Write ``schemas/<id>.yaml`` from the template, check it, write its GE suite(s)."""
@@ -334,10 +350,13 @@ def add_partner(feed_id: str, name: str, *, schemas_dir: Path, expectations_dir:
     path.write_text(contract_text(feed_id, name, directory=directory, cron=cron), encoding="utf-8")
     try:
         contract, dag_id = check_contract(path)
+        _reload_contracts()
+        load_contracts(Path(schemas_dir))  # the whole set still loads with the new one in it
         suites = write_suites(Path(expectations_dir), {feed_id: contract})
         check_contract(path, Path(expectations_dir))
     except BaseException:
         path.unlink(missing_ok=True)
+        _reload_contracts()
         raise
     return NewPartner(path, suites, dag_id, contract.connection_id)
 
@@ -388,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "next night's look-back window sees them)")
     b.add_argument("--reprocess", choices=["none", "failed", "completed"], default="none",
                    help="nights that already have a run: skip (none), re-run failed, or re-run all")
+    b.add_argument("--unpause", action="store_true", help="unpause paused feed DAGs (the scheduler skips paused ones)")
     b.add_argument("--wait", action="store_true", help="wait for every run; exit 1 if any failed")
     b.add_argument("--timeout", type=float, default=6 * 3600)
     b.set_defaults(func=backfill)

@@ -274,12 +274,19 @@ class AirflowAPI:
         if auth:
             headers["Authorization"] = f"Bearer {self.token()}"
         request = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                text = response.read().decode()
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")[:500]
-            raise AirflowAPIError(f"{method} {path}: HTTP {e.code}: {detail}") from None
+        attempts = 3 if method == "GET" else 1  # reads are retried when a busy server is slow to answer
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    text = response.read().decode()
+                break
+            except urllib.error.HTTPError as e:
+                detail = e.read().decode(errors="replace")[:500]
+                raise AirflowAPIError(f"{method} {path}: HTTP {e.code}: {detail}") from None
+            except (TimeoutError, urllib.error.URLError, ConnectionError):
+                if attempt == attempts:
+                    raise
+                time.sleep(1)
         return json.loads(text) if text else None
 
     def get(self, path: str, **params: Any) -> Any:
@@ -768,6 +775,8 @@ def bench(root: Path, nights: int, worker_counts: list[int], first_night: date, 
             stack.start()
             api = stack.api()
             from_date, to_date = backfill_window(night_list[0], night_list[-1])
+            for feed in load_contracts():  # the scheduler leaves a paused DAG's runs alone, backfills too
+                api.unpause(f"samverkan_{feed}")
             started = time.monotonic()
             backfills = [api.create_backfill(f"samverkan_{feed}", from_date, to_date, max_active_runs=max_active_runs)
                          for feed in load_contracts()]
@@ -799,6 +808,10 @@ def _wait_backfills(api: AirflowAPI, backfills: list[dict[str, Any]], expected: 
         time.sleep(5)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/stack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -816,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--max-active-runs", type=int, default=1, help="backfill runs at once per feed (default 1)")
     b.add_argument("--worker-concurrency", type=int, default=None)
     args = parser.parse_args(argv)
+    # Stop cleanly (every process group, the temporary PostgreSQL cluster) on SIGTERM as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _terminate)
 
     if args.command == "secrets":
         files = write_compose_secrets(args.dir)

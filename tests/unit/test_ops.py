@@ -1,0 +1,162 @@
+"""The operational commands that need no running Airflow: rotate-key, add-partner, check-contract,
+and how backfill maps nights to runs. (``backfill`` against a running stack is tested in
+tests/integration/test_celery_stack.py.)"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from samverkan import ops
+from samverkan.contracts import SCHEMAS_DIR, load_contracts
+from samverkan.pseudonymise import Pseudonymiser, key_from_secret
+
+pytestmark = pytest.mark.unit
+
+TZ = ZoneInfo("Europe/Stockholm")
+
+
+# --- backfill: nights -> the runs that cover them ---------------------------------------------
+
+
+def test_backfill_window_covers_exactly_the_morning_runs_after_the_nights():
+    from croniter import croniter
+
+    start, end = ops.backfill_window(date(2026, 10, 1), date(2026, 10, 30))
+    for contract in load_contracts().values():
+        ticks, it = [], croniter(contract.raw["schedule"]["cron"], start - timedelta(seconds=1))
+        while (tick := it.get_next(datetime)) <= end:
+            ticks.append(tick)
+        assert len(ticks) == 30, contract.id
+        from samverkan.dag_factory import run_night
+
+        nights = [run_night(t, {}) for t in ticks]
+        assert nights == [date(2026, 10, 1) + timedelta(days=i) for i in range(30)], contract.id
+
+
+def test_backfill_window_across_the_dst_change_and_refuses_a_reversed_range():
+    start, end = ops.backfill_window(date(2026, 10, 24), date(2026, 10, 25))  # clocks go back on the 25th
+    assert start == datetime(2026, 10, 25, 0, 0, tzinfo=TZ) and end.date() == date(2026, 10, 26)
+    with pytest.raises(ValueError):
+        ops.backfill_window(date(2026, 10, 2), date(2026, 10, 1))
+
+
+def test_password_from_plain_file_or_the_simple_auth_managers_json(tmp_path):
+    import argparse
+
+    plain, generated = tmp_path / "pw", tmp_path / "passwords.json"
+    plain.write_text("s3cret-for-test\n")
+    generated.write_text('{"admin": "other-for-test"}')
+    assert ops._password(argparse.Namespace(password_file=plain, user="admin")) == "s3cret-for-test"
+    assert ops._password(argparse.Namespace(password_file=generated, user="admin")) == "other-for-test"
+
+
+# --- rotate-key ------------------------------------------------------------------------------------
+
+
+def test_rotate_key_changes_every_pseudonym_and_destroys_the_old_key(tmp_path):
+    secret_file = tmp_path / "keys" / "pseudonym_secret"
+    ops.rotate_key(secret_file)  # a first key
+    old = secret_file.read_text().strip()
+    before = Pseudonymiser(key_from_secret(old))
+
+    rotation = ops.rotate_key(secret_file)
+    new = secret_file.read_text().strip()
+    after = Pseudonymiser(key_from_secret(new))
+    assert new != old and len(bytes.fromhex(new)) == 32
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert rotation.old_fingerprint == ops.key_fingerprint(old) != rotation.new_fingerprint
+    assert rotation.kept_previous is None
+    assert not any(old in p.read_text() for p in secret_file.parent.iterdir() if p.is_file()), "old key left behind"
+
+    # Linkage: the same person keeps one pseudonym under one key, and gets another under the new key.
+    person = "197001011234"
+    assert before.pseudonym("person", person) == before.pseudonym("person", person)
+    assert before.pseudonym("person", person) != after.pseudonym("person", person)
+
+    log = (secret_file.parent / "pseudonym_secret.rotations").read_text().splitlines()
+    assert len(log) == 2 and log[-1].endswith(f"{rotation.old_fingerprint} -> {rotation.new_fingerprint}")
+    assert old not in "\n".join(log) and new not in "\n".join(log)
+
+
+def test_rotate_key_can_keep_the_previous_key_for_a_planned_reprocessing(tmp_path):
+    secret_file = tmp_path / "pseudonym_secret"
+    ops.rotate_key(secret_file)
+    old = secret_file.read_text()
+    rotation = ops.rotate_key(secret_file, keep_previous=True)
+    assert rotation.kept_previous is not None and rotation.kept_previous.read_text() == old
+    assert stat.S_IMODE(rotation.kept_previous.stat().st_mode) == 0o600
+
+
+def test_rotate_key_command_for_compose_rewrites_the_env_file(tmp_path, capsys):
+    from samverkan import stack
+
+    secrets_dir = tmp_path / "secrets"
+    files = stack.write_compose_secrets(secrets_dir)
+    old = files.value("pseudonym_secret")
+    assert ops.main(["rotate-key", "--secrets-dir", str(secrets_dir)]) == 0
+    env = stack.read_env_file(files.env_file)
+    assert env[stack.PSEUDONYM_SECRET_ENV] == files.value("pseudonym_secret") != old
+    out = capsys.readouterr().out
+    assert old not in out and files.value("pseudonym_secret") not in out
+    # Without a key file and without --init, nothing is created.
+    with pytest.raises(SystemExit):
+        ops.main(["rotate-key", "--secret-file", str(tmp_path / "missing")])
+    assert not (tmp_path / "missing").exists()
+
+
+# --- add-partner -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def schemas(tmp_path) -> Path:
+    """A copy of the contracts: the test adds a partner there, never in schemas/."""
+    target = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS_DIR, target)
+    return target
+
+
+def test_add_partner_writes_a_contract_that_loads_builds_a_dag_and_has_its_suite(schemas, tmp_path):
+    expectations = tmp_path / "expectations"
+    new = ops.add_partner("bibliotek", "Östersunds bibliotek", schemas_dir=schemas, expectations_dir=expectations)
+    assert new.contract_path == schemas / "bibliotek.yaml"
+    assert new.dag_id == "samverkan_bibliotek" and new.connection_id == "sftp_bibliotek"
+    assert [p.name for p in new.suites] == ["bibliotek.json"]
+    contracts = load_contracts(schemas)
+    assert set(contracts) == set(load_contracts()) | {"bibliotek"}
+    contract = contracts["bibliotek"]
+    assert contract.night_of("bibliotek_20261120.csv") == date(2026, 11, 20)
+    assert {c.name for c in contract.personal_columns()} == {"personnummer", "beskrivning"}
+    # check-contract agrees, and fails once the contract no longer matches its suite.
+    assert ops.main(["check-contract", str(new.contract_path), "--expectations-dir", str(expectations)]) == 0
+    text = new.contract_path.read_text().replace("Skadegörelse, Övrigt]", "Skadegörelse, Stöld, Övrigt]")
+    new.contract_path.write_text(text.replace("        Övrigt: other", "        Stöld: theft\n        Övrigt: other"))
+    assert ops.main(["check-contract", str(new.contract_path), "--expectations-dir", str(expectations)]) == 2
+    assert ops.main(["check-contract", str(new.contract_path), "--expectations-dir", str(expectations),
+                     "--write-suites"]) == 0
+
+
+def test_add_partner_refuses_bad_ids_existing_feeds_and_leaves_nothing_behind(schemas, tmp_path):
+    expectations = tmp_path / "expectations"
+    before = sorted(p.name for p in schemas.iterdir())
+    for bad in ("Bibliotek", "b", "1lib", "lib-rary", "../x"):
+        with pytest.raises(ValueError):
+            ops.add_partner(bad, "Name", schemas_dir=schemas, expectations_dir=expectations)
+    with pytest.raises(FileExistsError):
+        ops.add_partner("police", "Polisen", schemas_dir=schemas, expectations_dir=expectations)
+    with pytest.raises(ValueError):
+        ops.add_partner("bibliotek", "Name: with colon", schemas_dir=schemas, expectations_dir=expectations)
+    assert sorted(p.name for p in schemas.iterdir()) == before
+    assert not expectations.exists() or not any(expectations.iterdir())
+
+
+def test_check_contract_names_a_broken_field(schemas, tmp_path):
+    new = ops.add_partner("bibliotek", "Östersunds bibliotek", schemas_dir=schemas, expectations_dir=tmp_path / "e")
+    new.contract_path.write_text(new.contract_path.read_text().replace("key: handelse_id", "key: no_such_column"))
+    with pytest.raises(Exception, match="no_such_column"):
+        ops.check_contract(new.contract_path)
