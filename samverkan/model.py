@@ -122,6 +122,21 @@ def constant(value: Any, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
     return pa.nulls(n, type_) if value is None else pa.array([value] * n, type_)
 
 
+def distinct_rows(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's combination number, the first row of each combination) over row-aligned
+    columns; null is a value of its own."""
+    key = None
+    for values in columns:
+        codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if key is None:
+            key = codes
+        else:
+            _, key = np.unique(key, return_inverse=True)
+            key = key.astype(np.int64).reshape(-1) * (int(codes.max(initial=-1)) + 2) + (codes + 1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first
+
+
 # --- areas ----------------------------------------------------------------------------------
 
 
@@ -230,7 +245,18 @@ class FeedModel:
                 names.append(table.column(c.name).combine_chunks())
             elif c.type != "personnummer":
                 extras.append(table.column(c.name).combine_chunks())
-        return scrub_text(table.column(name).combine_chunks(), names=names or None, extra_values=extras or None)
+        texts = table.column(name).combine_chunks()
+        if not names and not extras:
+            return scrub_text(texts)
+        # A row's scrubbed text depends on its text and its own values only, and rows repeat
+        # them (one event, several people; the same person twice): scrub each combination once.
+        inverse, first = distinct_rows([texts, *names, *extras])
+        if len(first) > 0.8 * len(texts):
+            return scrub_text(texts, names=names or None, extra_values=extras or None)
+        pick = pa.array(first, pa.int64())
+        scrubbed = scrub_text(pc.take(texts, pick), names=[pc.take(a, pick) for a in names] or None,
+                              extra_values=[pc.take(a, pick) for a in extras] or None)
+        return pc.take(scrubbed, pa.array(inverse, pa.int64()))
 
     # datasets ---------------------------------------------------------------------------
     def incidents(self, table: pa.Table) -> pa.Table:
