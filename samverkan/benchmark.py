@@ -78,9 +78,12 @@ def _process_one(args: argparse.Namespace) -> int:
     result = process(contract, landed, paths, ledger, Pseudonymiser(bytes.fromhex(args.key)), validator,
                      run_id="benchmark", expectations_dir=REPO / "expectations", batch_rows=args.batch_rows)
     elapsed = time.perf_counter() - started
-    print(json.dumps({"feed": args.feed, "seconds": elapsed, "peak_rss_mib": _peak_rss_mib(),
+    peak = _peak_rss_mib()
+    sizes = _parquet_sizes(contract, Path(landed["path"]), date.fromisoformat(landed["night"]), result.outputs,
+                           Pseudonymiser(bytes.fromhex(args.key)))
+    print(json.dumps({"feed": args.feed, "seconds": elapsed, "peak_rss_mib": peak,
                       "rss_before_mib": rss_before, "rows": result.rows_received, "published": result.rows_published,
-                      "quarantined": result.rows_quarantined, "status": result.status, "outputs": result.outputs}))
+                      "quarantined": result.rows_quarantined, "status": result.status, **sizes}))
     return 0
 
 
@@ -138,34 +141,65 @@ def _duckdb_one(args: argparse.Namespace) -> int:
 # --- Parquet size with and without pseudonyms -------------------------------------------------
 
 
-def _parquet_sizes(outputs: list[str]) -> tuple[int, int]:
-    """Bytes of the published files, and of the same tables written the same way without the
-    pseudonym columns."""
+def _identities(contract, source: Path, night: date, pseudonymiser) -> dict[str, str]:
+    """pseudonym → the identifier it stands for (canonical personnummer, id as written), from the
+    source file: what the published files would hold had the hub not pseudonymised."""
+    import pyarrow as pa
+
+    from samverkan import personnummer
+    from samverkan.parsing import read_batches
+
+    columns = [c for c in contract.columns if (c.personal or {}).get("handling") == "pseudonymise"]
+    found: dict[str, str] = {}
+    for batch in read_batches(contract, source):
+        for c in columns:
+            raw = batch.table.column(c.name).combine_chunks()
+            value = personnummer.normalise_array(raw, night)[0] if c.type == "personnummer" else raw
+            pseudonym = pseudonymiser.pseudonymise_array(c.personal["domain"], value)
+            pairs = pa.table({"p": pseudonym, "v": value.cast(pa.string())}).group_by(["p", "v"]).aggregate([])
+            found.update(zip(pairs.column("p").to_pylist(), pairs.column("v").to_pylist()))
+    found.pop(None, None)
+    return found
+
+
+def _parquet_sizes(contract, source: Path, night: date, outputs: list[str], pseudonymiser) -> dict[str, int]:
+    """Bytes of the published files; of the same row groups written the same way with the raw
+    identifiers where the pseudonyms are ("without pseudonymisation"); and with those columns
+    left out altogether."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from samverkan.publishing import COMPRESSION
 
-    with_p = without = 0
+    identities = _identities(contract, source, night, pseudonymiser)
+    keys = pa.array(list(identities), pa.string())
+    values = pa.array(list(identities.values()), pa.string())
+    sizes = {"parquet_with": 0, "parquet_raw_ids": 0, "parquet_without": 0}
     scratch = Path(tempfile.mkdtemp(prefix="samverkan-bench-size-"))
     try:
         for i, out in enumerate(outputs):
-            with_p += Path(out).stat().st_size
-            table = pq.read_table(out)
-            keep = [n for n in table.column_names if n not in PSEUDONYM_COLUMNS]
-            target = scratch / f"{i}.parquet"
-            writer = None
-            for batch in table.select(keep).to_batches(max_chunksize=100_000):
-                if writer is None:
-                    writer = pq.ParquetWriter(target, batch.schema, compression=COMPRESSION)
-                writer.write_batch(batch)
-            if writer is None:
-                pq.write_table(table.select(keep), target, compression=COMPRESSION)
-            else:
-                writer.close()
-            without += target.stat().st_size
+            sizes["parquet_with"] += Path(out).stat().st_size
+            source_file = pq.ParquetFile(out)
+            schema = source_file.schema_arrow
+            keep = [n for n in schema.names if n not in PSEUDONYM_COLUMNS]
+            raw_path, dropped_path = scratch / f"{i}.raw.parquet", scratch / f"{i}.dropped.parquet"
+            with pq.ParquetWriter(raw_path, schema, compression=COMPRESSION) as raw_writer, \
+                    pq.ParquetWriter(dropped_path, pa.schema([schema.field(n) for n in keep], metadata=schema.metadata),
+                                     compression=COMPRESSION) as dropped:
+                for g in range(source_file.num_row_groups):
+                    table = source_file.read_row_group(g)
+                    for name in PSEUDONYM_COLUMNS:
+                        if name in table.column_names:
+                            raw = pc.take(values, pc.index_in(table.column(name), value_set=keys))
+                            table = table.set_column(table.column_names.index(name), name, raw)
+                    raw_writer.write_table(table.cast(schema))
+                    dropped.write_table(table.select(keep).cast(dropped.schema))
+            sizes["parquet_raw_ids"] += raw_path.stat().st_size
+            sizes["parquet_without"] += dropped_path.stat().st_size
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return with_p, without
+    return sizes
 
 
 # --- (c) SFTP ------------------------------------------------------------------------------
@@ -247,7 +281,6 @@ def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
         stats = _child(["process-one", "--feed", feed, "--landed", json.dumps(landed), "--data-root",
                         str(work / "data"), "--key", key, "--batch-rows", str(batch_rows)])
         stats["mib"] = path.stat().st_size / 2**20
-        stats["parquet_with"], stats["parquet_without"] = _parquet_sizes(stats.pop("outputs"))
         if path.name.endswith(".csv"):
             out = work / f"duckdb-{feed}.parquet"
             stats["duckdb"] = _child(["duckdb-one", "--feed", feed, "--path", str(path), "--out", str(out)])
@@ -275,17 +308,19 @@ def report(results: dict) -> str:
     lines = [f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records; "
              f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}", ""]
     lines += ["| police rows | feed | rows | MiB | pipeline s | rows/s | MiB/s | peak RSS MiB | DuckDB s | DuckDB rows/s "
-              "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet with/without pseudonyms |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet MiB | Parquet ÷ raw ids | Parquet ÷ no id columns |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in results["sizes"]:
         for feed, s in size["feeds"].items():
             d = s.get("duckdb")
             rate = s["rows"] / s["seconds"]
             duck = (f"{d['seconds']:.1f} | {d['rows'] / d['seconds']:,.0f} | {d['peak_rss_mib']:,.0f} | "
                     f"{rate / (d['rows'] / d['seconds']):.2f}") if d else "– | – | – | –"
-            size_ratio = s["parquet_with"] / s["parquet_without"] if s["parquet_without"] else float("nan")
+            vs_raw = s["parquet_with"] / s["parquet_raw_ids"] if s["parquet_raw_ids"] else float("nan")
+            vs_none = s["parquet_with"] / s["parquet_without"] if s["parquet_without"] else float("nan")
             lines.append(f"| {size['police_rows']:,} | {feed} | {s['rows']:,} | {s['mib']:,.1f} | {s['seconds']:.1f} | "
-                         f"{rate:,.0f} | {s['mib'] / s['seconds']:,.1f} | {s['peak_rss_mib']:,.0f} | {duck} | {size_ratio:.3f} |")
+                         f"{rate:,.0f} | {s['mib'] / s['seconds']:,.1f} | {s['peak_rss_mib']:,.0f} | {duck} | "
+                         f"{s['parquet_with'] / 2**20:,.2f} | {vs_raw:.3f} | {vs_none:.3f} |")
     lines.append("")
     sizes = results["sizes"]
     if len(sizes) >= 2:
