@@ -466,11 +466,33 @@ def _json_record(contract: Contract, obj: dict[str, Any]) -> list[Any]:
     return values
 
 
+def _json_reader(contract: Contract):
+    """``_json_record`` with the column paths split once: the same values, less work per line."""
+    plan = [(c, c.source.split("."), c.type == "array") for c in contract.columns]
+
+    def record(obj: dict[str, Any]) -> list[Any]:
+        values = []
+        for c, path, is_array in plan:
+            v = obj.get(path[0])
+            for part in path[1:]:
+                v = v.get(part) if isinstance(v, dict) else None
+            if is_array:
+                values.append(_array_items(c, v))
+            elif type(v) is str:
+                values.append(v or None)
+            else:
+                values.append(_as_text(v))
+        return values
+
+    return record
+
+
 def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo) -> Iterator[Batch]:
     columns: list[list[Any]] = [[] for _ in contract.columns]
     rows: list[int] = []
     bad: list[BadRecord] = []
     encoding = contract.format["encoding"]
+    json_record = _json_reader(contract)
     try:
         with _open_binary(contract, path) as raw:
             for line in raw:
@@ -487,7 +509,7 @@ def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileIn
                     obj = json.loads(text)
                     if not isinstance(obj, dict):
                         raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
-                    record = _json_record(contract, obj)
+                    record = json_record(obj)
                 except UnicodeDecodeError:
                     bad.append(BadRecord(info.records, f"line is not valid {encoding}", stripped.decode(encoding, "replace")))
                 except json.JSONDecodeError as exc:

@@ -7,6 +7,7 @@ information and the rejection message must be identical.
 
 import dataclasses
 import gzip
+import json
 from datetime import date
 
 import pytest
@@ -132,3 +133,24 @@ def test_gzip_csv_same_as_csv_module(tmp_path):
     assert same_as_csv_module(gz, path)[0] == "read"
     path.write_bytes(gzip.compress(body)[:-12])
     assert same_as_csv_module(gz, path)[0] == "rejected"
+
+
+def test_json_reader_gives_what_json_record_gives(tmp_path):
+    contract = load_contracts()["transit"]
+    truth = write_night("transit", date(2026, 11, 20), tmp_path, rows=500, population=Population(seed=2, size=100), seed=3)
+    objects = [json.loads(line) for line in gzip.decompress(truth.path.read_bytes()).decode().splitlines() if line.strip()]
+    objects = [o for o in objects if isinstance(o, dict)]
+    objects += [{"incident_id": "", "reported_by": "not an object", "severity": 2.0, "police_called": True},
+                {"reported_by": {"employee_no": 123, "role": None}, "line": {"a": [1, "å"]}, "stop_id": ["x"]},
+                {"incident_id": "x", "reported_by": {"employee_no": {"deeper": 1}}, "description": 1e400}, {}]
+    fast = parsing._json_reader(contract)
+    for obj in objects:
+        try:
+            slow = ("ok", parsing._json_record(contract, obj))
+        except parsing._RecordError as exc:
+            slow = ("error", str(exc))
+        try:
+            got = ("ok", fast(obj))
+        except parsing._RecordError as exc:
+            got = ("error", str(exc))
+        assert got == slow
