@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
-import yaml
+from samverkan.yamlconfig import load_mapping
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 CONTRACT_SCHEMA = SCHEMAS_DIR / "contract.schema.json"
@@ -184,13 +184,7 @@ class Contract:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ContractError(f"{path.name}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ContractError(f"{path.name}: expected a mapping at the top level")
-    return data
+    return load_mapping(path, ContractError)
 
 
 @cache

@@ -34,6 +34,17 @@ CHROOT_ALIASES = Path("/run/samverkan-sftp")
 PORT_ATTEMPTS = 5
 
 
+def stop_process(process: subprocess.Popen, grace_seconds: float = 5) -> None:
+    """Terminate politely, then kill: a server that ignores SIGTERM must not outlive its test."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class SFTPServerError(RuntimeError):
     """sshd did not come up; the message carries the end of its log."""
 
@@ -172,13 +183,7 @@ class SFTPServer:
         return _tail(self.log_path, lines=lines)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self._chroot_alias is not None:
             shutil.rmtree(self._chroot_alias, ignore_errors=True)
             self._chroot_alias = None

@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from bisect import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
+from samverkan.yamlconfig import load_mapping
 
 AGREEMENTS_DIR = Path(__file__).resolve().parent.parent.parent / "agreements"
 AGREEMENT_SCHEMA = AGREEMENTS_DIR / "agreement.schema.json"
@@ -142,13 +142,7 @@ def describe_condition(cond: dict[str, Any] | None) -> str:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AgreementError(f"{path.name}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise AgreementError(f"{path.name}: expected a mapping at the top level")
-    return data
+    return load_mapping(path, AgreementError)
 
 
 @cache

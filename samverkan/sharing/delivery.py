@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import posixpath
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from connectors.sftp import SFTPConnector

@@ -10,7 +10,6 @@ what was actually delivered.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 import pyarrow as pa
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from samverkan.embedded_sftp import (CHROOT_ALIASES, HOST, PRIVSEP_DIR, START_TIMEOUT, SFTPServerError,
-                                     _launch_sshd, _public_line, generate_keypair, sshd_available)
+                                     _launch_sshd, _public_line, generate_keypair, sshd_available, stop_process)
 
 NOLOGIN = "/usr/sbin/nologin"
 
@@ -77,13 +77,7 @@ class PullService:
         return self.workdir / "sshd.log"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.alias_dir, ignore_errors=True)
         for name in self.created_accounts:
             remove_system_account(name)

@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import json
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
