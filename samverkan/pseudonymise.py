@@ -267,12 +267,29 @@ def _scrub_row_values(texts: pa.Array, names: list[pa.Array], extras: list[pa.Ar
     tokens_of, pattern_of = cache(name_tokens), cache(extra_pattern)
     row_names = [pc.take(a, rows).to_pylist() for a in names]
     row_extras = [pc.take(a, rows).to_pylist() for a in extras]
+    digits_of = cache(_extra_digits)
     scrubbed = []
     for i, text in enumerate(pc.take(texts, rows).to_pylist()):
         tokens = frozenset().union(*(tokens_of(col[i]) for col in row_names if col[i]))
-        text = scrub_names(text, tokens)
-        scrubbed.append(scrub_extras(text, [pattern_of(col[i]) for col in row_extras if col[i]]))
+        # Same result, less work: a name token matches only where it occurs in the folded
+        # text, and a number only where its digits occur once blanks and dashes are gone.
+        if tokens and any(token in text.casefold() for token in tokens):
+            text = scrub_names(text, tokens)
+        values = [col[i] for col in row_extras if col[i]]
+        if values:
+            squeezed = _BLANKS_DASHES_RE.sub("", text)
+            values = [v for v in values if (digits_of(v) is None or digits_of(v) in squeezed)]
+        scrubbed.append(scrub_extras(text, [pattern_of(v) for v in values]) if values else text)
     return pc.replace_with_mask(texts, mask, pa.array(scrubbed, pa.string()))
+
+
+_BLANKS_DASHES_RE = re.compile(r"[\s-]")
+
+
+def _extra_digits(value: str) -> str | None:
+    """The digits ``extra_pattern`` looks for when ``value`` is a number (else None)."""
+    value = value.strip()
+    return re.sub(r"\D", "", value) if _DIGITISH_RE.fullmatch(value) else None
 
 
 def _non_blank(values: pa.Array) -> pa.Array:
