@@ -82,7 +82,9 @@ class ProperNounScrubber:
     def __init__(self, lexicon: Lexicon, keep_phrases: Iterable[str]) -> None:
         self.lexicon = lexicon
         phrases = sorted({p.strip() for p in keep_phrases if p.strip()}, key=len, reverse=True)
-        self._keep = (re.compile("|".join(rf"(?<!\w){re.escape(p)}(?!\w)" for p in phrases), re.IGNORECASE)
+        # One lookbehind before the alternation: the same matches as one per phrase, but a position
+        # inside a word is given up at once instead of once per phrase.
+        self._keep = (re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(p) for p in phrases)})(?!\w)", re.IGNORECASE)
                       if phrases else None)
         self._word_kind = cache(self._classify)
 
