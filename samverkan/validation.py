@@ -620,10 +620,19 @@ class _DistinctPlan:
         return inverse.reshape(-1), first
 
     def frame(self) -> Any:
+        """Only the columns some check names (GE filters every column of the frame per metric)."""
         np, pa, pc = self._np, self._pa, self._pc
+        named = set(self.index) | {column for column, _, _ in self.columns}
+        for check in self.checks:
+            kwargs = check.config.get("kwargs") or {}
+            named.update(kwargs.get("column_set") or ())
+            named.update(kwargs.get("column_list") or ())
+            named.update(k for k in (kwargs.get("column"),) if k)
         columns = {}
         for name in self.table.column_names:
             values = self.table.column(name)
+            if name not in named:
+                continue
             if name == ROW:
                 columns[name] = pa.array(np.arange(self.size), values.type)
             else:
