@@ -18,9 +18,11 @@ import io
 import logging
 import os
 import posixpath
+import queue
 import socket
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -240,6 +242,7 @@ class SFTPConnector:
                 settings.host, port=settings.port, username=settings.username, pkey=pkey,
                 timeout=settings.timeout, banner_timeout=settings.timeout, auth_timeout=settings.timeout,
                 channel_timeout=settings.timeout, allow_agent=False, look_for_keys=False,
+                transport_factory=_transport,
             )
             sftp = paramiko.SFTPClient.from_transport(
                 client.get_transport(), window_size=SFTP_WINDOW_SIZE, max_packet_size=SFTP_MAX_PACKET_SIZE)
@@ -328,37 +331,39 @@ class SFTPConnector:
         next one due. (paramiko's own prefetch issues 32 KiB requests from a helper thread that
         sleeps 10 ms whenever its queue is full, which left the link idle most of the time.)
         The file is read to its end, not just to the size first seen, so growth is noticed.
+        Hashing and writing happen in a second thread (both release the GIL), overlapping the reads.
         """
-        digest = hashlib.sha256()
         size = 0
         sftp = self.sftp
-        with sftp.open(self.remote_path(remote_path), "rb") as remote:
-            answers = _Answers()
-            pending: collections.deque[tuple[int, int]] = collections.deque()
-            offset, depth = 0, self.settings.prefetch_requests
-            while True:
-                while len(pending) < depth and offset < expected_size:
-                    length = min(READ_REQUEST_BYTES, expected_size - offset)
-                    pending.append((_request_read(sftp, answers, remote.handle, offset, length), length))
-                    offset += length
-                if not pending:
-                    break
-                number, length = pending.popleft()
-                data = _answer(sftp, answers, number)
-                digest.update(data)
-                out.write(data)
-                size += len(data)
-                if len(data) < length:  # a short answer (allowed by SFTP): the rest comes next, in order
-                    while pending:
-                        _answer(sftp, answers, pending.popleft()[0])  # drained; re-read from here
-                    offset = size
-                    if not data:
+        sink = _HashingWriter(out)
+        try:
+            with sftp.open(self.remote_path(remote_path), "rb") as remote:
+                answers = _Answers()
+                pending: collections.deque[tuple[int, int]] = collections.deque()
+                offset, depth = 0, self.settings.prefetch_requests
+                while True:
+                    while len(pending) < depth and offset < expected_size:
+                        length = min(READ_REQUEST_BYTES, expected_size - offset)
+                        pending.append((_request_read(sftp, answers, remote.handle, offset, length), length))
+                        offset += length
+                    if not pending:
                         break
-            while data := _answer(sftp, answers, _request_read(sftp, answers, remote.handle, size, READ_REQUEST_BYTES)):
-                digest.update(data)  # the file grew since it was listed: read on; the caller refuses it
-                out.write(data)
-                size += len(data)
-        return digest.hexdigest(), size
+                    number, length = pending.popleft()
+                    data = _answer(sftp, answers, number)
+                    sink.put(data)
+                    size += len(data)
+                    if len(data) < length:  # a short answer (allowed by SFTP): the rest comes next, in order
+                        while pending:
+                            _answer(sftp, answers, pending.popleft()[0])  # drained; re-read from here
+                        offset = size
+                        if not data:
+                            break
+                while data := _answer(sftp, answers, _request_read(sftp, answers, remote.handle, size, READ_REQUEST_BYTES)):
+                    sink.put(data)  # the file grew since it was listed: read on; the caller refuses it
+                    size += len(data)
+        finally:
+            sha256 = sink.finish()
+        return sha256, size
 
     def write_bytes(self, remote_path: str, data: bytes) -> None:
         """Leave ``data`` at ``remote_path`` whole or not at all (used for receipts to the partner).
@@ -448,6 +453,41 @@ class SFTPConnector:
         return Download(sha256=remote_sha, size=size, mtime=landed.mtime)
 
 
+class _HashingWriter:
+    """SHA-256 and write in a thread of its own, fed in order through a bounded queue."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._run, name="sftp-hash-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.digest.update(data)
+                    self.out.write(data)
+                except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                    self.error = exc
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(data)
+
+    def finish(self) -> str:
+        """Wait until everything is written; the digest, or the writing error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.digest.hexdigest()
+
+
 class _Answers:
     """Where paramiko delivers the answers to our read requests, by request number."""
 
@@ -503,6 +543,19 @@ def _ensure_private_dir(directory: Path) -> None:
 
 
 # --- host-key pinning and connection errors -----------------------------------------------
+
+
+# AES-GCM first when the server offers it: one pass for cipher and integrity instead of AES-CTR
+# plus a separate HMAC per packet (measured ~15% faster on loopback); the rest as paramiko orders them.
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    transport = paramiko.Transport(sock, **kwargs)
+    offered = transport._preferred_ciphers
+    transport._preferred_ciphers = tuple(c for c in PREFERRED_CIPHERS if c in offered) + tuple(
+        c for c in offered if c not in PREFERRED_CIPHERS)
+    return transport
 
 
 def _known_hosts_name(settings: SFTPSettings) -> str:
