@@ -159,7 +159,13 @@ def _plain_ten(digits: str) -> str:
     return PHONE_TOKEN
 
 
+_DIGIT_RE = re.compile(r"\d")
+_MIN_PATTERN_DIGITS = 7  # fewer than any number the patterns take (a phone number has 8 or more)
+
+
 def scrub_patterns(text: str) -> str:
+    if "@" not in text and len(_DIGIT_RE.findall(text)) < _MIN_PATTERN_DIGITS:
+        return text  # no e-mail address and too few digits for a number: nothing can match
     return _TEXT_PATTERNS_RE.sub(_label, text)
 
 
