@@ -728,7 +728,7 @@ def task_report(api: AirflowAPI, runs: Iterable[tuple[str, str]]) -> dict[str, A
     tis = []
     for dag_id, run_id in runs:
         tis += api.task_instances(dag_id, run_id)
-    ran = [t for t in tis if t.get("start_date") and t.get("end_date")]
+    ran = [t for t in tis if t.get("start_date") and t.get("end_date") and t.get("state") in ("success", "failed")]
     per_host: dict[str, int] = {}
     for t in ran:
         per_host[t.get("hostname") or "?"] = per_host.get(t.get("hostname") or "?", 0) + 1

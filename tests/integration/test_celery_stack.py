@@ -75,7 +75,7 @@ def test_every_triggered_run_succeeds(stack, triggered):
 
 def test_tasks_ran_on_both_workers(stack, triggered):
     report = task_report(stack.api(), triggered)
-    assert report["states"] == ["success"]
+    assert set(report["states"]) <= {"success", "skipped"}, report  # skipped: tasks for what a run did not need
     assert set(report["per_host"]) == set(stack.worker_names()), report
     # Celery's own record of each task (result_extended, from deploy/airflow.env) names the same worker.
     rows = stack.query(
