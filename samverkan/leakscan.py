@@ -39,6 +39,9 @@ _GUARD_FAST_RE = re.compile(r"[Oo][Vv]-[0-9]{3,6}")
 _PNR_RE = re.compile(r"(?<!\d)(\d{8}|\d{6})[-+ ]?(\d{4})(?!\d)")
 _DIGITS_RE = re.compile(r"\d+")
 _NAME_TOKEN_RE = re.compile(r"[^\W\d_]{3,}")
+# In scanned text a name stands apart from digits too: base32 pseudonyms ('c44jan2vs…') are
+# letters and digits at random and would otherwise spell short names by chance.
+_NAME_IN_TEXT_RE = re.compile(r"(?<![^\W_])[^\W\d_]{3,}(?![^\W_])")
 # Whole tokens: letters and digits join a token, '_' separates (snake_case names leak too).
 # Employee numbers are all-digit tokens; a digit after "N." or "N," is a decimal, not a token.
 _EMPLOYEE_RE = re.compile(r"(?<![^\W_])(?<!\d[.,])\d+(?![^\W_])")
@@ -229,7 +232,7 @@ class Matcher:
         if not self.names:
             return
         names = self.names
-        for m in _NAME_TOKEN_RE.finditer(text):
+        for m in _NAME_IN_TEXT_RE.finditer(text):
             if m.group(0).lower() in names:
                 yield "name", m.group(0), m.start()
 

@@ -265,3 +265,11 @@ def test_merge_combines_nights():
     assert merged.personnummer_canonical == {PNR, OLD_PNR}
     assert merged.guard_ids == {GUARD} and merged.phones == {PHONE}
     assert a.personnummer_canonical == {PNR}, "merge does not modify its inputs"
+
+
+def test_a_name_spelled_by_chance_inside_a_base32_pseudonym_is_not_a_leak(tmp_path):
+    values = PersonalValues(names={"Jan Ali"})
+    (tmp_path / "ok.txt").write_text("pseudonym c44jan2vs6tu3t5uepvpr6p66i and 9ali7\n")
+    (tmp_path / "leak.txt").write_text("vittnet Jan, 2 personer\n")
+    findings = scan([tmp_path], values)
+    assert [(f.path.name, f.kind) for f in findings] == [("leak.txt", "name")]
