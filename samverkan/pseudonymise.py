@@ -159,14 +159,22 @@ def _plain_ten(digits: str) -> str:
     return PHONE_TOKEN
 
 
-_DIGIT_RE = re.compile(r"\d")
-_MIN_PATTERN_DIGITS = 7  # fewer than any number the patterns take (a phone number has 8 or more)
+# Without an '@' only the number patterns can match, and each such match starts with a digit or
+# '+' and holds nothing but digits, blanks, dashes, '+' and '(0)'. So the patterns run on the
+# maximal stretches of those characters alone: at a stretch's ends the lookarounds see what they
+# would see in the text (no digit, no '+'), and the regex engine skips the words in C.
+_NUMBER_STRETCH_RE = re.compile(r"[\d+][\d +\-()]*")
+_NUMBERS_RE = re.compile("|".join((r"(?P<email>(?!))", _PNR_STRUCTURED, _PNR_PLAIN, _PHONE)))
+
+
+def _scrub_numbers(stretch: re.Match) -> str:
+    return _NUMBERS_RE.sub(_label, stretch.group())
 
 
 def scrub_patterns(text: str) -> str:
-    if "@" not in text and len(_DIGIT_RE.findall(text)) < _MIN_PATTERN_DIGITS:
-        return text  # no e-mail address and too few digits for a number: nothing can match
-    return _TEXT_PATTERNS_RE.sub(_label, text)
+    if "@" in text:
+        return _TEXT_PATTERNS_RE.sub(_label, text)
+    return _NUMBER_STRETCH_RE.sub(_scrub_numbers, text)
 
 
 # --- free text: the row's own values -------------------------------------------------------
