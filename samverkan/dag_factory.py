@@ -157,7 +157,7 @@ def build_feed_dag(contract: Contract) -> DAG:
         def fail_run() -> None:
             """The manifest runs even after a failure (all_done), and a DAG run's state comes from
             its leaves: without this leaf a run whose discovery was refused would show green."""
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException("a task of this run failed; see its log (the manifest records what was done)")
 

@@ -32,7 +32,7 @@ PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"
 def _connector(contract: Contract) -> Iterator[SFTPConnector]:
     """A connected SFTP client; a refused host key fails the task at once: retrying cannot make
     a different machine the partner's, and every retry would hand it our credentials again."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     try:
         with SFTPConnector(SFTPSettings.from_airflow_connection(contract.connection_id)) as connector:
