@@ -365,33 +365,78 @@ class SFTPConnector:
             sha256 = sink.finish()
         return sha256, size
 
-    def write_bytes(self, remote_path: str, data: bytes) -> None:
-        """Leave ``data`` at ``remote_path`` whole or not at all (used for receipts to the partner).
+    # --- sending (receipts to partners, deliveries to recipients) ----------------------------
+    def write_bytes(self, remote_path: str, data: bytes) -> Download:
+        """Leave ``data`` at ``remote_path`` whole or not at all (receipts to the partner)."""
+        def write(remote: paramiko.SFTPFile) -> tuple[str, int]:
+            remote.write(data)
+            return hashlib.sha256(data).hexdigest(), len(data)
 
-        Written under a hidden temporary name in the same directory and renamed into place, so
-        a partner's script never reads half a receipt; the directory is created when missing.
+        return self._place(remote_path, write)
+
+    def upload(self, local_path: Path | str, remote_path: str, *,
+               progress: Callable[[int], None] | None = None) -> Download:
+        """Place a local file at ``remote_path`` so the recipient sees all of it or nothing.
+        ``progress`` is called with the bytes sent so far."""
+        def write(remote: paramiko.SFTPFile) -> tuple[str, int]:
+            digest, size = hashlib.sha256(), 0
+            with open(local_path, "rb") as local:
+                while chunk := local.read(CHUNK_SIZE):
+                    remote.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if progress is not None:
+                        progress(size)
+            return digest.hexdigest(), size
+
+        return self._place(remote_path, write)
+
+    def ensure_dir(self, directory: str) -> None:
+        """Create ``directory`` and any missing parents on the server (like ``mkdir -p``)."""
+        self._makedirs(self.remote_path(directory))
+
+    def _place(self, remote_path: str, write: Callable[[paramiko.SFTPFile], tuple[str, int]]) -> Download:
+        """The one way the hub writes to someone else's server.
+
+        The bytes go to a hidden ``.<name>.part`` beside the target (what a reader's script skips;
+        a dropped connection leaves only that, and the next attempt overwrites it), are renamed
+        into place with OpenSSH's atomic ``posix-rename``, and are then checked: the size by stat,
+        the content by reading it back and comparing SHA-256 (OpenSSH offers no server-side
+        checksum). A mismatch removes the file and raises, so the next run sends it again.
         """
         path = self.remote_path(remote_path)
         directory, name = posixpath.split(path)
         self._makedirs(directory)
-        temp = posixpath.join(directory, f".{name}.{os.getpid()}.part")
+        temp = posixpath.join(directory, f".{name}.part")
         try:
             with self.sftp.open(temp, "wb") as remote:
-                remote.write(data)
-            try:
-                self.sftp.posix_rename(temp, path)
-            except IOError:  # a server without the posix-rename extension: plain rename needs no target
-                try:
-                    self.sftp.remove(path)
-                except IOError:
-                    pass
-                self.sftp.rename(temp, path)
+                remote.set_pipelined(True)
+                sha256, size = write(remote)
+            self._rename_into_place(temp, path)
         except BaseException:
             try:
                 self.sftp.remove(temp)
-            except (IOError, OSError):
-                pass
+            except (IOError, OSError, EOFError):
+                pass  # the connection may be gone; the next attempt overwrites the temp file
             raise
+        landed = self.stat(remote_path)
+        with open(os.devnull, "wb") as sink:
+            remote_sha, _ = self._copy(remote_path, sink, landed.size)
+        if landed.size != size or remote_sha != sha256:
+            self.sftp.remove(path)
+            raise FileChangedError(f"{remote_path}: sent {size} bytes but the server holds {landed.size} "
+                                   "with a different SHA-256; removed it, the next run sends it again")
+        return Download(sha256=remote_sha, size=size, mtime=landed.mtime)
+
+    def _rename_into_place(self, temp: str, path: str) -> None:
+        try:
+            self.sftp.posix_rename(temp, path)
+        except IOError:  # a server without the posix-rename extension: plain rename needs no target
+            try:
+                self.sftp.remove(path)
+            except IOError:
+                pass
+            self.sftp.rename(temp, path)
 
     def _makedirs(self, directory: str) -> None:
         missing = []
@@ -407,50 +452,6 @@ class SFTPConnector:
                 self.sftp.mkdir(d)
             except IOError:
                 self.sftp.stat(d)  # created meanwhile by someone else is fine; anything else raises
-
-
-    # --- sending (deliveries to recipients) -------------------------------------------------
-    def ensure_dir(self, directory: str) -> None:
-        """Create ``directory`` and any missing parents on the server (like ``mkdir -p``)."""
-        path = ""
-        for part in [p for p in directory.split("/") if p]:
-            path = f"{path}/{part}"
-            try:
-                self.sftp.stat(self.remote_path(path))
-            except FileNotFoundError:
-                self.sftp.mkdir(self.remote_path(path))
-
-    def upload(self, local_path: Path | str, remote_path: str, *,
-               progress: Callable[[int], None] | None = None) -> Download:
-        """Place a local file at ``remote_path`` so the recipient sees all of it or nothing.
-
-        The bytes go to a hidden ``.<name>.part`` beside the target (a dropped connection leaves
-        only that, which the next upload overwrites), are renamed into place with OpenSSH's
-        atomic ``posix-rename``, and are then checked: the size by stat, the content by reading
-        it back and comparing SHA-256 (OpenSSH offers no server-side checksum). A mismatch
-        removes the file and raises. ``progress`` is called with the bytes sent so far.
-        """
-        source = Path(local_path)
-        directory, name = posixpath.split(remote_path)
-        temp = posixpath.join(directory, f".{name}.part")
-        digest, size = hashlib.sha256(), 0
-        with open(source, "rb") as local, self.sftp.open(self.remote_path(temp), "wb") as remote:
-            remote.set_pipelined(True)
-            while chunk := local.read(CHUNK_SIZE):
-                remote.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if progress is not None:
-                    progress(size)
-        self.sftp.posix_rename(self.remote_path(temp), self.remote_path(remote_path))
-        landed = self.stat(remote_path)
-        with open(os.devnull, "wb") as sink:
-            remote_sha, _ = self._copy(remote_path, sink, landed.size)
-        if landed.size != size or remote_sha != digest.hexdigest():
-            self.sftp.remove(self.remote_path(remote_path))
-            raise FileChangedError(f"{remote_path}: uploaded {size} bytes but the server holds {landed.size} "
-                                   "with a different SHA-256; removed it, the next run sends it again")
-        return Download(sha256=remote_sha, size=size, mtime=landed.mtime)
 
 
 class _HashingWriter:

@@ -337,3 +337,15 @@ def test_server_that_cannot_start_reports_sshds_own_words(start_server):
         taken.listen()
         with pytest.raises(SFTPServerError, match="Address already in use"):
             start_server(port=taken.getsockname()[1])
+
+
+def test_write_bytes_creates_the_directory_and_leaves_the_whole_file_only(sftp_server, settings_for):
+    data = b'{"receipt": 1}\n' * 1000
+    with SFTPConnector(settings_for(sftp_server)) as sftp:
+        sent = sftp.write_bytes("receipts/2026/r.json", data)
+        again = sftp.write_bytes("receipts/2026/r.json", b"replaced\n")
+    folder = sftp_server.root / "receipts" / "2026"
+    assert sorted(p.name for p in folder.iterdir()) == ["r.json"]  # no .part left behind
+    assert (folder / "r.json").read_bytes() == b"replaced\n"
+    assert sent.sha256 == hashlib.sha256(data).hexdigest() and sent.size == len(data)
+    assert again.sha256 == hashlib.sha256(b"replaced\n").hexdigest()
