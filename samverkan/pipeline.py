@@ -29,7 +29,8 @@ from samverkan.ledger import Ledger
 from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, SOURCE_TYPE, FeedModel
 from samverkan.parsing import ROW, Batch, FileInfo, FileRejected, read_batches
 from samverkan.pseudonymise import Pseudonymiser
-from samverkan.publishing import SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, write_json_atomic
+from samverkan.publishing import (SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, sweep_staging,
+                                  write_json_atomic)
 from samverkan.settings import Paths
 
 log = logging.getLogger(__name__)
@@ -354,6 +355,9 @@ def process(
     """Parse, validate, pseudonymise and publish one landed file; settle it in the ledger."""
     from samverkan.validation import combine, outcome_to_records
 
+    swept = sweep_staging(paths.staging)
+    if swept:
+        log.info("removed %d staging file(s) left by an earlier, interrupted publish", swept)
     result = FileResult(contract.id, landed["name"], landed["night"], landed["sha256"], status="published")
     run = _FileRun(contract, landed, paths, pseudonymiser, validator, load_suites(contract, expectations_dir), run_id)
     try:

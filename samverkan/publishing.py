@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,26 @@ class StagedParquet:
             self._writer.close()
         finally:
             self.tmp_path.unlink(missing_ok=True)
+
+
+STALE_STAGING_SECONDS = 12 * 3600  # far longer than any run; younger files may be in use
+
+
+def sweep_staging(staging: Path, *, older_than: float = STALE_STAGING_SECONDS, now: float | None = None) -> int:
+    """Remove what a killed publisher left in staging (never visible in the datasets, but it
+    holds data, quarantined raw rows included, that nobody would ever delete otherwise)."""
+    if not staging.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - older_than
+    removed = 0
+    for leftover in staging.glob("*.part"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # another run swept it first
+    return removed
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
