@@ -104,6 +104,22 @@ def _decode_errors_as_rejection(exc: Exception, contract: Contract) -> FileRejec
     return FileRejected(f"file cannot be read: {type(exc).__name__}: {exc}")
 
 
+def count_records(contract: Contract, path: Path) -> int | None:
+    """How many records a file holds that was refused before they were read (a missing column,
+    say): the receipt and the balance line then say how many went to quarantine with the file.
+    None when the file cannot be read as text at all."""
+    try:
+        with _open_binary(contract, path) as raw:
+            if contract.format["kind"] == "jsonl":
+                return sum(1 for line in raw if line.strip())
+            fmt = contract.format
+            csv.field_size_limit(MAX_FIELD_BYTES)
+            reader = csv.reader(_csv_text(contract, raw), delimiter=fmt["delimiter"], quotechar=fmt["quotechar"])
+            return max(sum(1 for _ in reader) - 1, 0)  # the header is no record
+    except (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error):
+        return None
+
+
 # --- CSV ---------------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from samverkan import personnummer, receipts, reports
 from samverkan.contracts import Contract
 from samverkan.ledger import Ledger
 from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, SOURCE_TYPE, FeedModel
-from samverkan.parsing import ROW, Batch, FileInfo, FileRejected, read_batches
+from samverkan.parsing import ROW, Batch, FileInfo, FileRejected, count_records, read_batches
 from samverkan.pseudonymise import Pseudonymiser
 from samverkan.publishing import (SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, sweep_staging,
                                   write_json_atomic)
@@ -443,9 +443,10 @@ def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, 
     shutil.move(landed["path"], target)
     result.status = "rejected"
     result.reason = reports.public_reason(reason)  # the full reason, header included, stays in the ledger
-    result.rows_received = run.info.records
-    result.rows_quarantined = run.info.records
-    result.quarantine_reasons = {"file rejected": run.info.records}
+    records = run.info.records or count_records(contract, target) or 0
+    result.rows_received = records
+    result.rows_quarantined = records
+    result.quarantine_reasons = {"file rejected": records}
     result.unexpected_columns = run.info.unexpected_columns
     if run.outcomes:
         from samverkan.validation import combine, outcome_to_records

@@ -133,6 +133,10 @@ def test_bad_rows_are_quarantined_with_the_right_check_and_the_rest_published(st
 def test_a_file_missing_a_required_column_is_rejected_whole(story):
     files = manifest(story, "guards")["files"]
     assert [(f["status"], f["reason"]) for f in files] == [("rejected", "missing required column(s) ingripande")]
+    truth = story.truth["guards"]
+    # Refused before its records were read, the file still says how many went to quarantine with it.
+    assert (files[0]["rows_received"], files[0]["rows_published"], files[0]["rows_quarantined"]) == (
+        truth.records, 0, truth.records)
     assert (story.hub.data.quarantine_files("guards") / NIGHT.isoformat() / story.truth["guards"].path.name).exists()
     assert not (story.hub.data.dataset("incidents") / f"night={NIGHT}" / "source=guards").exists()
     open_files = Ledger(story.hub.data.ledger).quarantines(feed="guards", status="open")

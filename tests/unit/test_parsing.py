@@ -155,3 +155,28 @@ def test_not_gzip_at_all_is_rejected(contracts, tmp_path):
     path.write_bytes(b'{"incident_id": "plain json, not gzip"}\n')
     with pytest.raises(FileRejected):
         read_all(contracts["transit"], path)
+
+
+# --- counting the records of a file refused before they were read ---------------------------
+
+def test_count_records_of_a_refused_csv_counts_multi_line_records_once(contracts, tmp_path):
+    from samverkan.parsing import count_records
+
+    header_without_roll = POLICE_HEADER.replace(";Roll", "")
+    path = police_file(tmp_path, ['a;b;c;d;e;f;g;h;i;j;"rad ett\r\nrad två"', "a;b;c;d;e;f;g;h;i;j;k"],
+                       header=header_without_roll)
+    with pytest.raises(FileRejected):
+        read_all(contracts["police"], path)
+    assert count_records(contracts["police"], path) == 2
+
+
+def test_count_records_of_jsonl_gz_skips_blank_lines_and_gives_none_for_a_broken_stream(contracts, tmp_path):
+    from samverkan.parsing import count_records
+
+    good = tmp_path / "incidents-2026-11-20.jsonl.gz"
+    good.write_bytes(gzip.compress(b'{"a": 1}\n\n{"b": 2}\nnot json\n'))
+    assert count_records(contracts["transit"], good) == 3
+    broken = tmp_path / "incidents-2026-11-21.jsonl.gz"
+    whole = gzip.compress("".join(f'{{"id": "{i * 7919 % 10007}"}}\n' for i in range(5000)).encode())
+    broken.write_bytes(whole[: len(whole) // 2])
+    assert count_records(contracts["transit"], broken) is None
