@@ -19,7 +19,6 @@ import gzip
 import io
 import json
 import logging
-import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -1,7 +1,6 @@
 """Row values scrubbed with the substring short cuts equal scrubbing with every pattern."""
 
 import random
-import re
 
 import pyarrow as pa
 import pytest
