@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samverkan import personnummer
+from samverkan.arrowops import distinct_rows
 from samverkan.contracts import Column, Contract, common_model
 from samverkan.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
 
@@ -120,21 +121,6 @@ def map_values(raw: pa.Array, mapping: dict[str, str]) -> pa.Array:
 
 def constant(value: Any, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
     return pa.nulls(n, type_) if value is None else pa.array([value] * n, type_)
-
-
-def distinct_rows(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
-    """(each row's combination number, the first row of each combination) over row-aligned
-    columns; null is a value of its own."""
-    key = None
-    for values in columns:
-        codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        if key is None:
-            key = codes
-        else:
-            _, key = np.unique(key, return_inverse=True)
-            key = key.astype(np.int64).reshape(-1) * (int(codes.max(initial=-1)) + 2) + (codes + 1)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return inverse.reshape(-1), first
 
 
 # --- areas ----------------------------------------------------------------------------------

@@ -605,19 +605,9 @@ class _DistinctPlan:
             self.checks.append(_renamed(check, renamed))
 
     def _distinct(self, columns: tuple[str, ...]):
-        np, pc = self._np, self._pc
-        key = None
-        for column in columns:
-            values = self.table.column(column)
-            values = values.combine_chunks() if hasattr(values, "combine_chunks") else values
-            codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-            if key is None:
-                key = codes
-            else:
-                _, key = np.unique(key, return_inverse=True)
-                key = key.astype(np.int64).reshape(-1) * (int(codes.max(initial=-1)) + 2) + (codes + 1)
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        return inverse.reshape(-1), first
+        from samverkan.arrowops import distinct_rows
+
+        return distinct_rows([self.table.column(column) for column in columns])
 
     def frame(self) -> Any:
         """Only the columns some check names (GE filters every column of the frame per metric)."""
