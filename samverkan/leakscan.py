@@ -44,6 +44,14 @@ _NAME_TOKEN_RE = re.compile(r"[^\W\d_]{3,}")
 _NAME_IN_TEXT_RE = re.compile(r"(?<![^\W_])[^\W\d_]{3,}(?![^\W_])")
 # Whole tokens: letters and digits join a token, '_' separates (snake_case names leak too).
 # Employee numbers are all-digit tokens; a digit after "N." or "N," is a decimal, not a token.
+# Numbers the machine writes into logs whose values run through every five-digit number: the
+# parts of Python's datetime reprs ("datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, …"),
+# sizes ("'size': 24876", "24876 bytes") and ports ("127.0.0.1:24876"). An employee number in
+# one of these places is a coincidence, not a leak; anywhere else it counts.
+_MEASURE_BEFORE_RE = re.compile(
+    r"(?:(?:datetime|date|time|timedelta)\((?:[\w.]+=)?[\d, ]*|size['\"]?\s*[:=]\s*|\d\]?:)$")
+_MEASURE_AFTER_RE = re.compile(r"\s*bytes\b")
+_MEASURE_LOOKBACK = 64
 _EMPLOYEE_RE = re.compile(r"(?<![^\W_])(?<!\d[.,])\d+(?![^\W_])")
 _GUARD_RE = re.compile(r"(?<![^\W_])(?<!-)OV-\d{3,6}(?![^\W_])", re.IGNORECASE)
 _MIN_PHONE_DIGITS, _MAX_PHONE_DIGITS = 8, 13
@@ -89,6 +97,12 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.kind}: {self.detail}"
+
+
+def _is_measure(text: str, start: int, end: int) -> bool:
+    """Whether the number at ``start:end`` is a time part, a size or a port (see above)."""
+    return bool(_MEASURE_BEFORE_RE.search(text, max(0, start - _MEASURE_LOOKBACK), start)
+                or _MEASURE_AFTER_RE.match(text, end))
 
 
 def mask(value: str) -> str:
@@ -210,7 +224,7 @@ class Matcher:
 
     def _employee_in(self, text: str, start: int, end: int) -> Iterator[tuple[str, str, int]]:
         for m in _EMPLOYEE_RE.finditer(text, start, end):
-            if m.group(0) in self.employees:
+            if m.group(0) in self.employees and not _is_measure(text, m.start(), m.end()):
                 yield "employee_number", m.group(0), m.start()
 
     def _phone_in_run(self, run: str) -> str | None:

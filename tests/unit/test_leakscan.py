@@ -273,3 +273,13 @@ def test_a_name_spelled_by_chance_inside_a_base32_pseudonym_is_not_a_leak(tmp_pa
     (tmp_path / "leak.txt").write_text("vittnet Jan, 2 personer\n")
     findings = scan([tmp_path], values)
     assert [(f.path.name, f.kind) for f in findings] == [("leak.txt", "name")]
+
+
+def test_a_time_part_size_or_port_that_equals_an_employee_number_is_not_a_leak(tmp_path):
+    values = PersonalValues(employee_numbers={"24876"})
+    (tmp_path / "ok.log").write_text(
+        "start_date=datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, tzinfo=datetime.timezone.utc)\n"
+        "landed x.csv (24876 bytes), {'size': 24876}, size=24876, connected to root@127.0.0.1:24876\n")
+    (tmp_path / "leak.log").write_text("reported by employee 24876, end_date=datetime.datetime(2026, 1, 2)\n")
+    findings = scan([tmp_path], values)
+    assert [(f.path.name, f.kind) for f in findings] == [("leak.log", "employee_number")]
