@@ -66,23 +66,22 @@ class EmbeddedHub:
         return self.partners_root / feed
 
     # --- set-up ----------------------------------------------------------------------------
-    def secret(self) -> str:
-        """The demo's pseudonymisation secret: random, kept in a 0600 file, never in the repo."""
-        path = self.keys / "pseudonym_secret"
+    def _random_secret(self, name: str) -> str:
+        """A random 32-byte secret of this hub, kept in a 0600 file, never in the repo."""
+        path = self.keys / name
         if not path.exists():
             self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip()
 
+    def secret(self) -> str:
+        """The demo's pseudonymisation secret."""
+        return self._random_secret("pseudonym_secret")
+
     def sharing_secret(self) -> str:
         """The key for recipients' pseudonyms: separate from the hub's (see README, Sharing)."""
-        path = self.keys / "sharing_secret"
-        if not path.exists():
-            self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return self._random_secret("sharing_secret")
 
     def client_key(self) -> tuple[Path, str]:
         private = self.keys / "hub_ed25519"

@@ -5,18 +5,12 @@ import json
 
 import pytest
 
-from samverkan.contracts import load_contracts
 from samverkan.parsing import FileInfo, FileRejected, read_batches
 
 pytestmark = pytest.mark.unit
 
 POLICE_HEADER = "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
 GUARDS_HEADER = "rapport_nr,datum,klockslag,plats,ingripande,personnummer,namn,telefon,ordningsvakt_id,polis_underrattad,beskrivning"
-
-
-@pytest.fixture(scope="module")
-def contracts():
-    return load_contracts()
 
 
 def read_all(contract, path, batch_rows=100_000):

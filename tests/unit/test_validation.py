@@ -8,11 +8,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from samverkan.contracts import load_contracts
 from samverkan.validation import (
     EXPECTATIONS_DIR,
     BatchOutcome,
-    Validator,
     build_suite,
     combine,
     outcome_to_records,
@@ -26,16 +24,6 @@ pytestmark = pytest.mark.unit
 
 TS = "2026-11-20 23:14"
 TS_LATER = "2026-11-21 00:02"
-
-
-@pytest.fixture(scope="module")
-def contracts():
-    return load_contracts()
-
-
-@pytest.fixture(scope="module")
-def validator():
-    return Validator()
 
 
 def suite(contracts, feed, part="rows"):

@@ -6,25 +6,14 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from samverkan.contracts import load_contracts
 from samverkan.parsing import read_batches
 from samverkan.pipeline import array_check_frame, check_frame
 from samverkan.synthetic import Faults, Population, write_night
-from samverkan.validation import EXPECTATIONS_DIR, Validator, suite_path
+from samverkan.validation import EXPECTATIONS_DIR, suite_path
 
 pytestmark = pytest.mark.unit
 
 NIGHT = date(2026, 11, 20)
-
-
-@pytest.fixture(scope="module")
-def contracts():
-    return load_contracts()
-
-
-@pytest.fixture(scope="module")
-def validator():
-    return Validator()
 
 
 def suite(contract, part="rows"):
