@@ -112,12 +112,12 @@ def feed_late(ledger: Any, contract: Any, night: str, deadline: str, *, dag_id: 
 
 def file_rejected(ledger: Any, contract: Any, result: Mapping[str, Any], *, dag_id: str, run_id: str,
                   context: Mapping[str, Any] | None = None) -> bool:
-    from samverkan.reports import data_docs_url, public_reason
+    from samverkan.reports import data_docs_url
 
     lines = [f"Feed: {contract.id} ({contract.raw['partner']['name']})",
              f"File: {result['name']} (SHA-256 {result.get('sha256')})",
              f"Night: {result['night']}",
-             f"Reason: {public_reason(result.get('reason'))}",
+             f"Reason: {result.get('reason')}",
              f"Records read before the decision: {result.get('rows_received', 0)}",
              "Nothing from this file was published; the partner got a receipt saying so.",
              f"Data Docs: {airflow_base_url()}/{data_docs_url(contract.id, result['night'])}"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import re
 import zlib
 from dataclasses import dataclass, field, fields
@@ -483,3 +484,55 @@ def _long_integers(arr: pa.Array) -> pa.Array:
     values = _distinct(arr)
     long_enough = pc.greater_equal(pc.abs(values.cast(pa.float64())), 1e8)
     return values.filter(long_enough).cast(pa.large_string())
+
+
+# --- databases ----------------------------------------------------------------------------
+
+def scan_database(
+    url: str,
+    values: PersonalValues,
+    *,
+    max_findings_per_kind: int = MAX_FINDINGS_PER_KIND,
+) -> list[Finding]:
+    """Every raw personal value in any text of any table of a database (Airflow's metadata DB:
+    XCom, task instances, DAG run conf, the log table…), reported per table and column.
+
+    A database with no tables is an error, not a clean result (a wrong URL would create one).
+    """
+    import sqlalchemy as sa
+
+    matcher = Matcher(values)
+    findings: list[Finding] = []
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            meta = sa.MetaData()
+            meta.reflect(conn)
+            if not meta.tables:
+                raise FileNotFoundError(f"leak scan: {engine.url.render_as_string()} has no tables")
+            for table in meta.sorted_tables:
+                report = _Report(Path(f"{engine.url.database}#{table.name}"), max_findings_per_kind)
+                for column in table.columns:
+                    texts = [_db_text(v) for (v,) in conn.execute(sa.select(column)) if v is not None]
+                    strings = pa.array([t for t in texts if t], type=pa.large_string())
+                    for _, text in matcher.candidates(strings):
+                        for kind, value, _ in matcher.find(text):
+                            report.add(kind, f"column {column.name}", value)
+                findings.extend(report.close())
+    finally:
+        engine.dispose()
+    return findings
+
+
+def _db_text(value: object) -> str:
+    """A stored value as the text a reader of the database could see in it."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            raw = zlib.decompress(raw)  # Airflow may compress serialised DAGs and XCom payloads
+        except zlib.error:
+            pass
+        return raw.decode("utf-8", errors="replace")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)

@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import logging
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,33 @@ ROW = "_row"
 
 
 class FileRejected(Exception):
-    """The file as a whole cannot be used; the message is a reason a partner can act on."""
+    """The file as a whole cannot be used.
+
+    ``str(exc)`` is the public reason: written from the contract and the file's shape only, never
+    quoting the file, because it goes into receipts, manifests, XCom, logs and e-mails. Whatever
+    was read from the file (a header line that may be a person's record, a decoder's message
+    quoting bytes) goes into ``detail``, which stays in the private ledger.
+    """
+
+    def __init__(self, reason: str, *, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.detail = detail
+
+    @property
+    def private_text(self) -> str:
+        """Reason and detail, for the private ledger only."""
+        return f"{self} [private detail: {self.detail}]" if self.detail else str(self)
+
+
+# A column name that may leave the private zone: a plain identifier. A header cell of any other
+# shape (digits, blanks, punctuation) may be a data row sent without its header.
+_PLAIN_NAME = re.compile(r"[^\W\d]\w{0,63}")
+
+
+def public_column_names(names: list[str]) -> tuple[list[str], int]:
+    """The names fit to show (plain identifiers) and how many others were withheld."""
+    shown = [n for n in names if _PLAIN_NAME.fullmatch(n)]
+    return shown, len(names) - len(shown)
 
 
 @dataclass(frozen=True)
@@ -98,9 +125,10 @@ def _decode_errors_as_rejection(exc: Exception, contract: Contract) -> FileRejec
         return FileRejected(
             f"file is not valid {contract.format['encoding']} text (byte offset {exc.start} in a read block)"
         )
+    # A decoder's message may quote the bytes it choked on ("Not a gzipped file (b'..')").
     if isinstance(exc, (EOFError, gzip.BadGzipFile, zlib.error)):
-        return FileRejected(f"file is not a complete gzip stream ({type(exc).__name__}: {exc})")
-    return FileRejected(f"file cannot be read: {type(exc).__name__}: {exc}")
+        return FileRejected(f"file is not a complete gzip stream ({type(exc).__name__})", detail=str(exc))
+    return FileRejected(f"file cannot be read: {type(exc).__name__}", detail=str(exc))
 
 
 def count_records(contract: Contract, path: Path) -> int | None:
@@ -135,6 +163,8 @@ def _check_header(contract: Contract, header: list[str], info: FileInfo) -> list
         header[0] = header[0][1:]  # a BOM where the contract did not announce one
     clean = [h.strip() for h in header]
     info.header = clean
+    known = {c.source for c in contract.columns}
+    info.unexpected_columns = [h for h in clean if h not in known]
     positions: list[int | None] = []
     missing = []
     for c in contract.columns:
@@ -144,14 +174,13 @@ def _check_header(contract: Contract, header: list[str], info: FileInfo) -> list
             positions.append(None)
             if c.required:
                 missing.append(c.source)
-    known = {c.source for c in contract.columns}
-    info.unexpected_columns = [h for h in clean if h not in known]
     if missing:
-        raise FileRejected(
-            f"missing required column(s) {', '.join(missing)}; header was: {', '.join(clean) or '(empty)'}"
-        )
+        hint = "" if known & set(clean) else " (no contract column in the first line: was the header row left out?)"
+        raise FileRejected(f"missing required column(s) {', '.join(missing)}{hint}",
+                           detail=f"header was: {', '.join(clean) or '(empty)'}")
     if len(set(clean)) != len(clean):
-        raise FileRejected(f"duplicate column names in header: {', '.join(clean)}")
+        raise FileRejected(f"{len(clean) - len(set(clean))} duplicate column name(s) in the header",
+                           detail=f"header was: {', '.join(clean)}")
     return positions
 
 

@@ -27,7 +27,7 @@ from samverkan import personnummer, receipts, reports
 from samverkan.contracts import Contract
 from samverkan.ledger import Ledger
 from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, SOURCE_TYPE, FeedModel
-from samverkan.parsing import ROW, Batch, FileInfo, FileRejected, count_records, read_batches
+from samverkan.parsing import ROW, Batch, FileInfo, FileRejected, count_records, public_column_names, read_batches
 from samverkan.pseudonymise import Pseudonymiser
 from samverkan.publishing import (SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, sweep_staging,
                                   write_json_atomic)
@@ -181,7 +181,8 @@ class FileResult:
     incidents: int = 0
     involvements: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
-    unexpected_columns: list[str] = field(default_factory=list)
+    unexpected_columns: list[str] = field(default_factory=list)  # plain names only, of an accepted file
+    unexpected_columns_withheld: int = 0  # names not shown: not plain identifiers, or the file was rejected
     expectations: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -368,7 +369,7 @@ def process(
     except FileRejected as exc:
         for staged in run.staged():
             staged.abort()
-        result = _reject(contract, landed, paths, ledger, result, run, str(exc))
+        result = _reject(contract, landed, paths, ledger, result, run, exc)
         _report(contract, paths, result, run, run_id)
         return result
     except BaseException:
@@ -383,12 +384,12 @@ def process(
     result.outputs = [str(s.commit()) for s in (run.incidents, run.involvements)]
     run.quarantine.commit()
     result.quarantine_reasons = dict(sorted(run.reason_counts.items()))
-    result.unexpected_columns = run.info.unexpected_columns
+    result.unexpected_columns, result.unexpected_columns_withheld = public_column_names(run.info.unexpected_columns)
     if run.outcomes:
         result.expectations = outcome_to_records(combine(run.outcomes), contract.id, landed["night"], landed["name"])
-    if result.unexpected_columns:
-        log.warning("%s: %s has unexpected column(s) %s; ignored", contract.id, landed["name"], result.unexpected_columns)
-        result.warnings.append(f"column(s) not in the contract were ignored: {', '.join(result.unexpected_columns)}")
+    if run.info.unexpected_columns:
+        result.warnings.append(_unexpected_warning(result))
+        log.warning("%s: %s: %s", contract.id, landed["name"], result.warnings[-1])
     ledger.settle(landed["entry_id"], "published", None, received=result.rows_received,
                   published=result.rows_published, quarantined=result.rows_quarantined)
     log.info(result.balance_line())
@@ -399,8 +400,19 @@ def process(
 def _check_columns(contract: Contract, run: _FileRun) -> None:
     """A column the contract does not know is a warning unless the contract says to refuse it."""
     if run.info.unexpected_columns and contract.unexpected_columns_policy == "reject":
-        raise FileRejected(f"column(s) not in the contract: {', '.join(run.info.unexpected_columns)} "
-                           "(this feed's contract refuses unannounced columns)")
+        raise FileRejected(f"{len(run.info.unexpected_columns)} column(s) not in the contract "
+                           "(this feed's contract refuses unannounced columns)",
+                           detail=f"columns: {', '.join(run.info.unexpected_columns)}")
+
+
+def _unexpected_warning(result: FileResult) -> str:
+    """Names of ignored columns where they are plain identifiers; the rest only counted."""
+    shown = ", ".join(result.unexpected_columns)
+    withheld = result.unexpected_columns_withheld
+    if withheld:
+        shown = f"{shown} and " if shown else ""
+        shown += f"{withheld} with a name not shown (not a plain column name)"
+    return f"column(s) not in the contract were ignored: {shown}"
 
 
 def _missing_columns(contract: Contract, run: _FileRun) -> list[str]:
@@ -437,17 +449,20 @@ def _check_balance(result: FileResult) -> None:
         raise RuntimeError(f"row accounting broken: {result.balance_line()}")
 
 
-def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, run: _FileRun, reason: str) -> FileResult:
+def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, run: _FileRun,
+            exc: FileRejected) -> FileResult:
+    """Quarantine the whole file. Only the public reason and counts leave the private zone: a
+    rejected file's header cells may be a person's record, so not even their names are shown."""
     target = paths.quarantine_files(contract.id) / landed["night"] / landed["name"]
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(landed["path"], target)
     result.status = "rejected"
-    result.reason = reports.public_reason(reason)  # the full reason, header included, stays in the ledger
+    result.reason = str(exc)  # public by construction; the private detail stays in the ledger
     records = run.info.records or count_records(contract, target) or 0
     result.rows_received = records
     result.rows_quarantined = records
     result.quarantine_reasons = {"file rejected": records}
-    result.unexpected_columns = run.info.unexpected_columns
+    result.unexpected_columns, result.unexpected_columns_withheld = [], len(run.info.unexpected_columns)
     if run.outcomes:
         from samverkan.validation import combine, outcome_to_records
 
@@ -457,7 +472,7 @@ def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, 
         result.expectations = [{"feed": contract.id, "night": landed["night"], "file": landed["name"],
                                 "expectation": reports.TABLE_COLUMNS, "column": None, "success": False,
                                 "element_count": 0, "unexpected_count": len(missing)}]
-    ledger.settle(landed["entry_id"], "rejected", reason, received=result.rows_received, published=0,
+    ledger.settle(landed["entry_id"], "rejected", exc.private_text, received=result.rows_received, published=0,
                   quarantined=result.rows_quarantined)
     log.warning("%s: %s rejected whole: %s", contract.id, landed["name"], result.reason)
     log.info(result.balance_line())

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from samverkan.contracts import Contract
 from samverkan.publishing import write_json_atomic
-from samverkan.reports import public_reason, reports_root
+from samverkan.reports import reports_root
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def build(
         "night": file.get("night"),
         "status": status,
         "status_explained": _STATUS_WORDS.get(status, status),
-        "reason": public_reason(file.get("reason")),
+        "reason": file.get("reason"),
         "records": {
             "received": int(file.get("rows_received") or 0),
             "accepted": int(file.get("rows_published") or 0),

