@@ -5,7 +5,7 @@ the agreements: the work happens in samverkan.sharing.delivery when a task runs.
 """
 
 from samverkan.sharing.agreements import load_agreements
-from samverkan.sharing.dag_factory import build_delivery_dag
+from samverkan.orchestration.delivery_dags import build_delivery_dag
 
 for _agreement in load_agreements().values():
     globals()[f"samverkan_deliver_{_agreement.id}"] = build_delivery_dag(_agreement)

@@ -1,7 +1,7 @@
 """Samverkan's Data Docs inside the Airflow UI: served by the API server, behind Airflow's login.
 
 A FastAPI app mounted at ``/samverkan-reports`` serves the value-free reports under
-``$SAMVERKAN_DATA_ROOT/reports/data_docs`` (see ``samverkan.reports``), and two external views put
+``$SAMVERKAN_DATA_ROOT/reports/data_docs`` (see ``samverkan.quality.reports``), and two external views put
 them where engineers look: a "Data Docs" tab on every DAG run (it shows the pages of the nights
 that run touched, read from the run's manifest) and a "Data quality" entry in the navigation.
 Every route requires an Airflow user allowed to read the feed's DAG, so the reports are no more
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from samverkan.webreports import create_app
+from samverkan.orchestration.webreports import create_app
 
 URL_PREFIX = "/samverkan-reports"
 

@@ -10,6 +10,7 @@ install -d -m 755 /etc/ssh/authorized_keys
 install -m 644 -o root -g root /run/secrets/authorized_key /etc/ssh/authorized_keys/partner
 chown root:root /srv/partners "$root"
 chmod 755 /srv/partners "$root"
-sed "s|@CHROOT@|$root|" /etc/ssh/sshd_config.template > /etc/ssh/sshd_config
+sed -e "s|@CHROOT@|$root|" -e "s|@PORT@|${SFTP_PORT:-22}|" -e "s|@LISTEN@|${SFTP_LISTEN:-0.0.0.0}|" \
+  /etc/ssh/sshd_config.template > /etc/ssh/sshd_config
 /usr/sbin/sshd -t
 exec /usr/sbin/sshd -D -e

@@ -20,9 +20,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from samverkan.yamlconfig import load_mapping
+from samverkan.core.yamlconfig import load_mapping
+from samverkan.core.settings import CONFIG_ROOT
 
-AGREEMENTS_DIR = Path(__file__).resolve().parent.parent.parent / "agreements"
+AGREEMENTS_DIR = CONFIG_ROOT / "agreements"
 AGREEMENT_SCHEMA = AGREEMENTS_DIR / "agreement.schema.json"
 
 ROW_DATASETS = ("incidents", "involvements")
@@ -183,7 +184,7 @@ def _best_match(error):
 
 def published_columns() -> dict[str, tuple[str, ...]]:
     """Columns of the published row datasets, from the common model (the contracts' target)."""
-    from samverkan.contracts import common_model
+    from samverkan.core.contracts import common_model
 
     datasets = common_model()["datasets"]
     return {name: tuple(datasets[name]["columns"]) for name in ROW_DATASETS}
@@ -204,7 +205,7 @@ def _conditions(cond: dict[str, Any], where: str) -> Iterator[tuple[str, dict[st
 
 def _check_references(path: Path, data: dict[str, Any]) -> None:
     """What the schema cannot see: names that must exist in the contracts and the common model."""
-    from samverkan.contracts import load_contracts
+    from samverkan.core.contracts import load_contracts
 
     problems: list[str] = []
     columns = published_columns()

@@ -5,7 +5,7 @@ last delivered (a late or corrected partner file, or a new agreement version, me
 re-delivery); ``deliver`` builds the night's delivery in the outbox, pushes it when the agreement
 says push, and appends the disclosure to the register only once the recipient can really have
 it; ``apply_retention`` (retention.py) removes what the agreement no longer allows. The DAG tasks
-in ``samverkan.sharing.dag_factory`` are thin wrappers around these.
+in ``samverkan.orchestration.delivery_dags`` are thin wrappers around these.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import posixpath
 from datetime import date, timedelta
 from typing import Any
 
-from connectors.sftp import SFTPConnector
-from samverkan.settings import Paths
+from samverkan.connectors.sftp import SFTPConnector
+from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
 from samverkan.sharing.outbox import (MANIFEST, Delivery, build_delivery, delivery_dir, read_manifest,
                                       source_fingerprint)

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 
-from samverkan.contracts import common_model
+from samverkan.core.contracts import common_model
 from samverkan.sharing import aggregates
 from samverkan.sharing.agreements import Agreement, describe_condition
 from samverkan.sharing.recipient_pseudonyms import IDENTIFIER_COLUMNS, recipient_domain

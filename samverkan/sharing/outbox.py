@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from connectors.fsutil import fsync_dir
-from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA
-from samverkan.settings import Paths
+from samverkan.core.fsutil import fsync_dir
+from samverkan.ingest.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA
+from samverkan.core.settings import Paths
 from samverkan.sharing import aggregates
 from samverkan.sharing.agreements import Agreement, DatasetGrant
 from samverkan.sharing.dictionary import data_dictionary

@@ -25,8 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from samverkan.embedded_sftp import (CHROOT_ALIASES, HOST, PRIVSEP_DIR, START_TIMEOUT, SFTPServerError,
-                                     _launch_sshd, _public_line, generate_keypair, sshd_available, stop_process)
+from samverkan.connectors.sshd import (CHROOT_ALIASES, HOST, PRIVSEP_DIR, START_TIMEOUT, SFTPServerError,
+                                       launch_sshd, public_key_line, generate_keypair, sshd_available, stop_process)
 
 NOLOGIN = "/usr/sbin/nologin"
 
@@ -128,12 +128,12 @@ def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: 
             (keys_dir / a.account).write_text(a.public_key.strip() + "\n", encoding="ascii")
             (keys_dir / a.account).chmod(0o644)
         users = " ".join(a.account for a in accounts)
-        process, chosen = _launch_sshd(workdir, users, chroots / "%u", port, timeout,
+        process, chosen = launch_sshd(workdir, users, chroots / "%u", port, timeout,
                                        keys_file=str(keys_dir / "%u"))
     except BaseException:
         shutil.rmtree(alias_dir, ignore_errors=True)
         for name in created:
             remove_system_account(name)
         raise
-    return PullService(port=chosen, host_key_line=_public_line(workdir / "ssh_host_ed25519_key.pub"),
+    return PullService(port=chosen, host_key_line=public_key_line(workdir / "ssh_host_ed25519_key.pub"),
                        workdir=workdir, process=process, alias_dir=alias_dir, created_accounts=created)

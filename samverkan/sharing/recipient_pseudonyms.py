@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from samverkan.pseudonymise import Pseudonymiser
+from samverkan.privacy.pseudonymise import Pseudonymiser
 
 SHARING_SECRET_VARIABLE = "samverkan_sharing_secret"
 

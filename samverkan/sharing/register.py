@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connectors.fsutil import fsync_dir
+from samverkan.core.fsutil import fsync_dir
 
 DELIVERY = "delivery"
 RETENTION_DELETION = "retention_deletion"

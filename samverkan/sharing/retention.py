@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from samverkan.settings import Paths
+from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
 from samverkan.sharing.outbox import outbox_staging, read_manifest, recipient_outbox, sha256_file, MANIFEST
 from samverkan.sharing.register import RETENTION_DELETION, Event, Register

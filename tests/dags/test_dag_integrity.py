@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from samverkan.contracts import load_contracts
+from samverkan.core.contracts import load_contracts
 
 pytestmark = pytest.mark.dags
 
@@ -62,7 +62,7 @@ def test_parsing_the_dag_file_does_no_work():
     """Parse time touches configuration only: no GE, no SSH, no data libraries, no connections."""
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
-        "heavy = [m for m in ('great_expectations', 'paramiko', 'pandas', 'duckdb', 'samverkan.pipeline') if m in sys.modules];"
+        "heavy = [m for m in ('great_expectations', 'paramiko', 'pandas', 'duckdb', 'samverkan.ingest.pipeline') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAGS / "samverkan_feeds.py")], capture_output=True, text=True,

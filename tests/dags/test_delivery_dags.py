@@ -47,7 +47,7 @@ def test_parsing_the_delivery_dag_file_does_no_work():
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
         "heavy = [m for m in ('great_expectations', 'paramiko', 'pandas', 'duckdb', 'pyarrow', 'scipy',"
-        " 'samverkan.pipeline', 'samverkan.sharing.outbox') if m in sys.modules];"
+        " 'samverkan.ingest.pipeline', 'samverkan.sharing.outbox') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAG_FILE)], capture_output=True, text=True, check=True,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sftp import SFTPSettings
-from samverkan.embedded_sftp import SSHD, SFTPServer, generate_keypair, sshd_available, start_sftp_server
+from samverkan.connectors.sftp import SFTPSettings
+from samverkan.connectors.sshd import SSHD, SFTPServer, generate_keypair, sshd_available, start_sftp_server
 
 
 @pytest.fixture(scope="session")

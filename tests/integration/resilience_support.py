@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from samverkan.contracts import load_contracts
-from samverkan.ledger import Ledger
-from samverkan.pipeline import FileResult, process
-from samverkan.pseudonymise import Pseudonymiser
-from samverkan.settings import Paths
-from samverkan.synthetic import Population, feed_path, write_night
-from samverkan.validation import EXPECTATIONS_DIR
+from samverkan.core.contracts import load_contracts
+from samverkan.core.ledger import Ledger
+from samverkan.ingest.pipeline import FileResult, process
+from samverkan.privacy.pseudonymise import Pseudonymiser
+from samverkan.core.settings import Paths
+from devkit.synthetic import Population, feed_path, write_night
+from samverkan.quality.validation import EXPECTATIONS_DIR
 
 NIGHT = date(2026, 11, 20)
 KEY = bytes(range(32))
@@ -91,7 +91,7 @@ def result_entry(hub: Hub, result: FileResult) -> int:
 
 
 def _quarantine_file(hub: Hub, result: FileResult) -> Path:
-    from samverkan.publishing import partition_file
+    from samverkan.core.publishing import partition_file
 
     return partition_file(hub.paths.quarantine_rows(result.feed), result.night, result.feed, result.name)
 

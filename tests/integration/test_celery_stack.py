@@ -1,10 +1,10 @@
 """The production stack without Docker: CeleryExecutor with two workers, PostgreSQL, Redis.
 
-Starts what docker-compose.yml runs, from packages on 127.0.0.1 (samverkan/stack.py, the same
+Starts what docker-compose.yml runs, from packages on 127.0.0.1 (devkit/stack.py, the same
 deploy/airflow.env), triggers the nightly DAGs through Airflow's REST API, and checks that every
 run succeeds, that tasks ran on both workers (task instance hostnames, cross-checked against
 Celery's own result records) and that the metadata DB is PostgreSQL. Then backfills two more
-nights with ``python -m samverkan.ops backfill``.
+nights with ``python -m samverkan.ops.commands backfill``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.embedded_sftp import sshd_available
-from samverkan.stack import LocalStack, _synthetic, logical_date_for, task_report
+from samverkan.core.contracts import load_contracts
+from samverkan.connectors.sshd import sshd_available
+from devkit.stack import LocalStack, _synthetic, logical_date_for, task_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -109,7 +109,7 @@ def test_every_triggered_night_is_published_with_a_manifest(stack, triggered):
 def test_backfill_command_runs_a_range_of_nights(stack, triggered):
     env = {**os.environ, "PYTHONPATH": str(REPO), "GX_ANALYTICS_ENABLED": "False"}
     done = subprocess.run(
-        [sys.executable, "-m", "samverkan.ops", "backfill", "--from", BACKFILLED[0].isoformat(),
+        [sys.executable, "-m", "samverkan.ops.commands", "backfill", "--from", BACKFILLED[0].isoformat(),
          "--to", BACKFILLED[-1].isoformat(), "--api-url", stack.api_url,
          "--password-file", str(stack.files.passwords_file), "--wait", "--timeout", "900"],
         env=env, capture_output=True, text=True, timeout=1000)

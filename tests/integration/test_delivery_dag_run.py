@@ -8,14 +8,14 @@ from datetime import date
 
 import pytest
 
-from samverkan import pipeline
-from samverkan.contracts import load_contracts
-from samverkan.embedded import REPO, EmbeddedHub
-from samverkan.ledger import Ledger
-from samverkan.pseudonymise import Pseudonymiser, key_from_secret
+from samverkan.ingest import pipeline
+from samverkan.core.contracts import load_contracts
+from devkit.embedded import REPO, EmbeddedHub
+from samverkan.core.ledger import Ledger
+from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 from samverkan.sharing.delivery import register_for
 from samverkan.sharing.outbox import MANIFEST, delivery_dir
-from samverkan.synthetic import Population, write_nights
+from devkit.synthetic import Population, write_nights
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ N1, N2 = date(2026, 11, 20), date(2026, 11, 21)
 
 
 def _publish(hub: EmbeddedHub) -> None:
-    from samverkan.validation import Validator
+    from samverkan.quality.validation import Validator
 
     paths = hub.data.ensure()
     ledger, validator = Ledger(paths.ledger), Validator()

@@ -26,21 +26,21 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.optimize import linprog
 
-from connectors.sftp import SFTPConnector, SFTPSettings
-from samverkan import pipeline
-from samverkan.contracts import load_contracts
-from samverkan.embedded import REPO
-from samverkan.embedded_sftp import generate_keypair, sshd_available, start_sftp_server
-from samverkan.leakscan import PersonalValues, scan
-from samverkan.ledger import Ledger
-from samverkan.pseudonymise import Pseudonymiser
-from samverkan.settings import Paths
+from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+from samverkan.ingest import pipeline
+from samverkan.core.contracts import load_contracts
+from devkit.embedded import REPO
+from samverkan.connectors.sshd import generate_keypair, sshd_available, start_sftp_server
+from devkit.leakscan import PersonalValues, scan
+from samverkan.core.ledger import Ledger
+from samverkan.privacy.pseudonymise import Pseudonymiser
+from samverkan.core.settings import Paths
 from samverkan.sharing import aggregates, delivery, retention
 from samverkan.sharing.agreements import load_agreements
 from samverkan.sharing.outbox import MANIFEST, delivery_dir
 from samverkan.sharing.pull_service import PullAccount, start_pull_service
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
-from samverkan.synthetic import Population, write_nights
+from devkit.synthetic import Population, write_nights
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ class World:
         self.plans: dict[tuple[str, date], list[str]] = {}
 
     def ingest(self) -> None:
-        from samverkan.validation import Validator
+        from samverkan.quality.validation import Validator
 
         truths = write_nights(self.root / "partners", list(NIGHTS), SIZES, SEED, population=Population(SEED))
         self.values = PersonalValues().merge(*(t.personal_values for t in truths))

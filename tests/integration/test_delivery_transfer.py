@@ -17,8 +17,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from connectors.sftp import SFTPConnectionError, SFTPConnector, SFTPSettings
-from samverkan.embedded_sftp import generate_keypair, sshd_available
+from samverkan.connectors.sftp import SFTPConnectionError, SFTPConnector, SFTPSettings
+from samverkan.connectors.sshd import generate_keypair, sshd_available
 from samverkan.sharing.delivery import push
 from samverkan.sharing.outbox import MANIFEST, Delivery
 from samverkan.sharing.pull_service import PullAccount, start_pull_service

@@ -24,11 +24,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.embedded import EmbeddedHub
-from samverkan.embedded_sftp import sshd_available, start_sftp_server
-from samverkan.leakscan import PersonalValues, scan
-from samverkan.synthetic import (
+from samverkan.core.contracts import load_contracts
+from devkit.embedded import EmbeddedHub
+from samverkan.connectors.sshd import sshd_available, start_sftp_server
+from devkit.leakscan import PersonalValues, scan
+from devkit.synthetic import (
     BAD_CHECKSUM_PNR, IMPOSSIBLE_DATE, NOT_JSON, NOT_OBJECT, UNKNOWN_CATEGORY, Faults, NightTruth, Population,
     feed_path, write_night,
 )

@@ -14,9 +14,9 @@ import random
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan.pipeline import _safe_name
-from samverkan.publishing import partition_file
-from samverkan.validation import Validator
+from samverkan.ingest.pipeline import _safe_name
+from samverkan.core.publishing import partition_file
+from samverkan.quality.validation import Validator
 from tests.integration.resilience_support import (
     POLICE_HEADER,
     Hub,

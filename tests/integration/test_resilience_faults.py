@@ -22,14 +22,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.sftp import HostKeyError, SFTPConnectionError, SFTPConnector
-from samverkan.contracts import load_contracts
-from samverkan.embedded_sftp import start_sftp_server
-from samverkan.ledger import Ledger
-from samverkan.pipeline import discover, fetch
-from samverkan.publishing import partition_file
-from samverkan.settings import Paths
-from samverkan.validation import Validator
+from samverkan.connectors.sftp import HostKeyError, SFTPConnectionError, SFTPConnector
+from samverkan.core.contracts import load_contracts
+from samverkan.connectors.sshd import start_sftp_server
+from samverkan.core.ledger import Ledger
+from samverkan.ingest.pipeline import discover, fetch
+from samverkan.core.publishing import partition_file
+from samverkan.core.settings import Paths
+from samverkan.quality.validation import Validator
 from tests.integration.resilience_support import NIGHT, POLICE_HEADER, Hub, assert_balanced, generated, police_row
 
 pytestmark = pytest.mark.integration
@@ -120,7 +120,7 @@ def test_server_stopped_mid_transfer_then_next_try_is_byte_identical(sftp_server
 def test_server_down_retries_then_clear_failure(sftp_server, settings_for, client_key, tmp_path):
     """Each try fails fast with the same clear reason; Airflow retries the task (3 times, with
     back-off) and alerts after the last; the try after the server is back succeeds."""
-    from samverkan.dag_factory import DEFAULT_ARGS
+    from samverkan.orchestration.feed_dags import DEFAULT_ARGS
 
     assert DEFAULT_ARGS["retries"] >= 1 and DEFAULT_ARGS["on_failure_callback"] is not None
     settings = settings_for(sftp_server)
@@ -200,12 +200,12 @@ def test_path_tricks_on_the_server_are_not_fetched(sftp_server, settings_for, tm
 CHILD = """
 import json, sys
 from pathlib import Path
-from samverkan.contracts import load_contracts
-from samverkan.ledger import Ledger
-from samverkan.pipeline import process
-from samverkan.pseudonymise import Pseudonymiser
-from samverkan.settings import Paths
-from samverkan.validation import Validator, EXPECTATIONS_DIR
+from samverkan.core.contracts import load_contracts
+from samverkan.core.ledger import Ledger
+from samverkan.ingest.pipeline import process
+from samverkan.privacy.pseudonymise import Pseudonymiser
+from samverkan.core.settings import Paths
+from samverkan.quality.validation import Validator, EXPECTATIONS_DIR
 landed = json.loads(sys.argv[2])
 paths = Paths(Path(sys.argv[1])).ensure()
 print("start", flush=True)
@@ -296,8 +296,8 @@ def test_disk_full_during_publish_keeps_the_previous_partition(small_disk, tmp_p
     stats = os.statvfs(small_disk)
     filler = small_disk / "filler"  # what else lives on the disk: 100 kB left for publishing
     filler.write_bytes(b"\0" * max(0, stats.f_bavail * stats.f_frsize - 100_000))
-    from samverkan.pipeline import process
-    from samverkan.validation import EXPECTATIONS_DIR
+    from samverkan.ingest.pipeline import process
+    from samverkan.quality.validation import EXPECTATIONS_DIR
 
     with pytest.raises(OSError) as full:
         process(load_contracts()["police"], landed, hub.paths, hub.ledger, hub.pseudonymiser, validator,

@@ -18,13 +18,13 @@ import sqlite3
 
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.embedded import EmbeddedHub
-from samverkan.leakscan import scan, scan_database
-from samverkan.parsing import FileRejected, public_column_names
-from samverkan.pipeline import result_dict, summarise
-from samverkan.synthetic import Population, write_night, write_nights
-from samverkan.validation import Validator
+from samverkan.core.contracts import load_contracts
+from devkit.embedded import EmbeddedHub
+from devkit.leakscan import scan, scan_database
+from samverkan.ingest.parsing import FileRejected, public_column_names
+from samverkan.ingest.pipeline import result_dict, summarise
+from devkit.synthetic import Population, write_night, write_nights
+from samverkan.quality.validation import Validator
 from tests.integration.resilience_support import NIGHT, Hub
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Resilience, leaks: the whole hub output of a night with faults holds no raw personal value
 from the inputs, and the checker that says so demonstrably fails when one is there.
 
-The checker (samverkan.leakscan) gets the generator's truth of every input file and scans
+The checker (devkit.leakscan) gets the generator's truth of every input file and scans
 everything the hub wrote outside its private zone (published Parquet, manifests, reports,
 receipts, Data Docs) and the run's log, including Parquet string columns and compressed files.
 """
@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.leakscan import scan
-from samverkan.pipeline import result_dict, summarise
-from samverkan.synthetic import Faults, Population, write_night
-from samverkan.validation import Validator
+from samverkan.core.contracts import load_contracts
+from devkit.leakscan import scan
+from samverkan.ingest.pipeline import result_dict, summarise
+from devkit.synthetic import Faults, Population, write_night
+from samverkan.quality.validation import Validator
 from tests.integration.resilience_support import NIGHT, Hub
 
 pytestmark = pytest.mark.integration
@@ -124,7 +124,7 @@ def test_a_planted_leak_is_found(night, tmp_path, where):
         expected = "personnummer"
     elif where == "gzip log":
         with gzip.open(copy / "logs" / "run.log.1.gz", "wt", encoding="utf-8") as f:
-            f.write(f"DEBUG samverkan.pipeline row 12: ringde {phone}\n")
+            f.write(f"DEBUG samverkan.ingest.pipeline row 12: ringde {phone}\n")
         expected = "phone"
     elif where == "manifest":
         manifest = sorted((copy / "published" / "_manifests").rglob("*.json"))[0]

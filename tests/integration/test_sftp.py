@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sftp import (
+from samverkan.connectors.sftp import (
     FileChangedError,
     HostKeyError,
     SFTPConnectionError,
@@ -20,7 +20,7 @@ from connectors.sftp import (
     SFTPSettings,
     host_key_fingerprint,
 )
-from samverkan.embedded_sftp import SFTPServerError, generate_keypair
+from samverkan.connectors.sshd import SFTPServerError, generate_keypair
 
 pytestmark = pytest.mark.integration
 

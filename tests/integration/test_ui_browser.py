@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.embedded import EmbeddedHub
-from samverkan.embedded_sftp import sshd_available
-from samverkan.stack import AirflowAPI, free_port
+from samverkan.core.contracts import load_contracts
+from devkit.embedded import EmbeddedHub
+from samverkan.connectors.sshd import sshd_available
+from devkit.stack import AirflowAPI, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
                                ("openssh-server", sshd_available())) if not ok]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (scripts/setup installs them)")
-    from samverkan.synthetic import write_nights
+    from devkit.synthetic import write_nights
 
     hub = EmbeddedHub(tmp_path_factory.mktemp("ui-hub"))
     request.addfinalizer(hub.stop)

@@ -22,11 +22,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan.embedded import EmbeddedHub
-from samverkan.embedded_sftp import sshd_available
-from samverkan.leakscan import scan
-from samverkan.ledger import Ledger
-from samverkan.synthetic import BAD_CHECKSUM_PNR, IMPOSSIBLE_DATE, UNKNOWN_CATEGORY, Faults, Population, write_night
+from devkit.embedded import EmbeddedHub
+from samverkan.connectors.sshd import sshd_available
+from devkit.leakscan import scan
+from samverkan.core.ledger import Ledger
+from devkit.synthetic import BAD_CHECKSUM_PNR, IMPOSSIBLE_DATE, UNKNOWN_CATEGORY, Faults, Population, write_night
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -175,7 +175,7 @@ def test_data_docs_pages_show_the_failures_with_masked_values(story):
 def test_the_airflow_ui_serves_the_run_page_to_logged_in_users_only(story, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from samverkan.webreports import create_app
+    from samverkan.orchestration.webreports import create_app
 
     monkeypatch.setenv("SAMVERKAN_DATA_ROOT", str(story.hub.data.root))
     run_id = manifest(story, "police")["run_id"]
@@ -220,7 +220,7 @@ def test_a_corrected_resend_replaces_the_partition_and_resolves_the_quarantine(s
     with story.hub:
         story.hub.start_servers()
         env = story.hub.env()
-        done = subprocess.run([sys.executable, "-m", "samverkan.quarantine", "reprocess", "--feed", "police",
+        done = subprocess.run([sys.executable, "-m", "samverkan.quality.quarantine", "reprocess", "--feed", "police",
                                "--night", NIGHT.isoformat()], env={**os.environ, **env},
                               capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -234,7 +234,7 @@ def test_a_corrected_resend_replaces_the_partition_and_resolves_the_quarantine(s
     assert pq.read_table(next(story.hub.data.quarantine_rows("police").rglob("*.parquet"))).num_rows == 0
     receipts = sorted((story.hub.partner_root("police") / "receipts").glob("*.receipt.json"))
     assert len(receipts) == 2  # one per content: the partner sees both answers
-    listed = subprocess.run([sys.executable, "-m", "samverkan.quarantine", "list", "--feed", "police",
+    listed = subprocess.run([sys.executable, "-m", "samverkan.quality.quarantine", "list", "--feed", "police",
                              "--night", NIGHT.isoformat()], env={**os.environ, **env},
                             capture_output=True, text=True, check=True).stdout
     assert "resolved" in listed and "held-back records" not in listed

@@ -2,7 +2,7 @@
 
 import pytest
 
-from samverkan.contracts import load_contracts
+from samverkan.core.contracts import load_contracts
 
 
 @pytest.fixture(scope="module")
@@ -12,6 +12,6 @@ def contracts():
 
 @pytest.fixture(scope="module")
 def validator():
-    from samverkan.validation import Validator
+    from samverkan.quality.validation import Validator
 
     return Validator()

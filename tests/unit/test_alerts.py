@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from samverkan import alerts
-from samverkan.contracts import load_contracts
-from samverkan.ledger import Ledger
+from samverkan.quality import alerts
+from samverkan.core.contracts import load_contracts
+from samverkan.core.ledger import Ledger
 
 pytestmark = pytest.mark.unit
 

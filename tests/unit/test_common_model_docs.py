@@ -3,8 +3,8 @@ it must name exactly the columns the pipeline publishes."""
 
 import pytest
 
-from samverkan.contracts import common_model
-from samverkan.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA
+from samverkan.core.contracts import common_model
+from samverkan.ingest.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA
 
 pytestmark = pytest.mark.unit
 

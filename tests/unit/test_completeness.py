@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from connectors.completeness import Observation, Selection, observe, select_complete
-from connectors.sftp import RemoteFile
-from samverkan.contracts import load_contracts
+from samverkan.connectors.completeness import Observation, Selection, observe, select_complete
+from samverkan.connectors.sftp import RemoteFile
+from samverkan.core.contracts import load_contracts
 
 pytestmark = pytest.mark.unit
 

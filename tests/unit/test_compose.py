@@ -1,5 +1,5 @@
 """docker-compose.yml, structurally: the services, the shared anchors, healthchecks, no secret
-inline, and the same settings as the no-Docker stack (samverkan/stack.py).
+inline, and the same settings as the no-Docker stack (devkit/stack.py).
 
 No Docker engine runs here, so the file is checked as data; the running stack is proven by
 tests/integration/test_celery_stack.py with the same deploy/airflow.env.
@@ -15,8 +15,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from samverkan import stack
-from samverkan.contracts import load_contracts
+from devkit import stack
+from samverkan.ops import secrets as deployment_secrets
+from samverkan.core.contracts import load_contracts
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +36,8 @@ def text() -> str:
 
 @pytest.fixture(scope="module")
 def compose(text: str) -> dict:
-    return yaml.safe_load(text)
+    """The file as Compose reads it with no variables set: ``${VAR:-default}`` is the default."""
+    return yaml.safe_load(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text))
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,12 @@ def test_every_airflow_service_builds_the_project_image(compose, services):
     assert "requirements.txt" in dockerfile and "constraints.txt" in dockerfile
     pinned = re.search(r"^apache-airflow==(\S+)$", (REPO / "requirements.txt").read_text(), re.M).group(1)
     assert f"AIRFLOW_VERSION={pinned}" in dockerfile
-    for name in AIRFLOW_SERVICES | ONE_SHOT:
+    for name in AIRFLOW_SERVICES | {"airflow-init"}:
         assert services[name]["image"] == common["image"], name
+    # The demo data comes from the Dockerfile's `demo` target (devkit's generator), never the hub's.
+    assert common["build"]["target"] == "hub"
+    assert services["partner-data"]["build"]["target"] == "demo"
+    assert services["partner-data"]["image"] != common["image"]
 
 
 def test_long_running_services_have_healthchecks(services):
@@ -100,7 +106,7 @@ def test_long_running_services_have_healthchecks(services):
         assert check and check.get("test"), f"{name} has no healthcheck"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
     worker = " ".join(services["airflow-worker"]["healthcheck"]["test"])
-    assert "inspect ping" in worker and stack.CELERY_APP in worker
+    assert "inspect ping" in worker and deployment_secrets.CELERY_APP in worker
 
 
 def test_airflow_waits_for_healthy_database_and_broker(services):
@@ -111,7 +117,7 @@ def test_airflow_waits_for_healthy_database_and_broker(services):
 
 
 def test_workers_scale_and_default_to_the_no_docker_stacks_count(services):
-    assert services["airflow-worker"]["deploy"]["replicas"] == stack.DEFAULT_WORKERS
+    assert services["airflow-worker"]["deploy"]["replicas"] == deployment_secrets.DEFAULT_WORKERS
     assert "container_name" not in services["airflow-worker"]  # a fixed name would block --scale
 
 
@@ -146,26 +152,26 @@ def test_secret_files_are_git_ignored_and_not_in_the_build_context():
 
 
 def test_generated_secrets_are_private_and_never_in_the_repository_files(tmp_path, text):
-    files = stack.write_compose_secrets(tmp_path / "secrets")
+    files = deployment_secrets.write_compose_secrets(tmp_path / "secrets")
     assert stat.S_IMODE(files.dir.stat().st_mode) == 0o700
     for path in files.dir.rglob("*"):
         if path.is_file() and not path.name.endswith(".pub"):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    shared = stack.SHARED_ENV_FILE.read_text()
-    values = [files.value(name) for name in stack.SECRET_VALUES]
+    shared = deployment_secrets.SHARED_ENV_FILE.read_text()
+    values = [files.value(name) for name in deployment_secrets.SECRET_VALUES]
     for value in values:
         assert value not in text and value not in shared
-    env = stack.read_env_file(files.env_file)
-    assert env[stack.PSEUDONYM_SECRET_ENV] == files.value("pseudonym_secret")
-    assert not SECRETISH.search("\n".join(stack.shared_settings())), "a secret-looking key in deploy/airflow.env"
-    assert stack.read_env_file(files.postgres_env_file) == {"POSTGRES_PASSWORD": files.value("postgres_password")}
+    env = deployment_secrets.read_env_file(files.env_file)
+    assert env[deployment_secrets.PSEUDONYM_SECRET_ENV] == files.value("pseudonym_secret")
+    assert not SECRETISH.search("\n".join(deployment_secrets.shared_settings())), "a secret-looking key in deploy/airflow.env"
+    assert deployment_secrets.read_env_file(files.postgres_env_file) == {"POSTGRES_PASSWORD": files.value("postgres_password")}
     # The connections pin the partners' host keys, the same ones the partner servers get as secrets.
     known = files.known_hosts.read_text().splitlines()
     assert sorted(line.split()[0] for line in known) == sorted(f"partner-{f}" for f in _feeds())
 
 
 def test_compose_secrets_match_the_generated_layout(compose, services):
-    layout = stack.SecretFiles(Path("deploy/secrets"))
+    layout = deployment_secrets.SecretFiles(Path("deploy/secrets"))
     declared = {name: Path(s["file"]) for name, s in compose["secrets"].items()}
     assert declared["hub_ssh_key"] == layout.hub_key
     for feed in _feeds():
@@ -174,27 +180,27 @@ def test_compose_secrets_match_the_generated_layout(compose, services):
         assert mounted == {"hub_ssh_public_key": "authorized_key", f"partner_{feed}_host_key": "host_key"}
         assert services[f"partner-{feed}"]["environment"]["PARTNER_FEED"] == feed
     env_files = compose["x-airflow-common"]["env_file"]
-    assert f"deploy/secrets/{stack.SECRETS_ENV_NAME}" in env_files
-    assert services["postgres"]["env_file"] == [f"deploy/secrets/{stack.POSTGRES_ENV_NAME}"]
+    assert f"deploy/secrets/{deployment_secrets.SECRETS_ENV_NAME}" in env_files
+    assert services["postgres"]["env_file"] == [f"deploy/secrets/{deployment_secrets.POSTGRES_ENV_NAME}"]
 
 
 def test_same_settings_as_the_no_docker_stack(compose, services, tmp_path):
     """Both load deploy/airflow.env unchanged; Compose adds only endpoints and paths."""
     common = compose["x-airflow-common"]
-    assert (REPO / common["env_file"][0]).resolve() == stack.SHARED_ENV_FILE
-    shared = stack.shared_settings()
+    assert (REPO / common["env_file"][0]).resolve() == deployment_secrets.SHARED_ENV_FILE
+    shared = deployment_secrets.shared_settings()
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     for name in AIRFLOW_SERVICES:
         env = services[name].get("environment") or common["environment"]
         overridden = set(env) & set(shared)
         assert not overridden, f"{name} overrides shared settings {overridden}"
     # Compose's endpoints are the ones the secrets generator writes for it.
-    for key, value in stack.endpoint_env(stack.compose_endpoints(_feeds())).items():
+    for key, value in deployment_secrets.endpoint_env(deployment_secrets.compose_endpoints(_feeds())).items():
         assert common["environment"][key] == value, key
 
     # The no-Docker stack's environment carries every shared setting unchanged.
     local = stack.LocalStack(tmp_path / "stack")
-    local.files = stack.ensure_secrets(tmp_path / "stack" / "secrets", _feeds())
+    local.files = deployment_secrets.ensure_secrets(tmp_path / "stack" / "secrets", _feeds())
     local.ports = {"api": 1, "scheduler_health": 2, "trigger_logs": 3, "postgres": 4, "redis": 5}
     local.servers = {f: SimpleNamespace(host="127.0.0.1", port=22000 + i, username="hub", path_prefix="")
                      for i, f in enumerate(_feeds())}
@@ -216,14 +222,17 @@ def test_database_and_broker_versions_match_the_packages_the_stack_test_uses(ser
 
 
 def test_only_the_ui_is_published_and_only_on_loopback(services):
-    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    """Ports are published by docker-compose.override.yml only (the tests' host network has none)."""
+    assert not {name for name, s in services.items() if s.get("ports")}
+    override = yaml.safe_load(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", (REPO / "docker-compose.override.yml").read_text()))
+    published = {name: s["ports"] for name, s in override["services"].items() if s.get("ports")}
     assert published == {"airflow-apiserver": ["127.0.0.1:8080:8080"]}
 
 
 def test_read_env_file_rejects_what_compose_would_misread(tmp_path):
     path = tmp_path / "x.env"
     path.write_text("# c\n\nA=1\nB='two'\nC={\"k\": true}\n")
-    assert stack.read_env_file(path) == {"A": "1", "B": "two", "C": '{"k": true}'}
+    assert deployment_secrets.read_env_file(path) == {"A": "1", "B": "two", "C": '{"k": true}'}
     path.write_text("not a setting\n")
     with pytest.raises(ValueError, match="x.env:1"):
-        stack.read_env_file(path)
+        deployment_secrets.read_env_file(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samverkan.contracts import ContractError, load_contract, load_contracts, SCHEMAS_DIR
+from samverkan.core.contracts import ContractError, load_contract, load_contracts, SCHEMAS_DIR
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from samverkan.personnummer import luhn_check_digit
-from samverkan.pseudonymise import DOMAIN_SEPARATOR, PSEUDONYM_BYTES, Pseudonymiser
+from samverkan.privacy.personnummer import luhn_check_digit
+from samverkan.privacy.pseudonymise import DOMAIN_SEPARATOR, PSEUDONYM_BYTES, Pseudonymiser
 
 pytestmark = pytest.mark.unit
 

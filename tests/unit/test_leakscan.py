@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan import synthetic
-from samverkan.leakscan import Finding, PersonalValues, mask, scan
+from devkit import synthetic
+from devkit.leakscan import Finding, PersonalValues, mask, scan
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from samverkan.ledger import Ledger
+from samverkan.core.ledger import Ledger
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from samverkan.personnummer import luhn_check_digit, luhn_valid
+from samverkan.privacy.personnummer import luhn_check_digit, luhn_valid
 
 pytestmark = pytest.mark.unit
 

@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.model import FeedModel, area_of, local_to_utc, map_values
-from samverkan.parsing import FileInfo, read_batches
-from samverkan.pseudonymise import Pseudonymiser
+from samverkan.core.contracts import load_contracts
+from samverkan.ingest.model import FeedModel, area_of, local_to_utc, map_values
+from samverkan.ingest.parsing import FileInfo, read_batches
+from samverkan.privacy.pseudonymise import Pseudonymiser
 
 pytestmark = pytest.mark.unit
 

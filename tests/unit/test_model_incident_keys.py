@@ -6,9 +6,9 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.model import FeedModel
-from samverkan.pseudonymise import Pseudonymiser
+from samverkan.core.contracts import load_contracts
+from samverkan.ingest.model import FeedModel
+from samverkan.privacy.pseudonymise import Pseudonymiser
 
 pytestmark = pytest.mark.unit
 

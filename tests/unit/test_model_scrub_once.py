@@ -5,11 +5,11 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from samverkan.contracts import load_contracts
-from samverkan.model import FeedModel, distinct_rows
-from samverkan.parsing import read_batches
-from samverkan.pseudonymise import Pseudonymiser, scrub_text
-from samverkan.synthetic import Population, write_night
+from samverkan.core.contracts import load_contracts
+from samverkan.ingest.model import FeedModel, distinct_rows
+from samverkan.ingest.parsing import read_batches
+from samverkan.privacy.pseudonymise import Pseudonymiser, scrub_text
+from devkit.synthetic import Population, write_night
 
 pytestmark = pytest.mark.unit
 

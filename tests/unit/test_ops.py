@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from samverkan import ops
-from samverkan.contracts import SCHEMAS_DIR, load_contracts
-from samverkan.pseudonymise import Pseudonymiser, key_from_secret
+from samverkan.ops import commands as ops
+from samverkan.core.contracts import SCHEMAS_DIR, load_contracts
+from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +33,7 @@ def test_backfill_window_covers_exactly_the_morning_runs_after_the_nights():
         while (tick := it.get_next(datetime)) <= end:
             ticks.append(tick)
         assert len(ticks) == 30, contract.id
-        from samverkan.dag_factory import run_night
+        from samverkan.orchestration.feed_dags import run_night
 
         nights = [run_night(t, {}) for t in ticks]
         assert nights == [date(2026, 10, 1) + timedelta(days=i) for i in range(30)], contract.id
@@ -94,8 +94,7 @@ def test_rotate_key_can_keep_the_previous_key_for_a_planned_reprocessing(tmp_pat
 
 
 def test_rotate_key_command_for_compose_rewrites_the_env_file(tmp_path, capsys):
-    from samverkan import stack
-
+    from samverkan.ops import secrets as stack
     secrets_dir = tmp_path / "secrets"
     files = stack.write_compose_secrets(secrets_dir)
     old = files.value("pseudonym_secret")

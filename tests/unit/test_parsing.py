@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from samverkan.parsing import FileInfo, FileRejected, read_batches
+from samverkan.ingest.parsing import FileInfo, FileRejected, read_batches
 
 pytestmark = pytest.mark.unit
 
@@ -154,7 +154,7 @@ def test_not_gzip_at_all_is_rejected(contracts, tmp_path):
 # --- counting the records of a file refused before they were read ---------------------------
 
 def test_count_records_of_a_refused_csv_counts_multi_line_records_once(contracts, tmp_path):
-    from samverkan.parsing import count_records
+    from samverkan.ingest.parsing import count_records
 
     header_without_roll = POLICE_HEADER.replace(";Roll", "")
     path = police_file(tmp_path, ['a;b;c;d;e;f;g;h;i;j;"rad ett\r\nrad två"', "a;b;c;d;e;f;g;h;i;j;k"],
@@ -165,7 +165,7 @@ def test_count_records_of_a_refused_csv_counts_multi_line_records_once(contracts
 
 
 def test_count_records_of_jsonl_gz_skips_blank_lines_and_gives_none_for_a_broken_stream(contracts, tmp_path):
-    from samverkan.parsing import count_records
+    from samverkan.ingest.parsing import count_records
 
     good = tmp_path / "incidents-2026-11-20.jsonl.gz"
     good.write_bytes(gzip.compress(b'{"a": 1}\n\n{"b": 2}\nnot json\n'))

@@ -12,10 +12,10 @@ from datetime import date
 
 import pytest
 
-from samverkan import parsing
-from samverkan.contracts import load_contracts
-from samverkan.parsing import FileInfo, FileRejected, read_batches
-from samverkan.synthetic import Population, write_night
+from samverkan.ingest import parsing
+from samverkan.core.contracts import load_contracts
+from samverkan.ingest.parsing import FileInfo, FileRejected, read_batches
+from devkit.synthetic import Population, write_night
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pytest
 
-from samverkan import personnummer
-from samverkan.personnummer import (
+from samverkan.privacy import personnummer
+from samverkan.privacy.personnummer import (
     Parsed,
     age_on,
     ages_on,

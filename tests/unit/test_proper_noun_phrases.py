@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from samverkan.proper_nouns import Lexicon, ProperNounScrubber
+from samverkan.privacy.proper_nouns import Lexicon, ProperNounScrubber
 
 pytestmark = pytest.mark.unit
 

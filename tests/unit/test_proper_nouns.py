@@ -5,8 +5,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from samverkan.proper_nouns import DEFAULT_LEXICON, Lexicon, ProperNounScrubber, default_scrubber
-from samverkan.pseudonymise import scrub_text
+from samverkan.privacy.proper_nouns import DEFAULT_LEXICON, Lexicon, ProperNounScrubber, default_scrubber
+from samverkan.privacy.pseudonymise import scrub_text
 
 pytestmark = pytest.mark.unit
 

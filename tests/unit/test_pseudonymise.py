@@ -14,9 +14,9 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from samverkan import pseudonymise
-from samverkan.personnummer import luhn_check_digit, normalise_array
-from samverkan.pseudonymise import (
+from samverkan.privacy import pseudonymise
+from samverkan.privacy.personnummer import luhn_check_digit, normalise_array
+from samverkan.privacy.pseudonymise import (
     Pseudonymiser,
     age_band,
     key_from_secret,

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan.publishing import StagedParquet, partition_file, sweep_staging
+from samverkan.core.publishing import StagedParquet, partition_file, sweep_staging
 
 pytestmark = pytest.mark.unit
 

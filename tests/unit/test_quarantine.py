@@ -8,12 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan import quarantine
-from samverkan.contracts import load_contracts
-from samverkan.ledger import Ledger
-from samverkan.pipeline import QUARANTINE_SCHEMA
-from samverkan.publishing import partition_file
-from samverkan.settings import Paths
+from samverkan.quality import quarantine
+from samverkan.core.contracts import load_contracts
+from samverkan.core.ledger import Ledger
+from samverkan.ingest.pipeline import QUARANTINE_SCHEMA
+from samverkan.core.publishing import partition_file
+from samverkan.core.settings import Paths
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from samverkan import receipts
-from samverkan.contracts import load_contracts
+from samverkan.quality import receipts
+from samverkan.core.contracts import load_contracts
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from samverkan import reports
-from samverkan.contracts import load_contracts
-from samverkan.leakscan import PersonalValues, scan
-from samverkan.pipeline import load_suites
-from samverkan.validation import EXPECTATIONS_DIR, Validator, combine, outcome_to_records
+from samverkan.quality import reports
+from samverkan.core.contracts import load_contracts
+from devkit.leakscan import PersonalValues, scan
+from samverkan.ingest.pipeline import load_suites
+from samverkan.quality.validation import EXPECTATIONS_DIR, Validator, combine, outcome_to_records
 
 pytestmark = pytest.mark.unit
 

@@ -5,8 +5,8 @@ import random
 import pyarrow as pa
 import pytest
 
-from samverkan import pseudonymise
-from samverkan.pseudonymise import extra_pattern, name_tokens, scrub_extras, scrub_names
+from samverkan.privacy import pseudonymise
+from samverkan.privacy.pseudonymise import extra_pattern, name_tokens, scrub_extras, scrub_names
 
 pytestmark = pytest.mark.unit
 

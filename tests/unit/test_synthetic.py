@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from samverkan import synthetic
-from samverkan.synthetic import Faults, Population, write_night, write_nights
+from devkit import synthetic
+from devkit.synthetic import Faults, Population, write_night, write_nights
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from samverkan.validation import (
+from samverkan.quality.validation import (
     EXPECTATIONS_DIR,
     BatchOutcome,
     build_suite,
@@ -224,7 +224,7 @@ def test_outcome_to_records_has_one_row_per_expectation():
 
 
 def _outcome(label):
-    from samverkan.validation import ExpectationOutcome
+    from samverkan.quality.validation import ExpectationOutcome
 
     return ExpectationOutcome(label, label.split("(")[0], label[label.index("(") + 1:-1], True, 10, 0)
 
@@ -233,7 +233,7 @@ def test_committed_suites_are_current(contracts):
     for contract in contracts.values():
         for part in parts(contract):
             path = suite_path(EXPECTATIONS_DIR, contract, part)
-            assert suite_is_current(contract, path), f"{path.name} is stale: run python -m samverkan.validation build-suites"
+            assert suite_is_current(contract, path), f"{path.name} is stale: run python -m samverkan.quality.validation build-suites"
 
 
 def test_committed_suites_carry_the_handwritten_checks(contracts):

@@ -6,10 +6,10 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from samverkan.parsing import read_batches
-from samverkan.pipeline import array_check_frame, check_frame
-from samverkan.synthetic import Faults, Population, write_night
-from samverkan.validation import EXPECTATIONS_DIR, suite_path
+from samverkan.ingest.parsing import read_batches
+from samverkan.ingest.pipeline import array_check_frame, check_frame
+from devkit.synthetic import Faults, Population, write_night
+from samverkan.quality.validation import EXPECTATIONS_DIR, suite_path
 
 pytestmark = pytest.mark.unit
 

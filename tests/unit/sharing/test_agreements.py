@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samverkan.contracts import common_model
+from samverkan.core.contracts import common_model
 from samverkan.sharing.agreements import (AGREEMENTS_DIR, AgreementError, describe_condition, load_agreement,
                                           load_agreements)
 

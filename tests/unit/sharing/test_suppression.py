@@ -19,9 +19,8 @@ import pyarrow as pa
 import pytest
 from scipy.optimize import linprog
 
-from samverkan.model import INCIDENTS_SCHEMA
+from samverkan.ingest.model import INCIDENTS_SCHEMA
 from samverkan.sharing import aggregates
-
 pytestmark = pytest.mark.unit
 
 MONDAY = datetime(2026, 11, 16)

@@ -1,0 +1,392 @@
+"""Benchmark: the pipeline against what a user would do instead, at several sizes, by numbers.
+
+``scripts/benchmark`` (defaults: 100k, 500k and 5M police rows, transit and guards a quarter of
+that each, and a 500 MiB SFTP pull). For each size the project's generator writes one partner
+night per feed, and on the same files it measures:
+
+(a) the pipeline from landed file to published Parquet (parse → validate with GE → quarantine →
+    pseudonymise → publish), each file in its own child process so its peak RSS is its own;
+(b) DuckDB converting the same CSV to zstd Parquet with no validation and an unkeyed sha256 over
+    the personal identifier columns (the contract's ``pseudonymise`` and ``drop`` columns), every
+    column read as text, also in a child process ("what a user would do instead"; CSV feeds only,
+    and cp1252 is read as latin-1, which DuckDB has built in);
+(c) one 500 MiB file pulled by the project's SFTP connector and by OpenSSH's ``sftp`` client from
+    the same local OpenSSH sshd, several times each (best of each is compared).
+
+It prints rows/s, MiB/s and peak RSS, the ratios pipeline/DuckDB and connector/OpenSSH, the size
+of the published Parquet with and without the pseudonym columns, and how time per row and peak
+memory grow from the smallest size to the largest, with the machine's load average. A
+measurement, not a test: nothing here fails on a slow machine. ``--json`` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NIGHT = date(2026, 11, 20)
+FEEDS = ("police", "transit", "guards")
+SHARE = {"police": 1.0, "transit": 0.25, "guards": 0.25}
+PSEUDONYM_COLUMNS = ("staff_pseudonym", "person_pseudonym")
+TARGETS = {"pipeline/duckdb rows/s": 0.5, "connector/openssh MiB/s": 0.8, "peak RSS largest/500k": 1.5,
+           "parquet with/without pseudonyms": 1.2}
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, "-m", "devkit.benchmark", *args], check=True, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(REPO), "GX_ANALYTICS_ENABLED": "False"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- (a) the pipeline ----------------------------------------------------------------------
+
+
+def _process_one(args: argparse.Namespace) -> int:
+    """Child: process one landed file and print timing and peak RSS as JSON."""
+    from samverkan.core.contracts import load_contracts
+    from samverkan.core.ledger import Ledger
+    from samverkan.ingest.pipeline import process
+    from samverkan.privacy.pseudonymise import Pseudonymiser
+    from samverkan.core.settings import Paths
+    from samverkan.quality.validation import Validator
+
+    contract = load_contracts()[args.feed]
+    paths = Paths(Path(args.data_root)).ensure()
+    ledger = Ledger(paths.ledger)
+    landed = json.loads(args.landed)
+    validator = Validator()
+    rss_before = _peak_rss_mib()
+    started = time.perf_counter()
+    result = process(contract, landed, paths, ledger, Pseudonymiser(bytes.fromhex(args.key)), validator,
+                     run_id="benchmark", expectations_dir=REPO / "expectations", batch_rows=args.batch_rows)
+    elapsed = time.perf_counter() - started
+    peak = _peak_rss_mib()
+    sizes = _parquet_sizes(contract, Path(landed["path"]), date.fromisoformat(landed["night"]), result.outputs,
+                           Pseudonymiser(bytes.fromhex(args.key)))
+    print(json.dumps({"feed": args.feed, "seconds": elapsed, "peak_rss_mib": peak,
+                      "rss_before_mib": rss_before, "rows": result.rows_received, "published": result.rows_published,
+                      "quarantined": result.rows_quarantined, "status": result.status, **sizes}))
+    return 0
+
+
+def _land(work: Path, feed: str, source: Path) -> dict:
+    """Put a generated file where fetch would have landed it (the SFTP pull is measured apart)."""
+    import hashlib
+
+    from samverkan.core.ledger import Ledger
+    from samverkan.core.settings import Paths
+
+    paths = Paths(work / "data").ensure()
+    target = paths.landing(feed, NIGHT.isoformat()) / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    digest = hashlib.sha256()
+    with open(target, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    entry = Ledger(paths.ledger).record_landed(feed, source.name, NIGHT.isoformat(), target.stat().st_size,
+                                               int(target.stat().st_mtime), digest.hexdigest(), "benchmark")
+    return {"entry_id": entry, "name": source.name, "night": NIGHT.isoformat(), "path": str(target),
+            "sha256": digest.hexdigest(), "size": target.stat().st_size, "action": "process"}
+
+
+# --- (b) DuckDB ----------------------------------------------------------------------------
+
+
+def _duckdb_one(args: argparse.Namespace) -> int:
+    """Child: the same CSV to zstd Parquet with DuckDB, sha256 over the identifier columns."""
+    import duckdb
+
+    from samverkan.core.contracts import load_contracts
+
+    contract = load_contracts()[args.feed]
+    fmt = contract.format
+    hashed = [c.source for c in contract.columns
+              if (c.personal or {}).get("handling") in ("pseudonymise", "drop") and c.type != "array"]
+    encoding = "latin-1" if fmt["encoding"].lower().replace("_", "-") in ("cp1252", "windows-1252", "latin-1") else "utf-8"
+    replace = ", ".join(f'sha256("{c}") AS "{c}"' for c in hashed)
+    select = f"SELECT * REPLACE ({replace})" if hashed else "SELECT *"
+    con = duckdb.connect()
+    con.execute(f"SET threads = {os.cpu_count() or 1}")
+    started = time.perf_counter()
+    con.execute(
+        f"COPY ({select} FROM read_csv(?, delim = ?, quote = ?, header = true, all_varchar = true, "
+        f"encoding = '{encoding}')) TO '{args.out}' (FORMAT parquet, COMPRESSION zstd)",
+        [args.path, fmt["delimiter"], fmt["quotechar"]])
+    elapsed = time.perf_counter() - started
+    rows = con.execute("SELECT count(*) FROM read_parquet(?)", [args.out]).fetchone()[0]
+    print(json.dumps({"feed": args.feed, "seconds": elapsed, "rows": rows, "peak_rss_mib": _peak_rss_mib(),
+                      "parquet_bytes": Path(args.out).stat().st_size, "hashed_columns": hashed}))
+    return 0
+
+
+# --- Parquet size with and without pseudonyms -------------------------------------------------
+
+
+def _identities(contract, source: Path, night: date, pseudonymiser) -> dict[str, str]:
+    """pseudonym → the identifier it stands for (canonical personnummer, id as written), from the
+    source file: what the published files would hold had the hub not pseudonymised."""
+    import pyarrow as pa
+
+    from samverkan.privacy import personnummer
+    from samverkan.ingest.parsing import read_batches
+
+    columns = [c for c in contract.columns if (c.personal or {}).get("handling") == "pseudonymise"]
+    found: dict[str, str] = {}
+    for batch in read_batches(contract, source):
+        for c in columns:
+            raw = batch.table.column(c.name).combine_chunks()
+            value = personnummer.normalise_array(raw, night)[0] if c.type == "personnummer" else raw
+            pseudonym = pseudonymiser.pseudonymise_array(c.personal["domain"], value)
+            pairs = pa.table({"p": pseudonym, "v": value.cast(pa.string())}).group_by(["p", "v"]).aggregate([])
+            found.update(zip(pairs.column("p").to_pylist(), pairs.column("v").to_pylist()))
+    found.pop(None, None)
+    return found
+
+
+def _parquet_sizes(contract, source: Path, night: date, outputs: list[str], pseudonymiser) -> dict[str, int]:
+    """Bytes of the published files; of the same row groups written the same way with the raw
+    identifiers where the pseudonyms are ("without pseudonymisation"); and with those columns
+    left out altogether."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from samverkan.core.publishing import COMPRESSION
+
+    identities = _identities(contract, source, night, pseudonymiser)
+    keys = pa.array(list(identities), pa.string())
+    values = pa.array(list(identities.values()), pa.string())
+    sizes = {"parquet_with": 0, "parquet_raw_ids": 0, "parquet_without": 0}
+    scratch = Path(tempfile.mkdtemp(prefix="samverkan-bench-size-"))
+    try:
+        for i, out in enumerate(outputs):
+            sizes["parquet_with"] += Path(out).stat().st_size
+            source_file = pq.ParquetFile(out)
+            schema = source_file.schema_arrow
+            keep = [n for n in schema.names if n not in PSEUDONYM_COLUMNS]
+            raw_path, dropped_path = scratch / f"{i}.raw.parquet", scratch / f"{i}.dropped.parquet"
+            with pq.ParquetWriter(raw_path, schema, compression=COMPRESSION) as raw_writer, \
+                    pq.ParquetWriter(dropped_path, pa.schema([schema.field(n) for n in keep], metadata=schema.metadata),
+                                     compression=COMPRESSION) as dropped:
+                for g in range(source_file.num_row_groups):
+                    table = source_file.read_row_group(g)
+                    for name in PSEUDONYM_COLUMNS:
+                        if name in table.column_names:
+                            raw = pc.take(values, pc.index_in(table.column(name), value_set=keys))
+                            table = table.set_column(table.column_names.index(name), name, raw)
+                    raw_writer.write_table(table.cast(schema))
+                    dropped.write_table(table.select(keep).cast(dropped.schema))
+            sizes["parquet_raw_ids"] += raw_path.stat().st_size
+            sizes["parquet_without"] += dropped_path.stat().st_size
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return sizes
+
+
+# --- (c) SFTP ------------------------------------------------------------------------------
+
+
+def _sftp(work: Path, mib: int, repeats: int) -> dict:
+    """The same file from the same sshd: the project's connector vs OpenSSH's sftp client."""
+    from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+    from samverkan.connectors.sshd import generate_keypair, start_sftp_server
+
+    root = work / "sftp-root"
+    root.mkdir(parents=True, exist_ok=True)
+    source = root / "big.bin"
+    with open(source, "wb") as f:
+        block = os.urandom(1 << 20)
+        for i in range(mib):
+            f.write(block[i % 251:] + block[: i % 251])  # incompressible, and no two blocks alike
+    private, public = generate_keypair(work / "keys" / "hub_ed25519")
+    server = start_sftp_server(root, public, work / "sshd")
+    results: dict = {"mib": mib, "connector_s": [], "openssh_s": []}
+    try:
+        settings = SFTPSettings(host=server.host, port=server.port, username=server.username, key_file=str(private),
+                                host_key=server.host_key_line, path_prefix=server.path_prefix)
+        known_hosts = work / "known_hosts"
+        known_hosts.write_text(f"[{server.host}]:{server.port} {server.host_key_line}\n", encoding="ascii")
+        remote = f"{server.path_prefix.rstrip('/')}/big.bin" if server.path_prefix else "/big.bin"
+        sftp_cmd = [shutil.which("sftp") or "sftp", "-q", "-b", "-", "-i", str(private), "-P", str(server.port),
+                    "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                    "-o", "BatchMode=yes", "-o", "GlobalKnownHostsFile=/dev/null",
+                    f"{server.username}@{server.host}"]
+        for _ in range(repeats):
+            target = work / "pulled-connector.bin"
+            target.unlink(missing_ok=True)
+            started = time.perf_counter()
+            with SFTPConnector(settings) as conn:
+                download = conn.download("/big.bin", target)
+            results["connector_s"].append(time.perf_counter() - started)
+            assert download.size == source.stat().st_size
+            target.unlink()
+            target = work / "pulled-openssh.bin"
+            target.unlink(missing_ok=True)
+            started = time.perf_counter()
+            subprocess.run(sftp_cmd, input=f"get {remote} {target}\n", text=True, check=True, capture_output=True)
+            results["openssh_s"].append(time.perf_counter() - started)
+            assert target.stat().st_size == source.stat().st_size
+            target.unlink()
+    finally:
+        server.stop()
+        source.unlink(missing_ok=True)
+    best_c, best_o = min(results["connector_s"]), min(results["openssh_s"])
+    results.update(connector_mib_s=mib / best_c, openssh_mib_s=mib / best_o, ratio=best_o / best_c)
+    return results
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _generate(work: Path, police_rows: int) -> dict[str, Path]:
+    from devkit.synthetic import Population, write_night
+
+    partners = work / "partners"
+    population = Population(seed=7)
+    files = {}
+    for feed in FEEDS:
+        rows = max(1, int(police_rows * SHARE[feed]))
+        started = time.perf_counter()
+        truth = write_night(feed, NIGHT, partners, rows=rows, population=population, seed=11)
+        files[feed] = truth.path
+        print(f"  generated {feed}: {truth.records:,} records, {truth.path.stat().st_size / 2**20:,.1f} MiB "
+              f"in {time.perf_counter() - started:.0f} s", flush=True)
+    return files
+
+
+def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
+    files = _generate(work, police_rows)
+    measured = {"police_rows": police_rows, "load_before": _load(), "feeds": {}}
+    for feed, path in files.items():
+        landed = _land(work, feed, path)
+        stats = _child(["process-one", "--feed", feed, "--landed", json.dumps(landed), "--data-root",
+                        str(work / "data"), "--key", key, "--batch-rows", str(batch_rows)])
+        stats["mib"] = path.stat().st_size / 2**20
+        if path.name.endswith(".csv"):
+            out = work / f"duckdb-{feed}.parquet"
+            stats["duckdb"] = _child(["duckdb-one", "--feed", feed, "--path", str(path), "--out", str(out)])
+            out.unlink(missing_ok=True)
+        measured["feeds"][feed] = stats
+        print(f"  {_feed_line(feed, stats)}", flush=True)
+        Path(landed["path"]).unlink(missing_ok=True)
+    measured["load_after"] = _load()
+    shutil.rmtree(work / "partners", ignore_errors=True)
+    shutil.rmtree(work / "data", ignore_errors=True)
+    return measured
+
+
+def _feed_line(feed: str, s: dict) -> str:
+    line = (f"{feed}: {s['rows']:,} rows, {s['mib']:,.1f} MiB in {s['seconds']:.1f} s = "
+            f"{s['rows'] / s['seconds']:,.0f} rows/s, {s['mib'] / s['seconds']:,.1f} MiB/s, peak RSS {s['peak_rss_mib']:,.0f} MiB")
+    if "duckdb" in s:
+        d = s["duckdb"]
+        line += (f"; DuckDB {d['seconds']:.1f} s = {d['rows'] / d['seconds']:,.0f} rows/s, peak RSS {d['peak_rss_mib']:,.0f} MiB;"
+                 f" ratio {(s['rows'] / s['seconds']) / (d['rows'] / d['seconds']):.2f}")
+    return line
+
+
+def report(results: dict) -> str:
+    lines = [f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records; "
+             f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}", ""]
+    lines += ["| police rows | feed | rows | MiB | pipeline s | rows/s | MiB/s | peak RSS MiB | DuckDB s | DuckDB rows/s "
+              "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet MiB | Parquet ÷ raw ids | Parquet ÷ no id columns |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for size in results["sizes"]:
+        for feed, s in size["feeds"].items():
+            d = s.get("duckdb")
+            rate = s["rows"] / s["seconds"]
+            duck = (f"{d['seconds']:.1f} | {d['rows'] / d['seconds']:,.0f} | {d['peak_rss_mib']:,.0f} | "
+                    f"{rate / (d['rows'] / d['seconds']):.2f}") if d else "– | – | – | –"
+            vs_raw = s["parquet_with"] / s["parquet_raw_ids"] if s["parquet_raw_ids"] else float("nan")
+            vs_none = s["parquet_with"] / s["parquet_without"] if s["parquet_without"] else float("nan")
+            lines.append(f"| {size['police_rows']:,} | {feed} | {s['rows']:,} | {s['mib']:,.1f} | {s['seconds']:.1f} | "
+                         f"{rate:,.0f} | {s['mib'] / s['seconds']:,.1f} | {s['peak_rss_mib']:,.0f} | {duck} | "
+                         f"{s['parquet_with'] / 2**20:,.2f} | {vs_raw:.3f} | {vs_none:.3f} |")
+    lines.append("")
+    sizes = results["sizes"]
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        lines.append(f"growth {small['police_rows']:,} → {large['police_rows']:,} police rows "
+                     f"(×{large['police_rows'] / small['police_rows']:.0f} data):")
+        for feed in small["feeds"]:
+            a, b = small["feeds"][feed], large["feeds"][feed]
+            lines.append(f"  {feed}: time ×{b['seconds'] / a['seconds']:.1f}, µs/row {1e6 * a['seconds'] / a['rows']:.1f} → "
+                         f"{1e6 * b['seconds'] / b['rows']:.1f}, peak RSS {a['peak_rss_mib']:,.0f} → {b['peak_rss_mib']:,.0f} MiB")
+        mid = next((s for s in sizes if s["police_rows"] == 500_000), None)
+        if mid is not None and mid is not large:
+            for feed in mid["feeds"]:
+                lines.append(f"  peak RSS {feed} {large['police_rows']:,} / 500,000: "
+                             f"{large['feeds'][feed]['peak_rss_mib'] / mid['feeds'][feed]['peak_rss_mib']:.2f}")
+    sftp = results.get("sftp")
+    if sftp:
+        lines += ["", f"SFTP pull of {sftp['mib']} MiB over loopback, best of {len(sftp['connector_s'])}: connector "
+                      f"{sftp['connector_mib_s']:,.0f} MiB/s, OpenSSH sftp {sftp['openssh_mib_s']:,.0f} MiB/s; "
+                      f"connector/OpenSSH {sftp['ratio']:.2f} (all runs: connector "
+                      f"{', '.join(f'{t:.2f}' for t in sftp['connector_s'])} s; OpenSSH "
+                      f"{', '.join(f'{t:.2f}' for t in sftp['openssh_s'])} s)"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Samverkan benchmark: pipeline vs DuckDB, connector vs OpenSSH")
+    sub = parser.add_subparsers(dest="cmd")
+    one = sub.add_parser("process-one")
+    for name in ("--feed", "--landed", "--data-root", "--key"):
+        one.add_argument(name, required=True)
+    one.add_argument("--batch-rows", type=int, default=100_000)
+    duck = sub.add_parser("duckdb-one")
+    for name in ("--feed", "--path", "--out"):
+        duck.add_argument(name, required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 500_000, 5_000_000],
+                        help="police rows per size; transit and guards get a quarter each")
+    parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser.add_argument("--sftp-mib", type=int, default=500, help="size of the SFTP test file (0: skip)")
+    parser.add_argument("--sftp-repeats", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.cmd == "process-one":
+        return _process_one(args)
+    if args.cmd == "duckdb-one":
+        return _duckdb_one(args)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="samverkan-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32).hex()
+    results = {"batch_rows": args.batch_rows, "load_start": _load(), "sizes": []}
+    print(f"workdir {work}; load {results['load_start']}", flush=True)
+    for rows in sorted(args.sizes):
+        print(f"size {rows:,} police rows", flush=True)
+        results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows, key))
+    if args.sftp_mib:
+        print(f"SFTP {args.sftp_mib} MiB", flush=True)
+        results["sftp"] = _sftp(work / "sftp", args.sftp_mib, args.sftp_repeats)
+    results["load_end"] = _load()
+    print()
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

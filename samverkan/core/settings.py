@@ -1,0 +1,75 @@
+"""Where the hub reads its configuration and keeps what it writes.
+
+The configuration (schemas/, expectations/, agreements/, measures/, plugins/) sits in one folder,
+the project root: the checkout, or the folder an image copies it to, set by
+``SAMVERKAN_CONFIG_ROOT`` when the package is installed elsewhere.
+
+What it writes goes below one data root, set by ``SAMVERKAN_DATA_ROOT``.
+
+Everything lives below it, split into a private zone (landing, ledger, quarantine, staging:
+raw personal data, never shared) and a published zone (pseudonymised Parquet and manifests,
+what partners fetch and analysts query). Keeping both under one root on one filesystem lets
+every publish be an atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_ROOT_ENV = "SAMVERKAN_CONFIG_ROOT"
+CONFIG_ROOT = Path(os.environ.get(CONFIG_ROOT_ENV) or Path(__file__).resolve().parents[2])
+DATA_ROOT_ENV = "SAMVERKAN_DATA_ROOT"
+DEFAULT_DATA_ROOT = CONFIG_ROOT / "var" / "data"
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def private(self) -> Path:
+        return self.root / "private"
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published"
+
+    @property
+    def ledger(self) -> Path:
+        return self.private / "ledger.sqlite"
+
+    @property
+    def staging(self) -> Path:
+        return self.private / "staging"
+
+    def landing(self, feed: str, night: str) -> Path:
+        return self.private / "landing" / feed / night
+
+    def quarantine_rows(self, feed: str) -> Path:
+        return self.private / "quarantine" / feed / "rows"
+
+    def quarantine_files(self, feed: str) -> Path:
+        return self.private / "quarantine" / feed / "files"
+
+    def dataset(self, name: str) -> Path:
+        return self.published / name
+
+    def manifests(self, feed: str) -> Path:
+        return self.published / "_manifests" / feed
+
+    def ensure(self) -> "Paths":
+        for p in (self.private, self.staging):
+            p.mkdir(parents=True, exist_ok=True)
+            p.chmod(0o700)
+        self.published.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT).resolve()
+
+
+def paths() -> Paths:
+    return Paths(data_root())

@@ -1,0 +1,97 @@
+"""The web side of the reports: a small FastAPI app the Airflow API server mounts (plugins/).
+
+Only the value-free reports are served (Data Docs pages built by ``samverkan.quality.reports``); names in
+URLs are checked against the contracts and ISO dates, so no path outside ``reports/data_docs``
+can be reached. Airflow's own security dependencies guard every route: a user must be logged in
+to Airflow and allowed to read the feed's DAG.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import date
+from typing import Any
+
+from samverkan.core.contracts import load_contracts
+from samverkan.core.publishing import manifest_name
+from samverkan.quality.reports import data_docs_page, reports_root
+from samverkan.core.settings import paths
+
+
+def _feed(dag_id: str) -> str:
+    from fastapi import HTTPException
+
+    feed = dag_id.removeprefix("samverkan_")
+    if not dag_id.startswith("samverkan_") or feed not in load_contracts():
+        raise HTTPException(status_code=404, detail="no such feed")
+    return feed
+
+
+def _night(text: str) -> str:
+    from fastapi import HTTPException
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise HTTPException(status_code=404, detail="not a night (YYYY-MM-DD)") from None
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body style='font-family: sans-serif'><h2>{html.escape(title)}</h2>{body}"
+            "<p><small>Sample values in these reports are masked (9 = digit, a/A = letter).</small></p>"
+            "</body></html>")
+
+
+def create_app(*, auth: bool = True) -> Any:
+    """``auth=False`` only for tests of the content; the plugin always mounts the guarded app."""
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.responses import HTMLResponse
+
+    dag_guard, user_guard = [], []
+    if auth:
+        from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
+
+        dag_guard = [Depends(requires_access_dag(method="GET"))]
+        user_guard = [Depends(requires_authenticated())]
+    app = FastAPI(title="Samverkan Data Docs", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/", response_class=HTMLResponse, dependencies=user_guard)
+    def feeds() -> str:
+        items = "".join(f'<li><a href="samverkan_{html.escape(f)}/">{html.escape(c.title)}</a></li>'
+                        for f, c in sorted(load_contracts().items()))
+        return _page("Data quality per feed", f"<ul>{items}</ul>")
+
+    @app.get("/{dag_id}/", response_class=HTMLResponse, dependencies=dag_guard)
+    def nights(dag_id: str) -> str:
+        feed = _feed(dag_id)
+        root = reports_root(paths().root) / "data_docs" / feed
+        found = sorted((p.name for p in root.glob("*") if (p / "index.html").exists()), reverse=True)
+        items = "".join(f'<li><a href="nights/{html.escape(n)}/">{html.escape(n)}</a></li>' for n in found)
+        return _page(f"Data Docs: {feed}", f"<ul>{items}</ul>" if items else "<p>No validation results yet.</p>")
+
+    @app.get("/{dag_id}/nights/{night}/", response_class=HTMLResponse, dependencies=dag_guard)
+    def night_page(dag_id: str, night: str) -> str:
+        page = data_docs_page(paths().root, _feed(dag_id), _night(night))
+        if not page.exists():
+            raise HTTPException(status_code=404, detail="no Data Docs for this night")
+        return page.read_text(encoding="utf-8")
+
+    @app.get("/{dag_id}/runs/{run_id}", response_class=HTMLResponse, dependencies=dag_guard)
+    def run_pages(dag_id: str, run_id: str) -> str:
+        """The DAG-run tab: the run's nights from its manifest; one night is shown in place."""
+        feed = _feed(dag_id)
+        manifest = paths().manifests(feed) / manifest_name(run_id)
+        if not manifest.exists():
+            return _page(f"{feed}: run {run_id}", "<p>This run has written no manifest (yet).</p>")
+        docs = json.loads(manifest.read_text(encoding="utf-8")).get("data_docs") or {}
+        if len(docs) == 1:
+            page = data_docs_page(paths().root, feed, _night(next(iter(docs))))
+            if page.exists():
+                return page.read_text(encoding="utf-8")
+        items = "".join(f'<li><a href="../nights/{html.escape(n)}/">{html.escape(n)}</a></li>' for n in sorted(docs))
+        return _page(f"{feed}: run {run_id}",
+                     f"<ul>{items}</ul>" if items else "<p>This run processed no files.</p>")
+
+    return app
