@@ -17,16 +17,18 @@ import subprocess
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from samverkan.core.contracts import load_contracts
 from samverkan.connectors.sshd import SFTPServer, generate_keypair, start_sftp_server
 from samverkan.core.settings import DATA_ROOT_ENV, Paths
+from samverkan.core import nights
 from samverkan.ops.secrets import conn_env_name
 
 REPO = Path(__file__).resolve().parent.parent
+DELIVERY_CRON = "30 7 * * *"  # deliveries run on published data; in tests, an hour after the feeds
 SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"
 SHARING_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_SHARING_SECRET"
 
@@ -164,11 +166,11 @@ class EmbeddedHub:
         self.airflow("db", "migrate", capture=True)
 
     def run_feed(self, feed: str, night: date, *, check: bool = True) -> subprocess.CompletedProcess:
-        """One DAG run covering ``night`` (the run happens the next morning, local time)."""
-        logical = f"{(night + timedelta(days=1)).isoformat()}T06:30:00+01:00"
+        """The scheduled DAG run covering ``night`` (the feed's own schedule, the morning after)."""
+        logical = load_contracts()[feed].run_time_for(night).isoformat()
         return self.airflow("dags", "test", f"samverkan_{feed}", logical, check=check, capture=True)
 
     def run_delivery(self, recipient: str, night: date, *, check: bool = True) -> subprocess.CompletedProcess:
         """One run of a recipient's delivery DAG for ``night`` (and its look-back window)."""
-        logical = f"{(night + timedelta(days=1)).isoformat()}T07:30:00+01:00"
+        logical = nights.run_time(night, DELIVERY_CRON).isoformat()
         return self.airflow("dags", "test", f"samverkan_deliver_{recipient}", logical, check=check, capture=True)

@@ -408,11 +408,11 @@ def _tail(path: Path, lines: int = 40) -> str:
 # --- runs and where their tasks ran -------------------------------------------------------------
 
 
-def logical_date_for(night: date) -> datetime:
-    """The scheduled run that covers ``night``: the next morning at 06:30 local time (the feeds' cron)."""
-    from zoneinfo import ZoneInfo
+def logical_date_for(night: date, feed: str) -> datetime:
+    """The scheduled run of ``feed`` that covers ``night`` (each feed's own schedule)."""
+    from samverkan.core.contracts import load_contracts
 
-    return datetime(night.year, night.month, night.day, 6, 30, tzinfo=ZoneInfo("Europe/Stockholm")) + timedelta(days=1)
+    return load_contracts()[feed].run_time_for(night)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -459,7 +459,7 @@ def bench(root: Path, nights: int, worker_counts: list[int], first_night: date, 
           worker_concurrency: int | None) -> list[dict[str, Any]]:
     """A backfill of ``nights`` nights of every feed through the REST API, once per worker count."""
     from samverkan.core.contracts import load_contracts
-    from samverkan.ops.commands import backfill_window
+    from samverkan.core.nights import run_window
 
     results = []
     night_list = [first_night + timedelta(days=i) for i in range(nights)]
@@ -470,7 +470,7 @@ def bench(root: Path, nights: int, worker_counts: list[int], first_night: date, 
         with LocalStack(stack_root, workers=count, worker_concurrency=worker_concurrency) as stack:
             stack.start()
             api = stack.api()
-            from_date, to_date = backfill_window(night_list[0], night_list[-1])
+            from_date, to_date = run_window(night_list[0], night_list[-1])
             for feed in load_contracts():  # the scheduler leaves a paused DAG's runs alone, backfills too
                 api.unpause(f"samverkan_{feed}")
             started = time.monotonic()

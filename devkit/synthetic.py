@@ -30,11 +30,11 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
-from zoneinfo import ZoneInfo
 
+from samverkan.core import nights
 from devkit.leakscan import PersonalValues, name_tokens_of
 
-TZ = ZoneInfo("Europe/Stockholm")
+TZ = nights.zone()
 FEEDS = ("police", "transit", "guards")
 CHUNK_ROWS = 20_000
 

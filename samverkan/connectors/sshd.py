@@ -123,11 +123,12 @@ def _prepare_chroot(root: Path, workdir: Path) -> tuple[Path, Path | None]:
 
 
 def _write_config(workdir: Path, port: int, username: str, chroot: Path | None,
-                  keys_file: str = "authorized_keys") -> Path:
+                  keys_file: str = "authorized_keys", listen: str = HOST) -> Path:
     """``username`` may list several users (sshd's AllowUsers takes a list); ``keys_file`` and
-    ``chroot`` may hold sshd's ``%u`` token, so each user gets its own keys and its own root."""
+    ``chroot`` may hold sshd's ``%u`` token, so each user gets its own keys and its own root.
+    ``listen``: 127.0.0.1 unless a container must be reached from its network (0.0.0.0)."""
     lines = [
-        f"ListenAddress {HOST}",
+        f"ListenAddress {listen}",
         f"Port {port}",
         f"HostKey {_quoted(workdir / 'ssh_host_ed25519_key')}",
         f"PidFile {_quoted(workdir / 'sshd.pid')}",
@@ -239,13 +240,13 @@ def _tail(path: Path, lines: int = 30, since: int = 0) -> str:
 
 
 def launch_sshd(workdir: Path, username: str, chroot: Path | None, port: int | None,
-                 timeout: float, keys_file: str = "authorized_keys") -> tuple[subprocess.Popen, int]:
+                 timeout: float, keys_file: str = "authorized_keys", listen: str = HOST) -> tuple[subprocess.Popen, int]:
     """Start sshd and wait for it; with no fixed port, retry when another process took ours."""
     log_path = workdir / "sshd.log"
     attempt = 1
     while True:
         chosen = port or _free_port()
-        config = _write_config(workdir, chosen, username, chroot, keys_file)
+        config = _write_config(workdir, chosen, username, chroot, keys_file, listen)
         with log_path.open("ab") as log:
             log_start = log.tell()
             process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,

@@ -26,6 +26,15 @@ DEFAULT_DATA_ROOT = CONFIG_ROOT / "var" / "data"
 
 @dataclass(frozen=True)
 class Paths:
+    """The one description of the data root's layout::
+
+        private/    landing/<feed>/<night>/, ledger.sqlite, quarantine/<feed>/{rows,files}/, staging/
+        published/  <dataset>/night=…/source=…/*.parquet, _manifests/<feed>/
+        reports/    validation records, Data Docs, expectation outcomes, receipts (value-free)
+        outbox/     <recipient>/<delivery>/ (what recipients pull)
+        register/   the disclosure register
+    """
+
     root: Path
 
     @property
@@ -58,6 +67,18 @@ class Paths:
 
     def manifests(self, feed: str) -> Path:
         return self.published / "_manifests" / feed
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def register(self) -> Path:
+        return self.root / "register"
 
     def ensure(self) -> "Paths":
         for p in (self.private, self.staging):

@@ -24,12 +24,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from samverkan.core import nights
 from samverkan.privacy import personnummer
 from samverkan.core.arrowops import distinct_rows
 from samverkan.core.contracts import Column, Contract, common_model
 from samverkan.privacy.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
 
-LOCAL_TZ = "Europe/Stockholm"
+LOCAL_TZ = nights.HUB_TIMEZONE
 TS_UTC = pa.timestamp("us", tz="UTC")
 TS_LOCAL = pa.timestamp("us")
 

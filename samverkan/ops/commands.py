@@ -3,6 +3,7 @@
 ``backfill``     run the feed DAGs for a range of nights, through Airflow's REST API (a running
                  scheduler: the Celery stack, Compose, or ``airflow standalone``)
 ``rotate-key``   replace the pseudonymisation key (what that does to linkage: see ``rotate_key``)
+``new-key``      print a new random key (weak keys are refused where keys are loaded)
 ``add-partner``  write a contract template for a new feed, check it, and generate its GE suite
 
 Re-processing one partner's night is ``python -m samverkan.quality.quarantine reprocess`` (its own module).
@@ -20,13 +21,12 @@ import secrets
 import sys
 import time as clock
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
-from zoneinfo import ZoneInfo
+from samverkan.core import nights
 from samverkan.core.settings import CONFIG_ROOT
 
-TZ = ZoneInfo("Europe/Stockholm")
 REPO = CONFIG_ROOT
 API_URL_ENV = "SAMVERKAN_API_URL"
 API_USER_ENV = "SAMVERKAN_API_USER"
@@ -35,15 +35,6 @@ FEED_ID = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 
 # --- backfill ----------------------------------------------------------------------------------
-
-
-def backfill_window(first_night: date, last_night: date) -> tuple[datetime, datetime]:
-    """The backfill range whose daily runs cover exactly these nights: a run the morning after each."""
-    if last_night < first_night:
-        raise ValueError("the last night is before the first")
-    start = datetime.combine(first_night + timedelta(days=1), time(0, 0), TZ)
-    end = datetime.combine(last_night + timedelta(days=1), time(23, 59, 59), TZ)
-    return start, end
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -66,7 +57,7 @@ def backfill(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unknown feed(s): {', '.join(sorted(unknown))}")
     api = AirflowAPI(args.api_url, args.user, _password(args))
-    start, end = backfill_window(args.first, args.last)
+    start, end = nights.run_window(args.first, args.last)
     for feed in feeds:
         dag_id = f"samverkan_{feed}"
         if api.get(f"/api/v2/dags/{dag_id}").get("is_paused"):
@@ -76,14 +67,14 @@ def backfill(args: argparse.Namespace) -> int:
             else:
                 print(f"warning: {dag_id} is paused; its backfill runs wait until it is unpaused (or use --unpause)",
                       file=sys.stderr)
-    nights = (args.last - args.first).days + 1
+    count = (args.last - args.first).days + 1
     created = []
     for feed in feeds:
         dag_id = f"samverkan_{feed}"
         b = api.create_backfill(dag_id, start, end, max_active_runs=args.max_active_runs,
                                 reprocess_behavior=args.reprocess)
         created.append(b)
-        print(f"backfill {b['id']}: {dag_id}, nights {args.first}..{args.last} ({nights}), "
+        print(f"backfill {b['id']}: {dag_id}, nights {args.first}..{args.last} ({count}), "
               f"{args.max_active_runs} run(s) at a time", flush=True)
     if not args.wait:
         return 0
@@ -161,6 +152,12 @@ def rotate_key(secret_file: Path, *, keep_previous: bool = False, now: datetime 
         f.write(f"{now.isoformat(timespec='seconds')} rotated {old_fp or '(none)'} -> {new_fp}"
                 f"{' (previous kept)' if kept else ''}\n")
     return Rotation(secret_file, old_fp, new_fp, kept)
+
+
+def new_key_command(args: argparse.Namespace) -> int:
+    """A fresh random key (32 bytes as hex) for a secret file or Variable; nothing is stored."""
+    print(secrets.token_hex(32))
+    return 0
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -420,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--keep-previous", action="store_true", help="keep the old key (for a planned re-processing)")
     r.add_argument("--init", action="store_true", help="create the key file if it does not exist")
     r.set_defaults(func=rotate_key_command)
+
+    k = sub.add_parser("new-key", help="print a new random key (pseudonymisation or sharing secret)")
+    k.set_defaults(func=new_key_command)
 
     a = sub.add_parser("add-partner", help="write and check a contract template for a new feed")
     a.add_argument("id", help="feed id: lower case, e.g. bibliotek")

@@ -14,7 +14,7 @@ import secrets as random_secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -30,12 +30,13 @@ DEFAULT_WORKERS = 2
 HOST = "127.0.0.1"
 ADMIN_USER = "admin"
 PSEUDONYM_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"
+SHARING_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_SHARING_SECRET"
 WORKER_NAME_ENV = "SAMVERKAN_WORKER_NAME"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 TERMINAL_RUN_STATES = {"success", "failed"}
 # Files in a secrets directory, each a random value of its own; made once, never overwritten.
-SECRET_VALUES = ("pseudonym_secret", "postgres_password", "fernet_key", "jwt_secret", "api_secret_key",
-                 "admin_password")
+SECRET_VALUES = ("pseudonym_secret", "sharing_secret", "postgres_password", "fernet_key", "jwt_secret",
+                 "api_secret_key", "admin_password")
 
 
 def conn_env_name(conn_id: str) -> str:
@@ -105,6 +106,15 @@ class SecretFiles:
         return f"{key_type} {data}"
 
     @property
+    def pull_host_key(self) -> Path:
+        """The pull service's host key; recipients pin its public half."""
+        return self.dir / "pull" / "ssh_host_ed25519_key"
+
+    def recipient_key(self, recipient: str) -> Path:
+        """A pull recipient's key pair (demo and tests; a real recipient sends only the public half)."""
+        return self.dir / "recipients" / recipient / "id_ed25519"
+
+    @property
     def known_hosts(self) -> Path:
         return self.dir / "known_hosts"
 
@@ -131,8 +141,9 @@ def _new_value(name: str) -> str:
     return random_secrets.token_hex(32)
 
 
-def ensure_secrets(directory: Path, feeds: Iterable[str]) -> SecretFiles:
-    """Create whatever is missing below ``directory`` (0700/0600); existing files are kept."""
+def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Iterable[str] = ()) -> SecretFiles:
+    """Create whatever is missing below ``directory`` (0700/0600); existing files are kept.
+    With ``pull_recipients``, also the pull service's host key and a key pair per recipient."""
     from samverkan.connectors.sshd import generate_keypair
 
     files = SecretFiles(Path(directory).resolve())
@@ -146,6 +157,10 @@ def ensure_secrets(directory: Path, feeds: Iterable[str]) -> SecretFiles:
     for feed in feeds:
         if not files.host_key(feed).exists():
             generate_keypair(files.host_key(feed))
+    pull_recipients = list(pull_recipients)
+    for key in [files.pull_host_key] * bool(pull_recipients) + [files.recipient_key(r) for r in pull_recipients]:
+        if not key.exists():
+            generate_keypair(key)
     # Airflow's simple auth manager reads (and would otherwise generate) this file.
     write_private(files.passwords_file, json.dumps({ADMIN_USER: files.value("admin_password")}) + "\n")
     return files
@@ -162,13 +177,32 @@ class Endpoints:
     partner_login: str
     key_file: str                          # the hub's private SSH key, as the workers see it
     path_prefix: str = ""                  # prefix of remote paths (empty when sshd chroots)
+    # push recipient (agreement id) -> (host, port) of its SFTP server; the demo's recipients
+    # receive on the server they export from, so its host key is that partner's
+    recipients: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def push_recipients() -> list[str]:
+    """The agreements delivered by push (each needs an SFTP connection to its recipient's server)."""
+    from samverkan.sharing.agreements import load_agreements
+
+    return sorted(a.id for a in load_agreements().values() if a.mode == "push")
+
+
+def pull_recipients() -> list[str]:
+    """The agreements delivered by pull (each gets an account on the pull service)."""
+    from samverkan.sharing.agreements import load_agreements
+
+    return sorted(a.id for a in load_agreements().values() if a.mode == "pull")
 
 
 def compose_endpoints(feeds: Iterable[str]) -> Endpoints:
     """Service names and container paths of docker-compose.yml."""
+    feeds = list(feeds)
     return Endpoints(postgres="postgres:5432", redis="redis:6379", api_url="http://airflow-apiserver:8080",
                      partners={feed: (f"partner-{feed}", 22) for feed in feeds}, partner_login="partner",
-                     key_file="/run/secrets/hub_ssh_key")
+                     key_file="/run/secrets/hub_ssh_key",
+                     recipients={r: (f"partner-{r}", 22) for r in push_recipients() if r in feeds})
 
 
 def database_url(files: SecretFiles, endpoints: Endpoints, driver: str = "postgresql+psycopg2") -> str:
@@ -194,6 +228,7 @@ def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, An
         "AIRFLOW__API_AUTH__JWT_SECRET": files.value("jwt_secret"),
         "AIRFLOW__API__SECRET_KEY": files.value("api_secret_key"),
         PSEUDONYM_SECRET_ENV: files.value("pseudonym_secret"),
+        SHARING_SECRET_ENV: files.value("sharing_secret"),
     }
     for feed, contract in contracts.items():
         host, port = endpoints.partners[feed]
@@ -201,6 +236,21 @@ def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, An
                 "extra": {"key_file": endpoints.key_file, "host_key": files.host_key_line(feed),
                           "path_prefix": endpoints.path_prefix}}
         env[conn_env_name(contract.connection_id)] = json.dumps(conn)
+    env.update(delivery_connections(files, endpoints))
+    return env
+
+
+def delivery_connections(files: SecretFiles, endpoints: Endpoints) -> dict[str, str]:
+    """The SFTP connection of each push recipient in ``endpoints``, its host key pinned."""
+    from samverkan.sharing.agreements import load_agreements
+
+    agreements = load_agreements()
+    env = {}
+    for recipient, (host, port) in endpoints.recipients.items():
+        conn = {"conn_type": "sftp", "host": host, "port": port, "login": endpoints.partner_login,
+                "extra": {"key_file": endpoints.key_file, "host_key": files.host_key_line(recipient),
+                          "path_prefix": endpoints.path_prefix}}
+        env[conn_env_name(agreements[recipient].delivery["connection_id"])] = json.dumps(conn)
     return env
 
 
@@ -214,13 +264,14 @@ def write_known_hosts(files: SecretFiles, endpoints: Endpoints, feeds: Iterable[
     return files.known_hosts
 
 
-def write_compose_secrets(directory: Path = COMPOSE_SECRETS_DIR) -> SecretFiles:
-    """Everything docker-compose.yml mounts or loads from ``deploy/secrets/``."""
+def write_compose_secrets(directory: Path = COMPOSE_SECRETS_DIR, endpoints: Endpoints | None = None) -> SecretFiles:
+    """Everything docker-compose.yml mounts or loads from ``deploy/secrets/``; ``endpoints``
+    other than Compose's service names for another network (docker-compose.test.yml's)."""
     from samverkan.core.contracts import load_contracts
 
     contracts = load_contracts()
-    files = ensure_secrets(directory, contracts)
-    endpoints = compose_endpoints(contracts)
+    files = ensure_secrets(directory, contracts, pull_recipients())
+    endpoints = endpoints or compose_endpoints(contracts)
     write_known_hosts(files, endpoints, contracts)
     env = secret_env(files, endpoints, contracts)
     header = "# Generated by `samverkan ops secrets`: secret values, keep private, never commit.\n"

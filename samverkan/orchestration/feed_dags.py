@@ -15,6 +15,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task
 from airflow.sdk import CronTriggerTimetable
 
+from samverkan.core import nights
 from samverkan.core.contracts import Contract
 from samverkan.core.settings import CONFIG_ROOT
 
@@ -23,7 +24,7 @@ URL_PREFIX = "samverkan-reports"  # as samverkan.quality.reports.URL_PREFIX; not
 log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = CONFIG_ROOT / "expectations"
-START_DATE = pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm")
+START_DATE = pendulum.datetime(2026, 1, 1, tz=nights.HUB_TIMEZONE)
 
 def _on_failure(context: dict[str, Any]) -> None:
     """After the last retry: one alert e-mail (samverkan.quality.alerts, via Airflow's SmtpNotifier)."""
@@ -51,8 +52,7 @@ def run_night(logical_date: datetime | None, params: dict[str, Any]) -> date:
     """The night a run covers: a `night` param when given, else the local date before the run."""
     if params.get("night"):
         return date.fromisoformat(params["night"])
-    local = pendulum.instance(logical_date or pendulum.now("UTC")).in_timezone("Europe/Stockholm")
-    return local.date() - timedelta(days=1)
+    return nights.night_of_run(logical_date or pendulum.now("UTC"))
 
 
 def _doc_md(contract: Contract) -> str:

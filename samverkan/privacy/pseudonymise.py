@@ -17,7 +17,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
+from collections import Counter
 from functools import cache
 from typing import Any, Sequence
 
@@ -109,10 +111,45 @@ def key_from_secret(secret: str | bytes) -> bytes:
     return _long_enough(text.encode("utf-8"))
 
 
+MIN_BITS_PER_BYTE = 3.5  # random keys: 4.4 and more at 32 bytes; "Password"*4: 2.75
+MIN_DISTINCT_STEPS = 8  # steps between neighbouring bytes; "abcd…" or bytes 0..31 have one
+NEW_KEY_HINT = ("generate one with `samverkan ops new-key` "
+                "or python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
 def _long_enough(key: bytes) -> bytes:
+    """Length alone lets "a"*32 through; a key must also look random (see ``key_weakness``)."""
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"pseudonymisation secret must give at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+        raise ValueError(f"pseudonymisation secret must give at least {MIN_KEY_BYTES} bytes, got {len(key)}; "
+                         f"{NEW_KEY_HINT}")
+    weakness = key_weakness(key)
+    if weakness:
+        raise ValueError(f"pseudonymisation secret is too weak ({weakness}); {NEW_KEY_HINT}")
     return key
+
+
+def key_weakness(key: bytes) -> str | None:
+    """Why ``key`` is guessable, in words that never quote it; None for a random-looking key.
+
+    A keyed hash is only as strong as the key is hard to guess: a key that repeats a pattern,
+    walks a sequence, or uses few distinct bytes is found by the first guesses of an attacker
+    who holds a known person's pseudonym. The thresholds leave a wide margin under what random
+    32-byte keys and ``secrets.token_urlsafe(32)`` measure."""
+    period = next((p for p in range(1, len(key) // 2 + 1) if key[p:] == key[:-p]), None)
+    if period is not None:
+        return f"it repeats a pattern of {period} byte(s)"
+    steps = {(b - a) % 256 for a, b in zip(key, key[1:])}
+    if len(steps) < MIN_DISTINCT_STEPS:
+        return "it walks a sequence"
+    if _bits_per_byte(key) < MIN_BITS_PER_BYTE:
+        return "too few distinct characters"
+    return None
+
+
+def _bits_per_byte(key: bytes) -> float:
+    """Shannon entropy of the key's byte frequencies."""
+    n = len(key)
+    return -sum(c / n * math.log2(c / n) for c in Counter(key).values())
 
 
 # --- free text: patterns -------------------------------------------------------------------

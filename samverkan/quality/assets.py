@@ -28,8 +28,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[2]
-NODE_MODULES = REPO / "web" / "node_modules"
+from samverkan.core.settings import CONFIG_ROOT
+
+NODE_MODULES = CONFIG_ROOT / "web" / "node_modules"  # npm ci in web/, by scripts/setup
 OWN_SCRIPT = Path(__file__).with_name("datadocs.js")
 ASSET_DIR = "_assets"  # the folder beside written pages, and the plugin's route, that holds the copies
 

@@ -27,6 +27,8 @@ import pyarrow as pa
 
 from samverkan.core.contracts import Contract
 from samverkan.core.publishing import write_json_atomic
+from samverkan.core.settings import Paths
+from samverkan.quality import assets
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +223,7 @@ def file_validation(
 
 
 def reports_root(data_root: Path) -> Path:
-    return Path(data_root) / "reports"
+    return Paths(Path(data_root)).reports
 
 
 def validation_path(data_root: Path, feed: str, night: str, name: str) -> Path:
@@ -329,7 +331,7 @@ def render_night(data_root: Path, feed: str, night: str, run: Mapping[str, Any])
     page = data_docs_page(data_root, feed, night)
     page.parent.mkdir(parents=True, exist_ok=True)
     tmp = page.with_suffix(".html.part")
-    tmp.write_text(html, encoding="utf-8")
+    tmp.write_text(assets.localise_beside(html, page, reports_root(data_root) / "data_docs"), encoding="utf-8")
     tmp.replace(page)
     write_json_atomic(page.with_name("validation_result.json"), result.to_json_dict())
     render_index(data_root, feed)
@@ -344,10 +346,11 @@ def render_index(data_root: Path, feed: str) -> Path:
     nights = sorted((p.name for p in root.iterdir() if (p / "index.html").exists()), reverse=True)
     items = "\n".join(f'<li><a href="{html_lib.escape(n)}/index.html">{html_lib.escape(n)}</a></li>' for n in nights)
     page = root / "index.html"
-    page.write_text(f"<!doctype html><meta charset='utf-8'><title>Data Docs: {html_lib.escape(feed)}</title>"
-                    f"<h1>Validation results: {html_lib.escape(feed)}</h1>"
-                    f"<p>One page per night; sample values are masked (9 = digit, a/A = letter).</p>"
-                    f"<ul>\n{items}\n</ul>\n", encoding="utf-8")
+    html = (f"<!doctype html><html><head><meta charset='utf-8'><title>Data Docs: {html_lib.escape(feed)}</title>"
+            f"</head><body><h1>Validation results: {html_lib.escape(feed)}</h1>"
+            f"<p>One page per night; sample values are masked (9 = digit, a/A = letter).</p>"
+            f"<ul>\n{items}\n</ul>\n</body></html>\n")
+    page.write_text(assets.localise_beside(html, page, root.parent), encoding="utf-8")  # with its policy
     return page
 
 

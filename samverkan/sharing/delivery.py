@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def register_for(paths: Paths) -> Register:
-    return Register(paths.root / "register")
+    return Register(paths.register)
 
 
 def published_nights(paths: Paths) -> set[date]:

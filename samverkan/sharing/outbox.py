@@ -46,7 +46,7 @@ DIR_MODE, FILE_MODE = 0o755, 0o644  # the pull service's chroot user reads; nobo
 
 
 def outbox_root(paths: Paths) -> Path:
-    return paths.root / "outbox"
+    return paths.outbox
 
 
 def recipient_outbox(paths: Paths, recipient: str) -> Path:

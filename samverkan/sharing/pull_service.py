@@ -98,7 +98,7 @@ def _prepare_outbox(directory: Path) -> None:
 
 
 def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: Path, *,
-                       port: int | None = None, timeout: float = START_TIMEOUT) -> PullService:
+                       port: int | None = None, timeout: float = START_TIMEOUT, listen: str = HOST) -> PullService:
     """Start the service; each account logs in with its own key and sees only its outbox."""
     if not sshd_available():
         raise SFTPServerError("sshd not found; install openssh-server")
@@ -129,7 +129,7 @@ def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: 
             (keys_dir / a.account).chmod(0o644)
         users = " ".join(a.account for a in accounts)
         process, chosen = launch_sshd(workdir, users, chroots / "%u", port, timeout,
-                                       keys_file=str(keys_dir / "%u"))
+                                       keys_file=str(keys_dir / "%u"), listen=listen)
     except BaseException:
         shutil.rmtree(alias_dir, ignore_errors=True)
         for name in created:

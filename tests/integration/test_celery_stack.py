@@ -58,7 +58,7 @@ def triggered(stack: LocalStack) -> list[tuple[str, str]]:
     api = stack.api()
     for feed in FEEDS:
         api.unpause(f"samverkan_{feed}")
-    runs = [(f"samverkan_{feed}", api.trigger(f"samverkan_{feed}", logical_date_for(night)))
+    runs = [(f"samverkan_{feed}", api.trigger(f"samverkan_{feed}", logical_date_for(night, feed)))
             for night in TRIGGERED for feed in FEEDS]
     api.wait_for_runs(runs, timeout=900)
     return runs

@@ -52,7 +52,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     server.wait_ready()
     api = server.api()
     api.unpause(DAG_ID)
-    run_id = api.trigger(DAG_ID, logical_date_for(NIGHT))
+    run_id = api.trigger(DAG_ID, logical_date_for(NIGHT, FEED))
     state = api.wait_for_runs([(DAG_ID, run_id)], timeout=300, poll=2)[(DAG_ID, run_id)]
     assert state == "success", server.log.read_text()[-3000:]
     return server, run_id

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import shutil
 import stat
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,32 +17,6 @@ from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 
 pytestmark = pytest.mark.unit
 
-TZ = ZoneInfo("Europe/Stockholm")
-
-
-# --- backfill: nights -> the runs that cover them ---------------------------------------------
-
-
-def test_backfill_window_covers_exactly_the_morning_runs_after_the_nights():
-    from croniter import croniter
-
-    start, end = ops.backfill_window(date(2026, 10, 1), date(2026, 10, 30))
-    for contract in load_contracts().values():
-        ticks, it = [], croniter(contract.raw["schedule"]["cron"], start - timedelta(seconds=1))
-        while (tick := it.get_next(datetime)) <= end:
-            ticks.append(tick)
-        assert len(ticks) == 30, contract.id
-        from samverkan.orchestration.feed_dags import run_night
-
-        nights = [run_night(t, {}) for t in ticks]
-        assert nights == [date(2026, 10, 1) + timedelta(days=i) for i in range(30)], contract.id
-
-
-def test_backfill_window_across_the_dst_change_and_refuses_a_reversed_range():
-    start, end = ops.backfill_window(date(2026, 10, 24), date(2026, 10, 25))  # clocks go back on the 25th
-    assert start == datetime(2026, 10, 25, 0, 0, tzinfo=TZ) and end.date() == date(2026, 10, 26)
-    with pytest.raises(ValueError):
-        ops.backfill_window(date(2026, 10, 2), date(2026, 10, 1))
 
 
 def test_password_from_plain_file_or_the_simple_auth_managers_json(tmp_path):
