@@ -254,6 +254,87 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
     return results
 
 
+# --- (d) history import (onboarding) -----------------------------------------------------------
+
+HISTORY_SIZES = {"police": 400, "transit": 150, "guards": 80}  # Östersund's demo size, rows per night
+
+
+def _history_one(args: argparse.Namespace) -> int:
+    """Child: import every night under --partners from local OpenSSH servers; time, rows, peak RSS."""
+    from contextlib import contextmanager
+
+    from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+    from samverkan.connectors.sshd import generate_keypair, start_sftp_server
+    from samverkan.core.contracts import load_contracts
+    from samverkan.core.settings import Paths
+    from samverkan.ingest.history import import_history
+    from samverkan.privacy.pseudonymise import Pseudonymiser
+    from samverkan.quality.validation import Validator
+
+    work, feeds = Path(args.work), args.feeds.split(",")
+    private, public = generate_keypair(work / "keys" / "hub_ed25519")
+    servers = {f: start_sftp_server(work / "partners" / f, public, work / "sshd" / f) for f in feeds}
+
+    @contextmanager
+    def connect(contract):
+        s = servers[contract.id]
+        with SFTPConnector(SFTPSettings(host=s.host, port=s.port, username=s.username, key_file=str(private),
+                                        host_key=s.host_key_line, path_prefix=s.path_prefix)) as connector:
+            yield connector
+
+    try:
+        contracts = load_contracts()
+        validator = Validator()
+        started = time.perf_counter()
+        done = import_history([contracts[f] for f in feeds], date.fromisoformat(args.first),
+                              date.fromisoformat(args.last), connect=connect, pseudonymiser=Pseudonymiser(
+                                  bytes.fromhex(args.key)), validator=validator, data=Paths(work / "data"),
+                              expectations_dir=REPO / "expectations", quiet_period_seconds=0.5, progress=False)
+        elapsed = time.perf_counter() - started
+    finally:
+        for server in servers.values():
+            server.stop()
+    print(json.dumps({"seconds": elapsed, "peak_rss_mib": _peak_rss_mib(),
+                      "rows": sum(d.rows_received for d in done), "files": sum(sum(d.files.values()) for d in done),
+                      "feeds": {d.feed: {"seconds": d.seconds, "rows": d.rows_received, "nights": len(d.nights)}
+                                for d in done}}))
+    return 0
+
+
+def _history(work: Path, days: int, scales: list[int], key: str) -> list[dict]:
+    """A history of ``days`` nights for the three feeds at each scale of Östersund's size."""
+    from devkit.history import write_history
+
+    first = date(2025, 11, 17)  # a Monday, a year before the demo's nights
+    results = []
+    for scale in scales:
+        scratch = work / f"history-x{scale}"
+        sizes = {f: n * scale for f, n in HISTORY_SIZES.items()}
+        started = time.perf_counter()
+        write_history(scratch / "partners", first, -(-days // 7), sizes=sizes, seed=13)
+        generated = time.perf_counter() - started
+        last = first.toordinal() + days - 1
+        stats = _child(["history-one", "--work", str(scratch), "--feeds", ",".join(sizes), "--first",
+                        first.isoformat(), "--last", date.fromordinal(last).isoformat(), "--key", key])
+        stats.update(scale=scale, days=days, sizes=sizes, generate_s=generated)
+        results.append(stats)
+        print(f"  history ×{scale}: {stats['files']} files, {stats['rows']:,} rows in {stats['seconds']:.0f} s = "
+              f"{stats['rows'] / stats['seconds']:,.0f} rows/s, {stats['seconds'] / max(1, stats['files']):.2f} s/file, "
+              f"peak RSS {stats['peak_rss_mib']:,.0f} MiB (generated in {generated:.0f} s)", flush=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return results
+
+
+def history_report(results: list[dict]) -> str:
+    lines = ["| scale | nights | rows/night (police, transit, guards) | files | rows | import s | rows/s | s/file | "
+             "peak RSS MiB |", "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        lines.append(f"| ×{r['scale']} | {r['days']} | {', '.join(str(v) for v in r['sizes'].values())} | {r['files']} | "
+                     f"{r['rows']:,} | {r['seconds']:.0f} | {r['rows'] / r['seconds']:,.0f} | "
+                     f"{r['seconds'] / max(1, r['files']):.2f} | {r['peak_rss_mib']:,.0f} |")
+    return "\n".join(lines)
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -353,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("--feed", "--landed", "--data-root", "--key"):
         one.add_argument(name, required=True)
     one.add_argument("--batch-rows", type=int, default=100_000)
+    hist = sub.add_parser("history-one")
+    for name in ("--work", "--feeds", "--first", "--last", "--key"):
+        hist.add_argument(name, required=True)
     duck = sub.add_parser("duckdb-one")
     for name in ("--feed", "--path", "--out"):
         duck.add_argument(name, required=True)
@@ -361,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--sftp-mib", type=int, default=500, help="size of the SFTP test file (0: skip)")
     parser.add_argument("--sftp-repeats", type=int, default=3)
+    parser.add_argument("--history-days", type=int, default=0,
+                        help="also import this many nights of history for three feeds (365: a year; 0: skip)")
+    parser.add_argument("--history-scales", type=int, nargs="+", default=[1, 10],
+                        help="history sizes as multiples of Östersund's (police 400, transit 150, guards 80 rows)")
+    parser.add_argument("--history-only", action="store_true", help="only the history case")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -368,21 +457,31 @@ def main(argv: list[str] | None = None) -> int:
         return _process_one(args)
     if args.cmd == "duckdb-one":
         return _duckdb_one(args)
+    if args.cmd == "history-one":
+        return _history_one(args)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="samverkan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     key = os.urandom(32).hex()
     results = {"batch_rows": args.batch_rows, "load_start": _load(), "sizes": []}
     print(f"workdir {work}; load {results['load_start']}", flush=True)
-    for rows in sorted(args.sizes):
+    for rows in [] if args.history_only else sorted(args.sizes):
         print(f"size {rows:,} police rows", flush=True)
         results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows, key))
-    if args.sftp_mib:
+    if args.history_days:
+        print(f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
+              flush=True)
+        results["history"] = _history(work, args.history_days, args.history_scales, key)
+    if args.sftp_mib and not args.history_only:
         print(f"SFTP {args.sftp_mib} MiB", flush=True)
         results["sftp"] = _sftp(work / "sftp", args.sftp_mib, args.sftp_repeats)
     results["load_end"] = _load()
     print()
-    print(report(results))
+    if results["sizes"]:
+        print(report(results))
+    if results.get("history"):
+        print(f"history import; load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}")
+        print(history_report(results["history"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

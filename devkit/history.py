@@ -24,16 +24,17 @@ import os
 import random
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Iterable
 
+from devkit.leakscan import PersonalValues
 from devkit.synthetic import Population, derive_seed, write_night
 
 # Demo sizes per night, scaled down from Östersund's (police 400, transit 150, guards 80) so
 # twelve weeks import within the demo's time.
-HISTORY_SIZES = {"police": 120, "transit": 50, "guards": 30}
+HISTORY_SIZES = {"police": 120, "transit": 50, "guards": 30, "felanmalan": 15, "uppsokande": 6}
 DEFAULT_EFFECTS = {"gustav_iii_torg_lighting": 0.5}  # keep half: incidents halve after the start
 TRUTH_FILE = "history_truth.json"
 
@@ -61,7 +62,9 @@ class _Format:
 CSV_FORMATS = {
     "police": _Format("cp1252", ";", "\r\n", False, 0, 3),
     "guards": _Format("utf-8", ",", "\n", True, 0, 3),
+    "felanmalan": _Format("utf-8", ";", "\r\n", True, 0, 2),
 }
+COUNTS_ONLY = {"uppsokande"}  # aggregate feeds: counts per place and slot, no incidents to thin
 
 
 # --- areas, independently of the pipeline ---------------------------------------------------------
@@ -144,6 +147,8 @@ def _thin_transit(path: Path, drop: set[str]) -> None:
 
 def incidents_in(feed: str, path: Path, aliases: dict[str, str]) -> dict[str, str | None]:
     """Incident id → area of every incident in a written partner file."""
+    if feed in COUNTS_ONLY:
+        return {}
     return _incidents_transit(path, aliases) if feed == "transit" else _incidents_csv(feed, path, aliases)
 
 
@@ -183,8 +188,11 @@ def week_of(night: date) -> str:
 
 def write_history(out_root: Path, first_monday: date, weeks: int, *, sizes: dict[str, int] | None = None,
                   seed: int = 2026, effects: Iterable[Effect] = (), population: Population | None = None,
-                  truth_path: Path | None = None) -> dict[str, Any]:
-    """Write the partner files of every night and return (and write) the truth."""
+                  truth_path: Path | None = None, collect: PersonalValues | None = None) -> dict[str, Any]:
+    """Write the partner files of every night and return (and write) the truth.
+
+    ``collect`` gathers every personal value written, for a leak scan of what the hub makes of it.
+    """
     sizes = sizes or HISTORY_SIZES
     effects = list(effects)
     population = population or Population(seed)
@@ -193,7 +201,11 @@ def write_history(out_root: Path, first_monday: date, weeks: int, *, sizes: dict
     nights = history_nights(first_monday, weeks)
     for night in nights:
         for feed, rows in sizes.items():
-            path = write_night(feed, night, out_root, rows=rows, population=population, seed=seed).path
+            written = write_night(feed, night, out_root, rows=rows, population=population, seed=seed)
+            path = written.path
+            if collect is not None:
+                for f in fields(PersonalValues):
+                    getattr(collect, f.name).update(getattr(written.personal_values, f.name))
             areas = incidents_in(feed, path, aliases)
             drop = {i for i, a in areas.items() for e in effects
                     if a in e.areas and night >= e.start and not _kept(seed, feed, i, e.keep)}

@@ -45,13 +45,18 @@ _NAME_TOKEN_RE = re.compile(r"[^\W\d_]{3,}")
 _NAME_IN_TEXT_RE = re.compile(r"(?<![^\W_])[^\W\d_]{3,}(?![^\W_])")
 # Whole tokens: letters and digits join a token, '_' separates (snake_case names leak too).
 # Employee numbers are all-digit tokens; a digit after "N." or "N," is a decimal, not a token.
-# Numbers the machine writes into logs whose values run through every five-digit number: the
-# parts of Python's datetime reprs ("datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, …"),
-# sizes ("'size': 24876", "24876 bytes") and ports ("127.0.0.1:24876"). An employee number in
-# one of these places is a coincidence, not a leak; anywhere else it counts.
-_MEASURE_BEFORE_RE = re.compile(
-    r"(?:(?:datetime|date|time|timedelta)\((?:[\w.]+=)?[\d, ]*|size['\"]?\s*[:=]\s*|\d\]?:)$")
-_MEASURE_AFTER_RE = re.compile(r"\s*bytes\b")
+# Two numbers the machine writes into logs run through every five-digit value, and only in a
+# shape no code writes a person's value into: the microseconds of a datetime or time repr
+# ("datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, …", pendulum's "DateTime(…"), and a byte
+# count ("{'size': 24876}", '"size": 24876', "size=24876", "24876 bytes"). An employee number
+# there is a coincidence; anywhere else, other parts of a datetime and after any other word or
+# a colon included, it counts. Ports need no exemption: the generator draws employee numbers
+# below the ephemeral port range.
+_MICROSECONDS_BEFORE = (r"(?:\bdatetime\.datetime|\bDateTime)\(\d{4}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, "
+                        r"|\bdatetime\.time\(\d{1,2}, \d{1,2}, \d{1,2}, ")
+_SIZE_BEFORE = r"['\"]size['\"]: ?|(?<![\w.])size="
+_MEASURE_BEFORE_RE = re.compile(rf"(?:{_MICROSECONDS_BEFORE}|{_SIZE_BEFORE})$")
+_MEASURE_AFTER_RE = re.compile(r" bytes\b")
 _MEASURE_LOOKBACK = 64
 _EMPLOYEE_RE = re.compile(r"(?<![^\W_])(?<!\d[.,])\d+(?![^\W_])")
 _GUARD_RE = re.compile(r"(?<![^\W_])(?<!-)OV-\d{3,6}(?![^\W_])", re.IGNORECASE)
@@ -101,7 +106,7 @@ class Finding:
 
 
 def _is_measure(text: str, start: int, end: int) -> bool:
-    """Whether the number at ``start:end`` is a time part, a size or a port (see above)."""
+    """Whether the number at ``start:end`` is a datetime's microseconds or a byte count (see above)."""
     return bool(_MEASURE_BEFORE_RE.search(text, max(0, start - _MEASURE_LOOKBACK), start)
                 or _MEASURE_AFTER_RE.match(text, end))
 

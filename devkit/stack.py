@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable
 
+from samverkan.connectors.sshd import free_port
 from samverkan.ops.airflow_api import (
     AirflowAPI,
 )
@@ -58,12 +59,6 @@ from samverkan.ops.secrets import (
 )
 
 # --- the stack on 127.0.0.1 --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def postgres_bin() -> Path:

@@ -35,7 +35,7 @@ from samverkan.core import nights
 from devkit.leakscan import PersonalValues, name_tokens_of
 
 TZ = nights.zone()
-FEEDS = ("police", "transit", "guards")
+FEEDS = ("police", "transit", "guards", "felanmalan", "uppsokande")
 CHUNK_ROWS = 20_000
 
 # Fault kinds, as recorded in NightTruth.quarantined_records.
@@ -102,6 +102,7 @@ UNKNOWN_CATEGORIES = {
     "police": ("Trafikbrott", "Bedrägeri", "Okänd händelse"),
     "guards": ("Visitation", "Avlägsnande"),
     "transit": ("LOST_PROPERTY", "ANIMAL_ON_BOARD"),
+    "felanmalan": ("Vägskada", "Snöröjning"),
 }
 
 # (address as the police write it, SWEREF 99 TM northing, easting)
@@ -159,6 +160,30 @@ TRANSIT_TEXTS = (
     "Passageraren uppgav namnet {first} {last}, tel {phone}.",
     "Fönsterruta krossad vid hållplatsen.",
 )
+
+# The municipality: fault reports (felanmälan) and the outreach team's observations (uppsökande).
+FELANMALAN_HEADER = ("Ärendenr", "Skapad", "Plats", "Kategori", "Beskrivning", "Anmälarens telefon")
+UPPSOKANDE_HEADER = ("Datum", "Från", "Till", "Plats", "Unga", "Vuxna", "Påverkade", "Grupper", "Anteckning")
+FAULT_PLACES = ("Busstorget", "Gustav III:s torg", "Resecentrum, busskur 3", "Prästgatan {}", "Stortorget",
+                "Storsjöstrand", "Badhusparken")
+FAULT_TEXTS = {  # category → what residents and staff write; {first} {last} {phone}: the reporter
+    "Klotter": ("Klotter på busskuren vid {place}.",
+                "Nytt klotter på väggen mot {place}. Anmälare {first} {last}, ring {phone}.",
+                "Taggar på elskåpet, ungefär två meter brett."),
+    "Krossat glas": ("Krossad glasruta i väntkuren vid {place}.",
+                     "Glasrutan i entrédörren är krossad. Ring mig på {phone}, mvh {first}."),
+    "Trasig belysning": ("Belysningen längs gångvägen är trasig, mörkt hela kvällen.",
+                         "Två stolpar släckta vid {place}. Frågor till {first} {last} på {phone}."),
+    "Nedskräpning": ("Mycket skräp och flaskor vid {place} efter helgen.",
+                     "Nedskräpat runt bänkarna.\nAnmält av {first}, tel {phone}."),
+    "Övrigt": ("Bänken sitter löst i fästet.",),
+}
+FAULT_CATEGORIES = ("Klotter", "Klotter", "Krossat glas", "Trasig belysning", "Trasig belysning", "Nedskräpning",
+                    "Nedskräpning", "Övrigt")
+OUTREACH_PLACES = ("Busstorget", "Resecentrum", "Stortorget", "Badhusparken", "Storsjöstrand")
+OUTREACH_SLOTS = (("18:00", "20:00"), ("20:00", "22:00"), ("22:00", "00:00"))
+OUTREACH_NOTES = ("", "", "Lugnt.", "Pratade med {first} som brukar vara här.", "Stökigt vid kiosken, polis på plats.",
+                  "{first} {last} frågade efter fritidsgården.")
 
 # Events per local hour: quiet mornings, busy evenings and nights.
 HOUR_WEIGHTS = (6, 5, 5, 3, 2, 1, 1, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 6, 6, 7, 8, 9, 9, 8)
@@ -350,6 +375,7 @@ class NightTruth:
     persons: set[str]
     personal_values: PersonalValues
     missing_column: str | None = None
+    observations: int = 0  # aggregate feeds: filled count cells (place × slot × measure) among good records
 
     def summary(self) -> dict:
         return {
@@ -357,6 +383,7 @@ class NightTruth:
             "records": self.records, "quarantined_records": self.quarantined_records,
             "incidents": self.incidents, "involvements": self.involvements,
             "persons": len(self.persons), "missing_column": self.missing_column,
+            "observations": self.observations,
         }
 
 
@@ -369,6 +396,7 @@ class _Tracker:
         self.quarantined: dict[int, str] = {}
         self.incidents = 0
         self.involvements = 0
+        self.observations = 0
         self.persons: set[str] = set()
         self.people: set[int] = set()
         self.values = PersonalValues()
@@ -390,7 +418,7 @@ class _Tracker:
             values.names.update((person.name_last_first, person.name_first_last))
             values.name_tokens.update(name_tokens_of(person.name_first_last))
         return NightTruth(feed, night, path, self.records, dict(sorted(self.quarantined.items())),
-                          self.incidents, self.involvements, self.persons, values, missing)
+                          self.incidents, self.involvements, self.persons, values, missing, self.observations)
 
 
 # --- the night -------------------------------------------------------------------------
@@ -518,8 +546,10 @@ def _fault_plan(rows: int, faults: Faults | None, rng: random.Random) -> dict[in
 def _check_faults(feed: str, faults: Faults | None, columns: Sequence[str]) -> None:
     if not faults:
         return
-    if feed == "transit" and faults.bad_checksum_pnr:
-        raise ValueError("transit has no personnummer field for a bad checksum")
+    if feed in ("transit", "felanmalan", "uppsokande") and faults.bad_checksum_pnr:
+        raise ValueError(f"{feed} has no personnummer field for a bad checksum")
+    if feed == "uppsokande" and faults.unknown_category:
+        raise ValueError("uppsokande has no category column")
     if feed != "transit" and faults.bad_json_lines:
         raise ValueError(f"{feed} is CSV: bad_json_lines applies to transit only")
     if faults.missing_column is not None and faults.missing_column not in columns:
@@ -528,6 +558,8 @@ def _check_faults(feed: str, faults: Faults | None, columns: Sequence[str]) -> N
         "police": ("Händelsetid", "Händelsetyp", "Personnummer"),
         "guards": ("datum", "ingripande", "personnummer"),
         "transit": ("occurred_at", "category", None),
+        "felanmalan": ("Skapad", "Kategori", None),
+        "uppsokande": ("Datum", None, None),
     }[feed]
     counts = (faults.impossible_date, faults.unknown_category, faults.bad_checksum_pnr)
     for count, column in zip(counts, target):
@@ -746,6 +778,53 @@ def _guards_fault_row(n: _Night, report: str, kind: str) -> list[str]:
             person.name_first_last, "", guard, "Nej", GUARD_TEXTS[0]]
 
 
+# --- the municipality ------------------------------------------------------------------
+
+def _felanmalan_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[list[str]]:
+    """One fault report per row; no person is involved, the reporter is named only in the text."""
+    for record in range(1, rows + 1):
+        kind = plan.get(record)
+        minute = n.plain_minute()
+        created = n.local_minutes[minute]
+        if kind == IMPOSSIBLE_DATE:
+            created = f"{n.night.year}-02-30 {created[11:]}"
+        category = n.pick(UNKNOWN_CATEGORIES["felanmalan"] if kind == UNKNOWN_CATEGORY else FAULT_CATEGORIES)
+        place = n.pick(FAULT_PLACES)
+        place = place.format(2 + int(n.rnd() * 40)) if "{}" in place else place
+        reporter = n.person(0.3)
+        text = n.text(n.pick(FAULT_TEXTS.get(category, FAULT_TEXTS["Övrigt"])), reporter, place.split(",")[0])
+        phone = n.written_phone(reporter) if n.rnd() < 0.6 else ""
+        if kind:
+            n.truth.quarantined[record] = kind
+        else:
+            n.truth.incidents += 1
+        yield [f"FA-{n.night.year}-{n.night.timetuple().tm_yday * 1000 + record:06d}", created, place, category,
+               text, phone]
+    n.truth.records = rows
+
+
+def _outreach_count(n: _Night, most: int) -> str:
+    """A count as the team writes it: mostly small, sometimes left empty (not counted)."""
+    return "" if n.rnd() < 0.05 else str(int(n.rnd() ** 2 * (most + 1)))
+
+
+def _uppsokande_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[list[str]]:
+    """Counts per place and evening slot: no identities, but the note may name someone (dropped)."""
+    for record in range(1, rows + 1):
+        kind = plan.get(record)
+        start, end = n.pick(OUTREACH_SLOTS)
+        day = f"{n.night.year}-02-30" if kind == IMPOSSIBLE_DATE else n.night.isoformat()
+        counts = [_outreach_count(n, 25), _outreach_count(n, 8), _outreach_count(n, 4), _outreach_count(n, 3)]
+        note = n.pick(OUTREACH_NOTES)
+        note = n.text(note, n.person(0.8), "") if "{" in note else note
+        if kind:
+            n.truth.quarantined[record] = kind
+        else:
+            n.truth.observations += sum(1 for c in counts if c)
+        yield [day, start, end, n.pick(OUTREACH_PLACES), *counts, note]
+    n.truth.records = rows
+
+
 # --- transit ---------------------------------------------------------------------------
 
 class _TransitClock:
@@ -887,6 +966,10 @@ def feed_path(feed: str, night: date, out_root: Path) -> Path:
         return root / "export/incidents" / f"incidents-{night:%Y-%m-%d}.jsonl.gz"
     if feed == "guards":
         return root / "rapporter" / f"vaktrapport_{night:%Y-%m-%d}.csv"
+    if feed == "felanmalan":
+        return root / "export/felanmalan" / f"felanmalan_{night:%Y%m%d}.csv"
+    if feed == "uppsokande":
+        return root / "uppsokande" / f"observationer_{night:%Y-%m-%d}.csv"
     raise ValueError(f"unknown feed {feed!r}; expected one of {FEEDS}")
 
 
@@ -894,7 +977,8 @@ def write_night(feed: str, night: date, out_root: Path, *, rows: int, population
                 seed: int, faults: Faults | None = None) -> NightTruth:
     """Write one partner's file for one night exactly as the partner would, and its truth."""
     path = feed_path(feed, night, out_root)
-    columns = {"police": POLICE_HEADER, "guards": GUARDS_HEADER, "transit": TRANSIT_FIELDS}[feed]
+    columns = {"police": POLICE_HEADER, "guards": GUARDS_HEADER, "transit": TRANSIT_FIELDS,
+               "felanmalan": FELANMALAN_HEADER, "uppsokande": UPPSOKANDE_HEADER}[feed]
     _check_faults(feed, faults, columns)
     n = _Night(feed, night, population, seed)
     plan = _fault_plan(rows, faults, n.rng)
@@ -909,6 +993,14 @@ def write_night(feed: str, night: date, out_root: Path, *, rows: int, population
     elif feed == "guards":
         _write_csv(path, GUARDS_HEADER, _guards_rows(n, rows, plan), delimiter=",",
                    newline="\n", encoding="utf-8", bom=True, drop=drop)
+    elif feed == "felanmalan":  # uploaded as .part, then renamed: the system's completion signal
+        part = path.with_name(path.name + ".part")
+        _write_csv(part, FELANMALAN_HEADER, _felanmalan_rows(n, rows, plan), delimiter=";",
+                   newline="\r\n", encoding="utf-8", bom=True, drop=drop)
+        os.replace(part, path)
+    elif feed == "uppsokande":
+        _write_csv(path, UPPSOKANDE_HEADER, _uppsokande_rows(n, rows, plan), delimiter=";",
+                   newline="\n", encoding="utf-8", bom=False, drop=drop)
     else:
         _write_jsonl_gz(path, _transit_lines(n, rows, plan, drop))
     return n.truth.finish(feed, night, path, drop)
@@ -935,6 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--police", type=int, default=500)
     parser.add_argument("--transit", type=int, default=150)
     parser.add_argument("--guards", type=int, default=80)
+    parser.add_argument("--felanmalan", type=int, default=0, help="the municipality's fault reports (e.g. 40)")
+    parser.add_argument("--uppsokande", type=int, default=0, help="the outreach team's observations (e.g. 15)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--population", type=int, default=5000, help="number of synthetic people")
     args = parser.parse_args(argv)

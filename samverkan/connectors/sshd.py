@@ -80,7 +80,9 @@ def public_key_line(pub: Path) -> str:
     return f"{key_type} {data}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the one helper for servers the hub, the dev kit
+    and the tests start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
@@ -245,7 +247,7 @@ def launch_sshd(workdir: Path, username: str, chroot: Path | None, port: int | N
     log_path = workdir / "sshd.log"
     attempt = 1
     while True:
-        chosen = port or _free_port()
+        chosen = port or free_port()
         config = _write_config(workdir, chosen, username, chroot, keys_file, listen)
         with log_path.open("ab") as log:
             log_start = log.tell()

@@ -3,18 +3,32 @@
 It is what makes runs safe to repeat. A file whose name, size and mtime the ledger already
 settled is not even downloaded again; a file re-sent under the same name with new content
 replaces that night's data; the same content under another name is recognised as a duplicate
-and not published twice. SQLite keeps it in one file under the data root, in WAL mode so
-mapped tasks running side by side can write to it.
+and not published twice. A file is *claimed* by the run that receives it, so two runs that
+discover it at the same time (a backfill's nights overlap in their look-back windows) do not
+both receive it.
+
+Where it is kept: by default SQLite, one file under the data root, in WAL mode so mapped tasks
+running side by side on one machine can write to it (the embedded hub, the no-Docker stack).
+A deployment whose workers run in separate containers or machines keeps it in its PostgreSQL
+instead (``SAMVERKAN_LEDGER_URL``, a ``postgresql://`` URL; schema ``samverkan``): the same
+tables, the same statements, the claim made atomic by the database's unique key.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Sequence
+
+LEDGER_URL_ENV = "SAMVERKAN_LEDGER_URL"
+PG_SCHEMA = "samverkan"
+# A claim by another run older than this is taken over (that run died); the claiming run itself
+# (a retried task) may always take its claim back.
+CLAIM_LEASE_SECONDS = 3600.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -52,6 +66,15 @@ CREATE TABLE IF NOT EXISTS quarantines (
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS quarantines_by_night ON quarantines (feed, night);
+CREATE TABLE IF NOT EXISTS claims (
+    feed TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    PRIMARY KEY (feed, name, size, mtime)
+);
 CREATE TABLE IF NOT EXISTS alerts (
     feed TEXT NOT NULL,
     night TEXT NOT NULL,
@@ -119,20 +142,82 @@ _QUARANTINE_COLUMNS = ("entry_id, feed, night, name, sha256, kind, rows, reason,
 _COLUMNS = "id, feed, name, night, size, mtime, sha256, status, reason, run_id, rows_received, rows_published, rows_quarantined"
 
 
-class Ledger:
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+def postgres_schema() -> str:
+    """The same tables in PostgreSQL's types (64-bit ids, sizes and times)."""
+    return (SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+            .replace("INTEGER", "BIGINT").replace("REAL", "DOUBLE PRECISION"))
+
+
+class _Connection:
+    """One connection to either database, with the ledger's statements written once: ``?``
+    placeholders (PostgreSQL's driver wants ``%s``) and ``transaction()`` for the writes that
+    must happen together (SQLite: ``BEGIN IMMEDIATE``, which takes the write lock up front)."""
+
+    def __init__(self, db: Any, postgres: bool):
+        self.db, self.postgres = db, postgres
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.db.execute(sql.replace("?", "%s") if self.postgres else sql, tuple(args))
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        if self.postgres:
+            with self.db.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), rows)
+        else:
+            self.db.executemany(sql, rows)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[None]:
+        if self.postgres:
+            with self.db.transaction():
+                yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+
+def ledger_location(sqlite_path: Path) -> Path | str:
+    """Where this deployment keeps its ledger: ``SAMVERKAN_LEDGER_URL`` when set, else the SQLite file."""
+    return os.environ.get(LEDGER_URL_ENV) or sqlite_path
+
+
+class Ledger:
+    """``Ledger(path)``: SQLite at ``path``; ``Ledger("postgresql://…")``: PostgreSQL."""
+
+    def __init__(self, location: Path | str):
+        self.postgres = str(location).startswith(("postgresql://", "postgres://"))
+        self.location = location
+        if not self.postgres:
+            self.path = Path(location)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            if self.postgres:  # workers starting together: one creates the tables, the others wait
+                with db.transaction():
+                    db.execute("SELECT pg_advisory_xact_lock(hashtext('samverkan ledger schema'))")
+                    db.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+                    db.execute(postgres_schema())
+            else:
+                db.db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[_Connection]:
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(str(self.location), autocommit=True, connect_timeout=30,
+                                 options=f"-c search_path={PG_SCHEMA}") as db:
+                yield _Connection(db, postgres=True)
+            return
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=60000")
-            yield db
+            yield _Connection(db, postgres=False)
         finally:
             db.close()
 
@@ -164,26 +249,54 @@ class Ledger:
         with self._connect() as db:
             cur = db.execute(
                 "INSERT INTO files (feed, name, night, size, mtime, sha256, status, received_at, run_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'landed', ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, 'landed', ?, ?) RETURNING id",
                 (feed, name, night, size, mtime, sha256, time.time(), run_id),
             )
-            return int(cur.lastrowid)
+            return int(cur.fetchone()[0])
+
+    def claim(self, feed: str, name: str, size: int, mtime: int, run_id: str | None, *, again: bool = False,
+              lease_seconds: float = CLAIM_LEASE_SECONDS) -> bool:
+        """True when this run may receive the file (name, size, mtime): no other run is receiving
+        it, and (unless ``again``, a deliberate re-run) it was not settled before. Exactly one of
+        several runs claiming at once gets True; the claim ends when the file is settled."""
+        now = time.time()
+        with self._connect() as db:
+            cur = db.execute(
+                "INSERT INTO claims (feed, name, size, mtime, run_id, claimed_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (feed, name, size, mtime) DO UPDATE SET run_id = excluded.run_id, "
+                "claimed_at = excluded.claimed_at "
+                "WHERE claims.run_id = excluded.run_id OR claims.claimed_at < ?",
+                (feed, name, size, mtime, run_id or "", now, now - lease_seconds))
+            won = cur.rowcount == 1
+        if won and not again and self.is_settled(feed, name, size, mtime):
+            self.release(feed, name, size, mtime)  # settled by the run that held it before us
+            return False
+        return won
+
+    def release(self, feed: str, name: str, size: int, mtime: int) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM claims WHERE feed=? AND name=? AND size=? AND mtime=?", (feed, name, size, mtime))
 
     def settle(self, entry_id: int, status: str, reason: str | None = None, *, received: int | None = None,
                published: int | None = None, quarantined: int | None = None) -> None:
-        """Record the outcome; a published file supersedes every earlier version of the same name."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+        """Record the outcome (and end the file's claim); a published file supersedes every earlier
+        version of the same name."""
+        with self._connect() as db, db.transaction():
             db.execute(
                 "UPDATE files SET status=?, reason=?, settled_at=?, rows_received=?, rows_published=?, rows_quarantined=? WHERE id=?",
                 (status, reason, time.time(), received, published, quarantined, entry_id),
             )
-            feed, name, night, sha256 = db.execute(
-                "SELECT feed, name, night, sha256 FROM files WHERE id=?", (entry_id,)).fetchone()
+            feed, name, night, sha256, size, mtime = db.execute(
+                "SELECT feed, name, night, sha256, size, mtime FROM files WHERE id=?", (entry_id,)).fetchone()
+            db.execute("DELETE FROM claims WHERE feed=? AND name=? AND size=? AND mtime=?", (feed, name, size, mtime))
             if status == "rejected" or (status == "published" and quarantined):
                 db.execute(
-                    f"INSERT OR REPLACE INTO quarantines ({_QUARANTINE_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, NULL, NULL, NULL)",
+                    f"INSERT INTO quarantines ({_QUARANTINE_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, NULL, NULL, NULL) "
+                    "ON CONFLICT (entry_id) DO UPDATE SET feed=excluded.feed, night=excluded.night, "
+                    "name=excluded.name, sha256=excluded.sha256, kind=excluded.kind, rows=excluded.rows, "
+                    "reason=excluded.reason, status='open', opened_at=excluded.opened_at, closed_at=NULL, "
+                    "closed_by=NULL, note=NULL",
                     (entry_id, feed, night, name, sha256, "file" if status == "rejected" else "rows", quarantined or 0,
                      reason, time.time()),
                 )
@@ -200,7 +313,6 @@ class Ledger:
                     f"UPDATE files SET status='superseded', reason=? WHERE id IN ({older})",
                     (f"replaced by ledger entry {entry_id}", *args),
                 )
-            db.execute("COMMIT")
 
     # --- quarantine ------------------------------------------------------------------------
     def quarantines(self, feed: str | None = None, night: str | None = None,
@@ -228,8 +340,9 @@ class Ledger:
         alert cannot both win; a sender that fails gives its claim back with ``release_alert``.
         """
         with self._connect() as db:
-            cur = db.execute("INSERT OR IGNORE INTO alerts (feed, night, kind, key, claimed_at, run_id) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (feed, night, kind, key, time.time(), run_id))
+            cur = db.execute("INSERT INTO alerts (feed, night, kind, key, claimed_at, run_id) "
+                             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                             (feed, night, kind, key, time.time(), run_id))
             return cur.rowcount == 1
 
     def release_alert(self, feed: str, night: str, kind: str, key: str = "") -> None:
@@ -238,8 +351,9 @@ class Ledger:
 
     def alerts(self, feed: str | None = None) -> list[tuple[str, str, str, str]]:
         with self._connect() as db:
-            rows = db.execute("SELECT feed, night, kind, key FROM alerts WHERE ?1 IS NULL OR feed=?1 ORDER BY claimed_at",
-                              (feed,)).fetchall()
+            where, args = ("feed=?", (feed,)) if feed else ("1=1", ())
+            rows = db.execute(f"SELECT feed, night, kind, key FROM alerts WHERE {where} ORDER BY claimed_at",
+                              args).fetchall()
         return [tuple(r) for r in rows]
 
     # --- quiet-period observations ---------------------------------------------------------
@@ -249,11 +363,9 @@ class Ledger:
         return {name: (size, mtime, first_seen) for name, size, mtime, first_seen in rows}
 
     def save_observations(self, feed: str, observed: dict[str, tuple[int, int, float]]) -> None:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._connect() as db, db.transaction():
             db.execute("DELETE FROM observations WHERE feed=?", (feed,))
             db.executemany(
                 "INSERT INTO observations (feed, name, size, mtime, first_seen) VALUES (?, ?, ?, ?, ?)",
                 [(feed, n, s, m, f) for n, (s, m, f) in observed.items()],
             )
-            db.execute("COMMIT")

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from samverkan.core.fsutil import fsync_dir
+from samverkan.core.fsutil import SHARED_FILE_MODE, fsync_dir, make_dirs
 
 COMPRESSION = "zstd"
 SCHEMA_VERSION = 1
@@ -53,7 +53,8 @@ class StagedParquet:
         self._writer.close()
         with open(self.tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        self.final_path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.final_path.parent)
+        self.tmp_path.chmod(SHARED_FILE_MODE)
         os.replace(self.tmp_path, self.final_path)
         fsync_dir(self.final_path.parent)
         return self.final_path
@@ -86,7 +87,7 @@ def sweep_staging(staging: Path, *, older_than: float = STALE_STAGING_SECONDS, n
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -94,6 +95,7 @@ def write_json_atomic(path: Path, data: Any) -> Path:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, SHARED_FILE_MODE)  # mkstemp makes 0600: the analysts' group reads manifests
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -18,6 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from samverkan.core.fsutil import SHARED_DIR_MODE
+
 CONFIG_ROOT_ENV = "SAMVERKAN_CONFIG_ROOT"
 CONFIG_ROOT = Path(os.environ.get(CONFIG_ROOT_ENV) or Path(__file__).resolve().parents[2])
 DATA_ROOT_ENV = "SAMVERKAN_DATA_ROOT"
@@ -28,7 +30,7 @@ DEFAULT_DATA_ROOT = CONFIG_ROOT / "var" / "data"
 class Paths:
     """The one description of the data root's layout::
 
-        private/    landing/<feed>/<night>/, ledger.sqlite, quarantine/<feed>/{rows,files}/, staging/
+        private/    landing/<feed>/<night>/, ledger.sqlite, quarantine/<feed>/{rows,files}/, incident_ids/, staging/
         published/  <dataset>/night=…/source=…/*.parquet, _manifests/<feed>/
         reports/    validation records, Data Docs, expectation outcomes, receipts (value-free)
         outbox/     <recipient>/<delivery>/ (what recipients pull)
@@ -62,6 +64,11 @@ class Paths:
     def quarantine_files(self, feed: str) -> Path:
         return self.private / "quarantine" / feed / "files"
 
+    @property
+    def incident_ids(self) -> Path:
+        """Partner incident keys ↔ published (keyed) incident ids: private, for corrections."""
+        return self.private / "incident_ids"
+
     def dataset(self, name: str) -> Path:
         return self.published / name
 
@@ -85,6 +92,8 @@ class Paths:
             p.mkdir(parents=True, exist_ok=True)
             p.chmod(0o700)
         self.published.mkdir(parents=True, exist_ok=True)
+        # The analysts' group reads published/ (a set-group-id bit an operator set is kept); others never.
+        self.published.chmod((self.published.stat().st_mode & 0o2000) | SHARED_DIR_MODE)
         return self
 
 

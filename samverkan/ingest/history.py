@@ -44,7 +44,10 @@ from samverkan.quality import quarantine, receipts
 log = logging.getLogger(__name__)
 
 RUN_ID_PREFIX = "history"
-SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"  # the Airflow variable, as the DAG reads it
+# Where the DAG's tasks find the key (orchestration.task_secrets): a key file named by
+# SAMVERKAN_PSEUDONYM_SECRET_FILE, else the Airflow variable (here: its environment form).
+SECRET_FILE_ENV = "SAMVERKAN_PSEUDONYM_SECRET_FILE"
+SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"
 
 Connect = Callable[[Contract], AbstractContextManager[SFTPConnector]]
 
@@ -195,11 +198,14 @@ def airflow_connect(contract: Contract) -> AbstractContextManager[SFTPConnector]
 
 
 def read_secret(secret_file: Path | None) -> str:
-    if secret_file is not None:
-        return Path(secret_file).read_text(encoding="utf-8").strip()
+    """The key the feed DAGs use: --secret-file, else where the tasks look for it."""
+    path = secret_file or os.environ.get(SECRET_FILE_ENV)
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
     secret = os.environ.get(SECRET_ENV, "").strip()
     if not secret:
-        raise SystemExit(f"give --secret-file (the pseudonymisation key) or set {SECRET_ENV}, as for the DAGs")
+        raise SystemExit(f"give --secret-file (the pseudonymisation key), or set {SECRET_FILE_ENV} or {SECRET_ENV} "
+                         "as for the DAGs")
     return secret
 
 
@@ -218,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="first", type=date.fromisoformat, required=True, help="first night, YYYY-MM-DD")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, required=True, help="last night, YYYY-MM-DD")
     parser.add_argument("--feed", action="append", help="only this feed (repeatable); default: every feed")
-    parser.add_argument("--secret-file", type=Path, help=f"the pseudonymisation key (default: ${SECRET_ENV})")
+    parser.add_argument("--secret-file", type=Path,
+                        help=f"the pseudonymisation key (default: ${SECRET_FILE_ENV}, else ${SECRET_ENV})")
     parser.add_argument("--quiet-period-seconds", type=float, help="shorten a quiet-period feed's wait (files at rest)")
     parser.add_argument("--expectations-dir", type=Path, default=CONFIG_ROOT / "expectations")
     parser.add_argument("--no-progress", action="store_true")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from samverkan.core import nights
 from samverkan.privacy import personnummer
 from samverkan.core.arrowops import distinct_rows
-from samverkan.core.contracts import Column, Contract, common_model
+from samverkan.core.contracts import Column, Contract, category_kinds, common_model
 from samverkan.privacy.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
 
 LOCAL_TZ = nights.HUB_TIMEZONE
@@ -55,6 +55,7 @@ INCIDENTS_SCHEMA = pa.schema(
         ("line", pa.string()),
         ("vehicle_id", pa.string()),
         ("category", pa.string()),
+        ("category_kind", pa.string()),
         ("source_category", pa.string()),
         ("severity", pa.int8()),
         ("police_notified", pa.bool_()),
@@ -73,8 +74,54 @@ INVOLVEMENTS_SCHEMA = pa.schema(
         ("source_role", pa.string()),
         ("age_band", pa.string()),
         ("gender", pa.string()),
+        ("person_flag", pa.string()),  # why person values are missing (see person_fields); null when none are
     ]
 )
+
+PERSON_FLAG = "_person_flag"  # the pipeline's column of a record's person faults, read by involvements()
+
+
+def person_fields(contract: Contract) -> dict[str, str]:
+    """The columns that describe an involved person, as validation names them (``persons.approx_age``
+    for an array's field), each with the ``person_flag`` its fault sets.
+
+    A record whose only faults are in these (a mistyped personnummer, an impossible age) still
+    publishes its incident; its involvement is published without the faulty values and flagged
+    (issue 14, item 10). The name is never published, so its fault only flags the involvement.
+    """
+    spec = contract.model.get("involvements")
+    if not spec:
+        return {}
+    prefix = "" if spec["from"] == "rows" else f"{spec['from']}."
+    flags = {prefix + spec[key]: flag for key, flag in (("person", "invalid_identifier"), ("age", "invalid_age"),
+                                                        ("gender", "invalid_gender")) if spec.get(key)}
+    if "column" in spec["role"]:
+        flags[prefix + spec["role"]["column"]] = "invalid_role"
+    flags.update({c.name: "invalid_name" for c in contract.columns if (c.personal or {}).get("name_order")})
+    return flags
+
+OBSERVATIONS_SCHEMA = pa.schema(
+    [
+        ("source", SOURCE_TYPE),
+        ("source_file", pa.string()),
+        ("slot_start_utc", TS_UTC),
+        ("slot_start_local", TS_LOCAL),
+        ("slot_end_local", TS_LOCAL),
+        ("place", pa.string()),
+        ("area", pa.string()),
+        ("measure", pa.string()),
+        ("count", pa.int32()),
+    ]
+)
+
+SCHEMAS = {"incidents": INCIDENTS_SCHEMA, "involvements": INVOLVEMENTS_SCHEMA, "observations": OBSERVATIONS_SCHEMA}
+
+# Partners' own incident keys (a diarienummer is printed on a complainant's receipt) are keyed
+# with the hub's key before publication, in a domain of their own (no person domain is named
+# this); the way back, for corrections, is a private table (``incident_id_map``).
+INCIDENT_ID_DOMAIN = "incident_id"
+INCIDENT_IDS_SCHEMA = pa.schema([("incident_id", pa.string()), ("source", SOURCE_TYPE),
+                                 ("partner_incident_id", pa.string())])
 
 
 # --- typed values from raw text ---------------------------------------------------------
@@ -118,6 +165,11 @@ def map_values(raw: pa.Array, mapping: dict[str, str]) -> pa.Array:
     keys = pa.array(list(mapping.keys()), pa.string())
     values = pa.array(list(mapping.values()), pa.string())
     return pc.take(values, pc.index_in(raw, value_set=keys))
+
+
+def kind_of(categories: pa.Array) -> pa.Array:
+    """The kind (crime, disorder, environment, care) of each shared category; null stays null."""
+    return map_values(categories, category_kinds())
 
 
 def constant(value: Any, n: int, type_: pa.DataType = pa.string()) -> pa.Array:
@@ -214,11 +266,14 @@ class FeedModel:
             return pa.nulls(n, TS_UTC)
         if isinstance(ref, str):
             return self._typed(table, self.contract.column(ref))
+        return local_to_utc(self._wall_clock(table, ref))
+
+    def _wall_clock(self, table: pa.Table, ref: dict[str, str]) -> pa.Array:
+        """Local wall-clock times from a date column and a time column."""
         text = pc.binary_join_element_wise(table.column(ref["date"]), table.column(ref["time"]), " ")
         date_fmt = self.contract.column(ref["date"]).format
         time_fmt = self.contract.column(ref["time"]).format
-        naive = pc.strptime(text, format=f"{date_fmt} {time_fmt}", unit="us", error_is_null=True)
-        return local_to_utc(naive)
+        return pc.strptime(text, format=f"{date_fmt} {time_fmt}", unit="us", error_is_null=True)
 
     def _scrubbed(self, table: pa.Table, name: str | None, n: int) -> pa.Array:
         if name is None:
@@ -246,6 +301,39 @@ class FeedModel:
         return pc.take(scrubbed, pa.array(inverse, pa.int64()))
 
     # datasets ---------------------------------------------------------------------------
+    def outputs(self) -> dict[str, tuple[pa.Schema, Any]]:
+        """Published dataset → (schema, the function making its rows from valid raw rows), for
+        the datasets of this feed's kind only: an incident-only feed has no involvements at all."""
+        makers = {"incidents": self.incidents, "involvements": self.involvements, "observations": self.observations}
+        return {name: (SCHEMAS[name], makers[name]) for name in self.contract.datasets}
+
+    def _slot(self, table: pa.Table, start: Any, end: Any, n: int) -> tuple[pa.Array, pa.Array]:
+        """A slot's start and end instants; an end on the wall clock at or before the start is
+        the next day's (the day is added before the time zone, so a DST night stays right)."""
+        if isinstance(start, str) or isinstance(end, str):
+            return self._occurred(table, start, n), self._occurred(table, end, n)
+        first, last = self._wall_clock(table, start), self._wall_clock(table, end)
+        wraps = pc.fill_null(pc.less_equal(last, first), False)
+        last = pc.if_else(wraps, pc.add(last, pa.scalar(timedelta(days=1), pa.duration("us"))), last)
+        return local_to_utc(first), local_to_utc(last)
+
+    def observations(self, table: pa.Table) -> pa.Table:
+        """One row per place, slot and measure of an aggregate feed (counts, no identities). A slot
+        ending at or before its start ends the next day (22:00-00:00)."""
+        spec = self.contract.model["observations"]
+        n = table.num_rows
+        start_utc, end_utc = self._slot(table, spec["slot_start"], spec["slot_end"], n)
+        place = self._generalised(table, spec["place"], n, pa.string())
+        common = {"source": constant(self.contract.id, n), "source_file": constant(self.source_file, n),
+                  "slot_start_utc": start_utc, "slot_start_local": utc_to_local(start_utc),
+                  "slot_end_local": utc_to_local(end_utc), "place": place, "area": area_of(place)}
+        parts = [pa.Table.from_pydict({**common, "measure": constant(measure, n),
+                                       "count": parse_integer(table.column(column).combine_chunks()).cast(pa.int32())},
+                                      schema=OBSERVATIONS_SCHEMA)
+                 for column, measure in spec["counts"].items()]
+        counted = pa.concat_tables(parts)
+        return counted.filter(pc.is_valid(counted.column("count")))
+
     def incidents(self, table: pa.Table) -> pa.Table:
         """One row per incident; later rows of an incident already seen in this file are skipped."""
         spec = self.contract.model["incident"]
@@ -256,8 +344,9 @@ class FeedModel:
         occurred = self._occurred(table, spec.get("occurred_at"), n)
         place = self._generalised(table, spec.get("place"), n, pa.string())
         category_raw = table.column(spec["category"]["column"]).combine_chunks()
+        category = map_values(category_raw, spec["category"]["map"])
         columns = {
-            "incident_id": pc.binary_join_element_wise(constant(self.contract.id, n), table.column(spec["key"]), ":"),
+            "incident_id": self._published_ids(table.column(spec["key"])),
             "source": constant(self.contract.id, n),
             "source_file": constant(self.source_file, n),
             "occurred_at_utc": occurred,
@@ -270,7 +359,8 @@ class FeedModel:
             "stop_id": self._ref(table, spec.get("stop_id"), n),
             "line": self._ref(table, spec.get("line"), n),
             "vehicle_id": self._ref(table, spec.get("vehicle_id"), n),
-            "category": map_values(category_raw, spec["category"]["map"]),
+            "category": category,
+            "category_kind": kind_of(category),
             "source_category": category_raw,
             "severity": self._ref(table, spec.get("severity"), n, pa.int8()),
             "police_notified": self._ref(table, spec.get("police_notified"), n, pa.bool_()),
@@ -312,12 +402,23 @@ class FeedModel:
         self._seen_hashes = np.insert(seen, np.searchsorted(seen, new), new)
         return pa.array(mask)
 
+    def _published_ids(self, keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The published incident id: HMAC of ``<feed>:<partner key>``, so two feeds' keys never meet."""
+        partner = pc.binary_join_element_wise(constant(self.contract.id, len(keys)), keys, ":")
+        return self.pseudonymiser.pseudonymise_array(INCIDENT_ID_DOMAIN, partner)
+
+    def incident_id_map(self, table: pa.Table) -> pa.Table:
+        """Private: partner key ↔ published id, one row per incident key of the batch."""
+        keys = pc.unique(table.column(self.contract.model["incident"]["key"]).combine_chunks())
+        keys = keys.filter(pc.is_valid(keys))
+        return pa.Table.from_pydict({"incident_id": self._published_ids(keys),
+                                     "source": constant(self.contract.id, len(keys)),
+                                     "partner_incident_id": keys}, schema=INCIDENT_IDS_SCHEMA)
+
     def involvements(self, table: pa.Table) -> pa.Table:
         spec = self.contract.model["involvements"]
         key = self.contract.model["incident"]["key"]
-        incident_ids = pc.binary_join_element_wise(
-            constant(self.contract.id, table.num_rows), table.column(key), ":"
-        )
+        incident_ids = self._published_ids(table.column(key))
         if spec["from"] == "rows":
             people = table.append_column("_incident_id", incident_ids)
             people = self._rows_with_people(people, spec)
@@ -330,14 +431,20 @@ class FeedModel:
             [pc.take(incident_ids, parent)] + [flat.field(f.name) for f in array_col.fields],
             names=["_incident_id"] + [f.name for f in array_col.fields],
         )
+        if PERSON_FLAG in table.column_names:
+            items = items.append_column(PERSON_FLAG, pc.take(table.column(PERSON_FLAG), parent))
         return self._involvement_table(items, spec, array_col.fields)
 
     def _rows_with_people(self, table: pa.Table, spec: dict[str, Any]) -> pa.Table:
-        """A row describes a person when its role column is filled (a fixed role: every row)."""
+        """A row describes a person when its role column is filled (a fixed role: every row), or
+        when it has a person fault (its role may be the faulty value, cleared)."""
         role = spec["role"]
         if "column" not in role:
             return table
-        return table.filter(pc.is_valid(table.column(role["column"])))
+        person = pc.is_valid(table.column(role["column"]))
+        if PERSON_FLAG in table.column_names:
+            person = pc.or_(person, pc.is_valid(table.column(PERSON_FLAG)))
+        return table.filter(person)
 
     def _involvement_table(self, table: pa.Table, spec: dict[str, Any], columns: tuple[Column, ...]) -> pa.Table:
         n = table.num_rows
@@ -365,5 +472,6 @@ class FeedModel:
             "source_role": source_role,
             "age_band": age_band(ages, self._bands),
             "gender": gender,
+            "person_flag": table.column(PERSON_FLAG) if PERSON_FLAG in table.column_names else constant(None, n),
         }
         return pa.Table.from_pydict(columns, schema=INVOLVEMENTS_SCHEMA)

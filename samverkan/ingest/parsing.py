@@ -9,6 +9,14 @@ Structural problems are handled at the level they occur: a record that cannot be
 fields (wrong field count, a JSON line that is not an object) becomes a ``BadRecord`` and the
 file goes on; a file that cannot be read at all (wrong encoding, truncated gzip, missing required
 columns) raises ``FileRejected`` and is quarantined whole.
+
+Memory is bounded whatever the file holds (see docs/resilience.md): every stream goes through
+``_Bounded``, which refuses more decompressed bytes, or a higher compression ratio, than the
+contract's ``limits`` allow; lines are read with a length limit, so an endless line is never
+held whole (a JSON line beyond it is a bad record, a CSV record beyond it refuses the file,
+since a CSV reader cannot find the next record after it); a bad record keeps at most
+``MAX_RAW_KEPT`` characters of itself; and a batch is handed on when it holds ``BATCH_BYTES`` of
+text, however few records that is.
 """
 
 from __future__ import annotations
@@ -27,12 +35,15 @@ from typing import Any, BinaryIO, Iterator
 
 import pyarrow as pa
 
-from samverkan.core.contracts import Column, Contract
+from samverkan.core.contracts import Column, Contract, Limits
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 100_000
 MAX_FIELD_BYTES = 1 << 20  # a single field larger than 1 MiB is not a partner export
+MAX_RAW_KEPT = 64 << 10  # characters of a bad record kept in the quarantine (enough to fix it)
+BATCH_BYTES = 64 << 20  # text held per batch before it is handed on, whatever its record count
+RATIO_FLOOR_BYTES = 16 << 20  # the compression ratio is judged only past this (tiny files vary)
 ROW = "_row"
 
 
@@ -53,6 +64,11 @@ class FileRejected(Exception):
     def private_text(self) -> str:
         """Reason and detail, for the private ledger only."""
         return f"{self} [private detail: {self.detail}]" if self.detail else str(self)
+
+
+class LimitExceeded(FileRejected):
+    """The file goes beyond one of its contract's ``limits``: refused whole before more of it is
+    read (a decompression bomb, an endless line), so its records were not all counted."""
 
 
 # A column name that may leave the private zone: a plain identifier. A header cell of any other
@@ -114,10 +130,115 @@ def read_batches(
 # --- opening -----------------------------------------------------------------------------
 
 
+class _Bounded(io.RawIOBase):
+    """The file's (decompressed) bytes, refusing to give more than the contract's limits allow.
+
+    Counting happens as bytes are read, so a bomb is refused after reading at most the limit,
+    never after inflating it; every reader of partner content (including the pre-scan and the
+    record count of a refused file) opens the file through here.
+    """
+
+    def __init__(self, inner: BinaryIO, limits: Limits, stored_bytes: int, compressed: bool) -> None:
+        super().__init__()
+        self._inner = inner
+        self._limits = limits
+        self._stored = max(stored_bytes, 1)
+        self._compressed = compressed
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._inner.readinto(buffer)  # type: ignore[attr-defined]
+        self.total += n
+        self._check()
+        return n
+
+    def _check(self) -> None:
+        limits = self._limits
+        if self.total > limits.max_decompressed_bytes:
+            what = "decompresses to" if self._compressed else "holds"
+            raise LimitExceeded(f"file {what} more than {limits.max_decompressed_bytes} bytes, the contract's "
+                                "limit (limits.max_decompressed_bytes); refused whole")
+        if (self._compressed and self.total > RATIO_FLOOR_BYTES
+                and self.total > limits.max_compression_ratio * self._stored):
+            raise LimitExceeded(f"file expands more than {limits.max_compression_ratio:g} times when decompressed "
+                                "(limits.max_compression_ratio): refused whole as a possible decompression bomb")
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
 def _open_binary(contract: Contract, path: Path) -> BinaryIO:
-    if contract.format["compression"] == "gzip":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+    compressed = contract.format["compression"] == "gzip"
+    inner = gzip.open(path, "rb") if compressed else open(path, "rb")
+    bounded = _Bounded(inner, contract.limits, path.stat().st_size, compressed)  # type: ignore[arg-type]
+    return io.BufferedReader(bounded, buffer_size=1 << 20)  # type: ignore[return-value]
+
+
+class _TooLong(Exception):
+    """A line or CSV record beyond ``limits.max_line_bytes``."""
+
+
+def _lines(raw: BinaryIO, limit: int) -> Iterator[bytes | int]:
+    """The lines of a binary stream, none held longer than ``limit`` bytes: a longer line is read
+    past in pieces and given as its length instead of its bytes."""
+    while True:
+        line = raw.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or (len(line) == limit + 1 and line.endswith(b"\n")):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n"):
+            line = raw.readline(1 << 20)
+            if not line:
+                break
+            size += len(line)
+        yield size
+
+
+class _GuardedText:
+    """Physical lines of a text stream for the csv module, with the characters of the current
+    record counted: more than the limit (one endless line, or a quoted value running on over
+    many lines) raises ``_TooLong`` before it is held. ``take()`` ends a record."""
+
+    def __init__(self, text: io.TextIOBase, limit: int) -> None:
+        self._text = text
+        self._limit = limit
+        self.used = 0
+
+    def __iter__(self) -> "_GuardedText":
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(self._limit + 3)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > self._limit + 2:  # the line break (up to 2 characters) is not the record's
+            raise _TooLong
+        return line
+
+    def take(self) -> int:
+        used, self.used = self.used, 0
+        return used
+
+
+def _too_long(contract: Contract, record: int) -> LimitExceeded:
+    return LimitExceeded(f"record {record} is longer than {contract.limits.max_line_bytes} bytes, the contract's "
+                         "limit (limits.max_line_bytes); the records after it cannot be found, so the file is "
+                         "refused whole")
+
+
+def kept_raw(text: str) -> str:
+    """What the quarantine keeps of a bad record: enough to correct it, never an unbounded copy."""
+    if len(text) <= MAX_RAW_KEPT:
+        return text
+    return f"{text[:MAX_RAW_KEPT]}… [cut: {len(text)} characters in all]"
 
 
 def _decode_errors_as_rejection(exc: Exception, contract: Contract) -> FileRejected:
@@ -135,15 +256,17 @@ def count_records(contract: Contract, path: Path) -> int | None:
     """How many records a file holds that was refused before they were read (a missing column,
     say): the receipt and the balance line then say how many went to quarantine with the file.
     None when the file cannot be read as text at all."""
+    limit = contract.limits.max_line_bytes
     try:
         with _open_binary(contract, path) as raw:
             if contract.format["kind"] == "jsonl":
-                return sum(1 for line in raw if line.strip())
+                return sum(1 for line in _lines(raw, limit) if not isinstance(line, bytes) or line.strip())
             fmt = contract.format
             csv.field_size_limit(MAX_FIELD_BYTES)
-            reader = csv.reader(_csv_text(contract, raw), delimiter=fmt["delimiter"], quotechar=fmt["quotechar"])
+            reader = csv.reader(_GuardedText(_csv_text(contract, raw), limit), delimiter=fmt["delimiter"],
+                                quotechar=fmt["quotechar"])
             return max(sum(1 for _ in reader) - 1, 0)  # the header is no record
-    except (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error):
+    except (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error, LimitExceeded, _TooLong):
         return None
 
 
@@ -205,50 +328,56 @@ def _python_csv_batches(contract: Contract, path: Path, batch_rows: int, info: F
     fmt = contract.format
     csv.field_size_limit(MAX_FIELD_BYTES)
     with _open_binary(contract, path) as raw:
-        text = _csv_text(contract, raw)
+        text = _GuardedText(_csv_text(contract, raw), contract.limits.max_line_bytes)
         reader = csv.reader(text, delimiter=fmt["delimiter"], quotechar=fmt["quotechar"], doublequote=True, strict=True)
         try:
             header = next(reader, None)
+            text.take()
             if header is None:
                 raise FileRejected("file is empty (no header row)")
             positions = _check_header(contract, header, info)
             width = len(header)
             if skip:
-                reader = _skip_records(reader, skip, width, info)
-            yield from _csv_records(contract, reader, positions, width, batch_rows, info)
+                reader = _skip_records(reader, skip, width, info, text)
+            yield from _csv_records(contract, reader, text, positions, width, batch_rows, info)
         except FileRejected:
             raise
+        except _TooLong:
+            raise _too_long(contract, info.records + 1) from None
         except csv.Error as exc:
             raise FileRejected(f"CSV structure broken near record {info.records + 1}: {exc}") from exc
         except (UnicodeDecodeError, EOFError, OSError, zlib.error) as exc:
             raise _decode_errors_as_rejection(exc, contract) from exc
 
 
-def _csv_records(contract, reader, positions, width, batch_rows, info) -> Iterator[Batch]:
+def _csv_records(contract, reader, text: _GuardedText, positions, width, batch_rows, info) -> Iterator[Batch]:
     columns: list[list[Any]] = [[] for _ in contract.columns]
     rows: list[int] = []
     bad: list[BadRecord] = []
+    held = 0
     for fields in reader:
+        held += text.take()
         if not fields or fields == [""] and width > 1:
             continue  # a blank line carries no record
         info.records += 1
         if len(fields) != width:
-            bad.append(BadRecord(info.records, f"expected {width} fields, found {len(fields)}", fmt_raw(fields)))
+            bad.append(BadRecord(info.records, f"expected {width} fields, found {len(fields)}", kept_raw(fmt_raw(fields))))
         else:
             rows.append(info.records)
             for values, pos in zip(columns, positions):
                 v = fields[pos] if pos is not None else None
                 values.append(v if v != "" else None)
-        if len(rows) + len(bad) >= batch_rows:
+        if len(rows) + len(bad) >= batch_rows or held >= BATCH_BYTES:
             yield _csv_batch(contract, rows, columns, bad)
-            columns, rows, bad = [[] for _ in contract.columns], [], []
+            columns, rows, bad, held = [[] for _ in contract.columns], [], [], 0
     if rows or bad:
         yield _csv_batch(contract, rows, columns, bad)
 
 
-def _skip_records(reader, skip: int, width: int, info: FileInfo):
+def _skip_records(reader, skip: int, width: int, info: FileInfo, text: _GuardedText):
     """Records the fast reader already delivered: parsed again (so errors stay where they are), not kept."""
     for fields in reader:
+        text.take()
         if not fields or fields == [""] and width > 1:
             continue
         if info.records == skip:
@@ -327,6 +456,8 @@ def _quoting_is_plain(contract: Contract, path: Path) -> bool:
                         inside = int((inside + odd.sum()) % 2)
                     before = data[cut - 1]
                 carry = data[cut:]
+                if len(carry) > _QUOTE_SCAN_BYTES:
+                    return False  # an endless run of quotes: the exact reader refuses it, line-bounded
                 if last:
                     break
     except (OSError, EOFError, zlib.error):
@@ -368,7 +499,7 @@ def _arrow_source(contract: Contract, path: Path):
 def _python_header(contract: Contract, path: Path) -> list[str] | None:
     fmt = contract.format
     with _open_binary(contract, path) as raw:
-        text = _csv_text(contract, raw)
+        text = _GuardedText(_csv_text(contract, raw), contract.limits.max_line_bytes)
         reader = csv.reader(text, delimiter=fmt["delimiter"], quotechar=fmt["quotechar"], doublequote=True, strict=True)
         return next(reader, None)
 
@@ -403,7 +534,7 @@ def _arrow_csv_batches(contract: Contract, path: Path, batch_rows: int, info: Fi
     except Exception as exc:
         raise _NotPlain(f"open: {type(exc).__name__}") from None
     pending: list[pa.RecordBatch] = []
-    pending_rows = 0
+    pending_rows = pending_bytes = 0
     first = True
     schema = raw_schema(contract)
     while True:
@@ -425,11 +556,14 @@ def _arrow_csv_batches(contract: Contract, path: Path, batch_rows: int, info: Fi
             record_batch = record_batch.slice(1)
         pending.append(record_batch)
         pending_rows += record_batch.num_rows
-        while pending_rows >= batch_rows:
+        pending_bytes += record_batch.nbytes
+        while pending_rows >= batch_rows or (pending_bytes >= BATCH_BYTES and pending_rows):
             table = pa.Table.from_batches(pending)
-            yield _arrow_batch(table.slice(0, batch_rows), positions, schema, info, encoding, pc)
-            rest = table.slice(batch_rows)
+            take = min(batch_rows, pending_rows)
+            yield _arrow_batch(table.slice(0, take), positions, schema, info, encoding, pc)
+            rest = table.slice(take)
             pending, pending_rows = rest.to_batches(), rest.num_rows
+            pending_bytes = rest.nbytes
     if first:
         raise _NotPlain("no header")
     if pending_rows:
@@ -537,13 +671,17 @@ def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileIn
     bad: list[BadRecord] = []
     encoding = contract.format["encoding"]
     json_record = _json_reader(contract)
+    limit = contract.limits.max_line_bytes
+    held = 0
     try:
         with _open_binary(contract, path) as raw:
-            for line in raw:
-                if len(line) > MAX_FIELD_BYTES * 4:
+            for line in _lines(raw, limit):
+                if not isinstance(line, bytes):
                     info.records += 1
-                    bad.append(BadRecord(info.records, f"line longer than {MAX_FIELD_BYTES * 4} bytes", "(too long to keep)"))
+                    bad.append(BadRecord(info.records, f"line longer than {limit} bytes (limits.max_line_bytes)",
+                                         "(too long to keep)"))
                     continue
+                held += len(line)
                 stripped = line.strip()
                 if not stripped:
                     continue  # a blank line carries no record
@@ -555,18 +693,20 @@ def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileIn
                         raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
                     record = json_record(obj)
                 except UnicodeDecodeError:
-                    bad.append(BadRecord(info.records, f"line is not valid {encoding}", stripped.decode(encoding, "replace")))
+                    bad.append(BadRecord(info.records, f"line is not valid {encoding}",
+                                         kept_raw(stripped[:MAX_RAW_KEPT * 4].decode(encoding, "replace"))))
                 except json.JSONDecodeError as exc:
-                    bad.append(BadRecord(info.records, f"line is not valid JSON ({exc.msg} at column {exc.colno})", text))
+                    bad.append(BadRecord(info.records, f"line is not valid JSON ({exc.msg} at column {exc.colno})",
+                                         kept_raw(text)))
                 except _RecordError as exc:
-                    bad.append(BadRecord(info.records, str(exc), text))
+                    bad.append(BadRecord(info.records, str(exc), kept_raw(text)))
                 else:
                     rows.append(info.records)
                     for values, v in zip(columns, record):
                         values.append(v)
-                if len(rows) + len(bad) >= batch_rows:
+                if len(rows) + len(bad) >= batch_rows or held >= BATCH_BYTES:
                     yield _json_batch(contract, rows, columns, bad)
-                    columns, rows, bad = [[] for _ in contract.columns], [], []
+                    columns, rows, bad, held = [[] for _ in contract.columns], [], [], 0
     except (EOFError, OSError, zlib.error) as exc:
         raise _decode_errors_as_rejection(exc, contract) from exc
     if info.records == 0:

@@ -28,8 +28,10 @@ from samverkan.quality import receipts
 from samverkan.quality import reports
 from samverkan.core.contracts import Contract
 from samverkan.core.ledger import Ledger
-from samverkan.ingest.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA, SOURCE_TYPE, FeedModel
-from samverkan.ingest.parsing import ROW, Batch, FileInfo, FileRejected, count_records, public_column_names, read_batches
+from samverkan.ingest import duplicates
+from samverkan.ingest.model import INCIDENT_IDS_SCHEMA, PERSON_FLAG, SOURCE_TYPE, FeedModel, person_fields
+from samverkan.ingest.parsing import (ROW, Batch, FileInfo, FileRejected, LimitExceeded, count_records,
+                                      public_column_names, read_batches)
 from samverkan.privacy.pseudonymise import Pseudonymiser
 from samverkan.core.publishing import (SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, sweep_staging,
                                   write_json_atomic)
@@ -49,6 +51,8 @@ QUARANTINE_SCHEMA = pa.schema(
         ("failed_checks", pa.list_(pa.string())),
         ("reasons", pa.string()),
         ("raw_record", pa.string()),
+        # True: the record's only faults are in person fields; its incident was published (item 10)
+        ("held_for_correction", pa.bool_()),
     ]
 )
 
@@ -146,6 +150,10 @@ def fetch(
 ) -> dict[str, Any]:
     """Land one file and decide whether its content is new (``reprocess``: process it even if not)."""
     name, night = candidate["name"], candidate["night"]
+    if not ledger.claim(contract.id, name, candidate["size"], candidate["mtime"], run_id, again=reprocess):
+        reason = "received by another run (discovered by both at the same time)"
+        log.info("%s: %s not fetched: %s", contract.id, name, reason)
+        return {"entry_id": None, "name": name, "night": night, "action": "skip", "status": "claimed", "reason": reason}
     target = paths.landing(contract.id, night) / name
     remote_path = f"{contract.directory.rstrip('/')}/{name}"
     download = connector.download(remote_path, target)
@@ -180,9 +188,12 @@ class FileResult:
     rows_received: int = 0
     rows_published: int = 0
     rows_quarantined: int = 0
+    rows_held_for_correction: int = 0  # published (without the faulty person values) and kept in quarantine too
     incidents: int = 0
     involvements: int = 0
+    observations: int = 0  # rows of an aggregate feed (place × slot × measure)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    held_for_correction_reasons: dict[str, int] = field(default_factory=dict)
     unexpected_columns: list[str] = field(default_factory=list)  # plain names only, of an accepted file
     unexpected_columns_withheld: int = 0  # names not shown: not plain identifiers, or the file was rejected
     expectations: list[dict[str, Any]] = field(default_factory=list)
@@ -192,7 +203,8 @@ class FileResult:
     data_docs: str | None = None  # the night's Data Docs page, relative to the Airflow UI
 
     def balance_line(self) -> str:
-        return (f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}"
+        held = f", {self.rows_held_for_correction} of them held for correction" if self.rows_held_for_correction else ""
+        return (f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}{held}"
                 f" + quarantined {self.rows_quarantined} ({self.status})")
 
 
@@ -259,18 +271,25 @@ class _FileRun:
         self.model = FeedModel(contract, pseudonymiser, self.night, landed["name"])
         meta = {"samverkan.schema_version": str(SCHEMA_VERSION), "samverkan.contract_version": str(contract.version),
                 "samverkan.source_sha256": landed["sha256"], "samverkan.run_id": run_id or ""}
-        self.incidents = StagedParquet(
-            partition_file(paths.dataset("incidents"), landed["night"], contract.id, landed["name"]),
-            INCIDENTS_SCHEMA, paths.staging, meta)
-        self.involvements = StagedParquet(
-            partition_file(paths.dataset("involvements"), landed["night"], contract.id, landed["name"]),
-            INVOLVEMENTS_SCHEMA, paths.staging, meta)
+        # One staged file per dataset of the feed's kind (incident-only: no involvements file).
+        self.published = {name: (StagedParquet(partition_file(paths.dataset(name), landed["night"], contract.id,
+                                                              landed["name"]), schema, paths.staging, meta), make)
+                          for name, (schema, make) in self.model.outputs().items()}
         self.quarantine = StagedParquet(
             partition_file(paths.quarantine_rows(contract.id), landed["night"], contract.id, landed["name"]),
             QUARANTINE_SCHEMA, paths.staging, meta)
+        # Private: from a published (keyed) incident id back to the partner's key, for corrections.
+        self.private = {"incident_ids": (StagedParquet(partition_file(paths.incident_ids, landed["night"], contract.id,
+                                                                      landed["name"]), INCIDENT_IDS_SCHEMA,
+                                                       paths.staging, meta), self.model.incident_id_map)
+                        } if "incidents" in contract.datasets else {}
         self.outcomes = []
         self.valid_rows = 0
         self.quarantined_rows = 0
+        self.held_rows = 0
+        self.held_by_check: dict[str, list[int]] = {}
+        self.repeats = duplicates.Repeats()
+        self.person_fields = person_fields(contract)
         self.reason_counts: dict[str, int] = {}
         self.reason_texts: dict[str, str] = {}
         self.rows_by_check: dict[str, list[int]] = {}
@@ -278,14 +297,19 @@ class _FileRun:
         self.info = FileInfo()
 
     def staged(self) -> list[StagedParquet]:
-        return [self.incidents, self.involvements, self.quarantine]
+        return [staged for staged, _ in [*self.published.values(), *self.private.values()]] + [self.quarantine]
+
+    def rows(self, dataset: str) -> int:
+        return self.published[dataset][0].rows if dataset in self.published else 0
 
     def handle(self, batch: Batch) -> None:
+        table = self._drop_repeats(batch.table)
         failures: dict[int, list[str]] = {}
         reasons: dict[str, str] = {}
+        checked: dict[str, str | None] = {}  # label → the column(s) it checks
         for part, suite in self.suites.items():
-            frame = (check_frame(self.contract, batch.table, self.night, arrow=True) if part == "rows"
-                     else array_check_frame(self.contract, batch.table, part, arrow=True))
+            frame = (check_frame(self.contract, table, self.night, arrow=True) if part == "rows"
+                     else array_check_frame(self.contract, table, part, arrow=True))
             if frame.num_rows == 0:
                 continue
             outcome = self.validator.validate_table(suite, frame)  # GE per distinct value, same verdicts
@@ -294,19 +318,21 @@ class _FileRun:
             self.outcomes.append(outcome)
             self.samples.add(part, outcome, frame)
             reasons.update(outcome.reasons)
+            checked.update((e.label, e.column) for e in outcome.expectations)
             for row, labels in outcome.failures.items():
                 failures.setdefault(int(row), []).extend(labels)
-        table = batch.table
         if failures:
+            held = self._person_faults(failures, checked)
             failed = pa.array(sorted(failures), pa.int64())
             is_failed = pc.is_in(table.column(ROW), value_set=failed)
-            self._quarantine_rows(table.filter(is_failed), failures, reasons)
-            table = table.filter(pc.invert(is_failed))
+            self._quarantine_rows(table.filter(is_failed), failures, reasons, held)
+            is_dropped = pc.is_in(table.column(ROW), value_set=pa.array(sorted(set(failures) - set(held)), pa.int64()))
+            table = self._clear_person_faults(table.filter(pc.invert(is_dropped)), held)
         self._quarantine_bad(batch)
         self.valid_rows += table.num_rows
         if table.num_rows:
-            self.incidents.write(self.model.incidents(table))
-            self.involvements.write(self.model.involvements(table))
+            for staged, make in [*self.published.values(), *self.private.values()]:
+                staged.write(make(table))
 
     def _count(self, reason: str, row: int, text: str | None = None) -> None:
         self.reason_counts[reason] = self.reason_counts.get(reason, 0) + 1
@@ -314,18 +340,76 @@ class _FileRun:
         if text:
             self.reason_texts.setdefault(reason, text)
 
-    def _quarantine_rows(self, failed: pa.Table, failures: dict[int, list[str]], reasons: dict[str, str]) -> None:
+    def _quarantine_rows(self, failed: pa.Table, failures: dict[int, list[str]], reasons: dict[str, str],
+                         held: dict[int, set[str]]) -> None:
+        """Failed records into the quarantine; those in ``held`` are published too, so they are
+        counted apart (held for correction), not as quarantined."""
         sources = {c.name: c.source for c in self.contract.columns}
         records = []
         for row in failed.to_pylist():
             labels = sorted(set(failures[row[ROW]]))
             for label in labels:
-                self._count(label, row[ROW], reasons.get(label))
+                if row[ROW] in held:
+                    self.held_by_check.setdefault(label, []).append(row[ROW])
+                    if reasons.get(label):
+                        self.reason_texts.setdefault(label, reasons[label])
+                else:
+                    self._count(label, row[ROW], reasons.get(label))
             raw = {sources[k]: v for k, v in row.items() if k != ROW}
             records.append(self._quarantine_record(row[ROW], labels, "; ".join(reasons.get(l, l) for l in labels),
-                                                   json.dumps(raw, ensure_ascii=False)))
+                                                   json.dumps(raw, ensure_ascii=False), held=row[ROW] in held))
+        self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
+        self.held_rows += sum(1 for r in records if r["held_for_correction"])
+        self.quarantined_rows += sum(1 for r in records if not r["held_for_correction"])
+
+    def _drop_repeats(self, table: pa.Table) -> pa.Table:
+        """Exact copies of an earlier record of the file go to the quarantine; the first stays (item 9)."""
+        originals = self.repeats.originals(table)
+        if not originals.any():
+            return table
+        is_repeat = pa.array(originals > 0)
+        records = [self._quarantine_record(row, [duplicates.LABEL], f"exact copy of record {first}, which was kept",
+                                           None)
+                   for row, first in zip(table.column(ROW).filter(is_repeat).to_pylist(), originals[originals > 0])]
+        for record in records:
+            self._count(duplicates.LABEL, record["record"], duplicates.REASON)
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.quarantined_rows += len(records)
+        return table.filter(pc.invert(is_repeat))
+
+    def _person_faults(self, failures: dict[int, list[str]], checked: dict[str, str | None]) -> dict[int, set[str]]:
+        """Records whose every failed check reads person fields only, with those fields (item 10)."""
+        held = {}
+        for row, labels in failures.items():
+            fields = set()
+            for label in labels:
+                columns = {c.split("__", 1)[0] for c in (checked.get(label) or "").split(",") if c}
+                if not columns or not columns.issubset(self.person_fields):
+                    break
+                fields |= columns
+            else:
+                held[row] = fields
+        return held
+
+    def _clear_person_faults(self, table: pa.Table, held: dict[int, set[str]]) -> pa.Table:
+        """The faulty person values of held records cleared (never published, never hashed), and
+        their ``person_flag``. A name is kept: it is never published, and scrubbing needs it."""
+        if not held:
+            return table
+        rows = table.column(ROW).combine_chunks()
+        for field in set().union(*held.values()):
+            if self.person_fields[field] == "invalid_name":
+                continue
+            mask = pc.is_in(rows, value_set=pa.array([r for r, f in held.items() if field in f], pa.int64()))
+            array, _, item = field.partition(".")
+            at = table.column_names.index(array)
+            cleared = _clear_item_field(table.column(array).combine_chunks(), item, mask) if item else \
+                pc.if_else(mask, pa.scalar(None, table.schema.field(array).type), table.column(array).combine_chunks())
+            table = table.set_column(at, table.schema.field(at), cleared)
+        flags = {row: ",".join(sorted({self.person_fields[f] for f in fields})) for row, fields in held.items()}
+        keys = pa.array(list(flags), pa.int64())
+        values = pa.array(list(flags.values()), pa.string())
+        return table.append_column(PERSON_FLAG, pc.take(values, pc.index_in(rows, value_set=keys)))
 
     def _quarantine_bad(self, batch: Batch) -> None:
         if not batch.bad_records:
@@ -337,10 +421,11 @@ class _FileRun:
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.quarantined_rows += len(records)
 
-    def _quarantine_record(self, row: int, labels: list[str], reasons: str, raw: str) -> dict[str, Any]:
+    def _quarantine_record(self, row: int, labels: list[str], reasons: str, raw: str | None, *,
+                           held: bool = False) -> dict[str, Any]:
         return {"source": self.contract.id, "source_file": self.landed["name"], "sha256": self.landed["sha256"],
                 "night": self.landed["night"], "record": row, "failed_checks": labels, "reasons": reasons,
-                "raw_record": raw}
+                "raw_record": raw, "held_for_correction": held}
 
 
 def process(
@@ -368,10 +453,10 @@ def process(
             _check_columns(contract, run)
             run.handle(batch)
         _check_threshold(contract, run)
-    except FileRejected as exc:
+    except (FileRejected, MemoryError) as exc:
         for staged in run.staged():
             staged.abort()
-        result = _reject(contract, landed, paths, ledger, result, run, exc)
+        result = _reject(contract, landed, paths, ledger, result, run, _as_rejection(exc))
         _report(contract, paths, result, run, run_id)
         return result
     except BaseException:
@@ -381,11 +466,16 @@ def process(
     result.rows_received = run.info.records
     result.rows_published = run.valid_rows
     result.rows_quarantined = run.quarantined_rows
+    result.rows_held_for_correction = run.held_rows
     _check_balance(result)
-    result.incidents, result.involvements = run.incidents.rows, run.involvements.rows
-    result.outputs = [str(s.commit()) for s in (run.incidents, run.involvements)]
+    result.incidents, result.involvements = run.rows("incidents"), run.rows("involvements")
+    result.observations = run.rows("observations")
+    result.outputs = [str(staged.commit()) for staged, _ in run.published.values()]
+    for staged, _ in run.private.values():
+        staged.commit()
     run.quarantine.commit()
     result.quarantine_reasons = dict(sorted(run.reason_counts.items()))
+    result.held_for_correction_reasons = {label: len(rows) for label, rows in sorted(run.held_by_check.items())}
     result.unexpected_columns, result.unexpected_columns_withheld = public_column_names(run.info.unexpected_columns)
     if run.outcomes:
         result.expectations = outcome_to_records(combine(run.outcomes), contract.id, landed["night"], landed["name"])
@@ -397,6 +487,27 @@ def process(
     log.info(result.balance_line())
     _report(contract, paths, result, run, run_id)
     return result
+
+
+def _clear_item_field(lists: pa.Array, item: str, rows: pa.Array) -> pa.Array:
+    """``lists`` (list<struct>) with the field ``item`` cleared in every item of the marked rows
+    (validation names the record, not the item, so all of the record's items lose that value)."""
+    flat = pc.list_flatten(lists)
+    in_row = pc.take(rows, pc.list_parent_indices(lists))
+    fields = [pc.if_else(in_row, pa.scalar(None, f.type), flat.field(f.name)) if f.name == item else flat.field(f.name)
+              for f in flat.type]
+    offsets = pc.subtract(lists.offsets, lists.offsets[0])
+    return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(fields, fields=list(flat.type)),
+                                    mask=lists.is_null())
+
+
+def _as_rejection(exc: FileRejected | MemoryError) -> FileRejected:
+    """Reading is bounded (parsing's limits), so running out of memory is not the file's size;
+    but a retry would meet it again, so the file is settled as rejected, never left ``landed``."""
+    if isinstance(exc, FileRejected):
+        return exc
+    return FileRejected("the file could not be processed within the memory this worker has; refused whole "
+                        "(an engineer can re-process it)")
 
 
 def _check_columns(contract: Contract, run: _FileRun) -> None:
@@ -432,7 +543,7 @@ def _report(contract: Contract, paths: Paths, result: FileResult, run: _FileRun,
     reports.store_file_validation(paths.root, record)
     result.data_docs = reports.data_docs_url(contract.id, result.night)
     receipt = receipts.build(contract, file, reasons=run.reason_texts, rows_by_check=run.rows_by_check,
-                             warnings=result.warnings, run_id=run_id)
+                             held_by_check=run.held_by_check, warnings=result.warnings, run_id=run_id)
     result.receipt = str(receipts.store(paths.root, receipt))
 
 
@@ -447,7 +558,9 @@ def _check_threshold(contract: Contract, run: _FileRun) -> None:
 
 
 def _check_balance(result: FileResult) -> None:
-    if result.rows_published + result.rows_quarantined != result.rows_received:
+    """Received = published + quarantined; a record held for correction is one of the published."""
+    if (result.rows_published + result.rows_quarantined != result.rows_received
+            or not 0 <= result.rows_held_for_correction <= result.rows_published):
         raise RuntimeError(f"row accounting broken: {result.balance_line()}")
 
 
@@ -460,7 +573,8 @@ def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, 
     shutil.move(landed["path"], target)
     result.status = "rejected"
     result.reason = str(exc)  # public by construction; the private detail stays in the ledger
-    records = run.info.records or count_records(contract, target) or 0
+    # A file beyond its limits is not read again to count it: the records read before the limit are its count.
+    records = run.info.records or (0 if isinstance(exc, LimitExceeded) else count_records(contract, target) or 0)
     result.rows_received = records
     result.rows_quarantined = records
     result.quarantine_reasons = {"file rejected": records}
@@ -498,7 +612,9 @@ def summarise(contract: Contract, paths: Paths, results: list[dict[str, Any]], s
         "not_processed": [{k: s[k] for k in ("name", "night", "sha256", "status", "reason") if k in s} for s in skipped],
         "totals": {
             key: sum(r.get(key, 0) for r in results)
-            for key in ("rows_received", "rows_published", "rows_quarantined", "incidents", "involvements")
+            for key in ("rows_received", "rows_published", "rows_quarantined", "rows_held_for_correction", "incidents",
+                        "involvements",
+                        "observations")
         },
     }
     manifest["data_docs"] = _data_docs(contract, paths, results, run_id)

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -23,8 +24,10 @@ import time as clock
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any, Iterator, Sequence
 from samverkan.core import nights
+from samverkan.core.fsutil import restrict_umask
 from samverkan.core.settings import CONFIG_ROOT
 
 REPO = CONFIG_ROOT
@@ -267,6 +270,8 @@ columns:
       handling: scrub
 
 model:
+  # A feed that names no people: `kind: incidents_only` here and no `involvements` section;
+  # counts per place and time slot: `kind: aggregate` (see docs/partners.md).
   incident:
     key: handelse_id
     occurred_at: tidpunkt
@@ -389,8 +394,47 @@ def _night(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def default_log_file() -> Path:
+    from samverkan.core.settings import data_root
+
+    return data_root() / "logs" / "ops.log"
+
+
+@contextmanager
+def library_logs_to(log_file: Path, *, uses_airflow: bool) -> Iterator[None]:
+    """Send every library's log records (Great Expectations logs dozens of lines on import) to
+    ``log_file`` while a command runs, so an operator sees only the command's own output.
+    Importing Airflow points logging at stdout, so a command that builds DAGs imports it first
+    and is re-routed after. The previous set-up is restored afterwards (a test may call ``main``)."""
+    if uses_airflow:
+        import airflow  # noqa: F401  (configures logging on import; replaced below)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    loggers = [root] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                        if isinstance(lg, logging.Logger) and lg.handlers]
+    saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
+    for lg in loggers[1:]:
+        lg.handlers[:], lg.propagate = [], True
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for lg, handlers, propagate, level in saved:
+            lg.handlers[:], lg.propagate = handlers, propagate
+            lg.setLevel(level)
+        handler.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samverkan.ops.commands", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true",
+                        help="show library logs (Great Expectations, Airflow) here instead of the log file")
+    parser.add_argument("--log-file", type=Path, help="where library logs go (default: $SAMVERKAN_DATA_ROOT/logs/ops.log)")
+    parser.set_defaults(uses_airflow=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("backfill", help="run the feed DAGs for a range of nights (Airflow REST API)")
@@ -428,17 +472,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.add_argument("--cron", default="10 7 * * *", help="when the feed runs (Europe/Stockholm)")
     a.add_argument("--schemas-dir", type=Path, default=REPO / "schemas")
     a.add_argument("--expectations-dir", type=Path, default=REPO / "expectations")
-    a.set_defaults(func=add_partner_command)
+    a.set_defaults(func=add_partner_command, uses_airflow=True)
 
     c = sub.add_parser("check-contract", help="check a contract: schema, cross-checks, DAG, GE suites")
     c.add_argument("path", type=Path)
     c.add_argument("--expectations-dir", type=Path, default=REPO / "expectations")
     c.add_argument("--write-suites", action="store_true", help="regenerate the contract's GE suites first")
-    c.set_defaults(func=check_contract_command)
+    c.set_defaults(func=check_contract_command, uses_airflow=True)
 
+    for command in sub.choices.values():  # the same options after the command name too
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        command.add_argument("--log-file", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    restrict_umask()
+    logs = nullcontext() if args.verbose else library_logs_to(args.log_file or default_log_file(),
+                                                               uses_airflow=args.uses_airflow)
     try:
-        return args.func(args)
+        with logs:
+            return args.func(args)
     except (ValueError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from samverkan.core.ledger import LEDGER_URL_ENV
 from samverkan.core.settings import CONFIG_ROOT
 
 REPO = CONFIG_ROOT
@@ -229,6 +230,9 @@ def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, An
         "AIRFLOW__API__SECRET_KEY": files.value("api_secret_key"),
         PSEUDONYM_SECRET_ENV: files.value("pseudonym_secret"),
         SHARING_SECRET_ENV: files.value("sharing_secret"),
+        # The ledger in the same PostgreSQL (schema samverkan): workers in separate containers or
+        # machines claim and settle files in one place.
+        LEDGER_URL_ENV: database_url(files, endpoints, "postgresql"),
     }
     for feed, contract in contracts.items():
         host, port = endpoints.partners[feed]

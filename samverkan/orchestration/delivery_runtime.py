@@ -14,18 +14,18 @@ from typing import Any
 from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
 from samverkan.privacy.pseudonymise import key_from_secret
 from samverkan.core.settings import paths
+from samverkan.core.fsutil import restrict_umask
+from samverkan.orchestration.task_secrets import read_secret
 from samverkan.sharing import delivery, retention
 from samverkan.sharing.agreements import Agreement
 from samverkan.sharing.recipient_pseudonyms import SHARING_SECRET_VARIABLE, RecipientPseudonyms
 
 
-def sharing_key() -> bytes:
-    from airflow.sdk import Variable
-    from airflow.sdk.log import mask_secret
+restrict_umask()  # imported inside tasks only: everything a task creates is for the hub and its group
 
-    secret = Variable.get(SHARING_SECRET_VARIABLE)
-    mask_secret(secret)
-    return key_from_secret(secret)
+
+def sharing_key() -> bytes:
+    return key_from_secret(read_secret(SHARING_SECRET_VARIABLE))
 
 
 def plan(agreement: Agreement, night: date, today: date) -> list[str]:

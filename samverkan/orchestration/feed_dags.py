@@ -104,7 +104,7 @@ After a partner re-sends a corrected file, the next run (or `python -m samverkan
 
 def build_feed_dag(contract: Contract) -> DAG:
     schedule = CronTriggerTimetable(contract.raw["schedule"]["cron"], timezone=contract.raw["schedule"]["timezone"])
-    outlets = [dataset_asset("incidents"), dataset_asset("involvements")]
+    outlets = [dataset_asset(name) for name in contract.datasets]  # what this feed kind publishes
 
     @dag(
         dag_id=f"samverkan_{contract.id}",

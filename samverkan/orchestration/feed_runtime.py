@@ -20,13 +20,15 @@ from samverkan.connectors.sftp import HostKeyError, SFTPConnector, SFTPSettings
 from samverkan.ingest import pipeline
 from samverkan.quality import receipts
 from samverkan.core.contracts import Contract
-from samverkan.core.ledger import Ledger
+from samverkan.core.ledger import Ledger, ledger_location
 from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 from samverkan.core.settings import paths
+from samverkan.core.fsutil import restrict_umask
+from samverkan.orchestration.task_secrets import PSEUDONYM_SECRET_VARIABLE, read_secret
 
 log = logging.getLogger(__name__)
+restrict_umask()  # imported inside tasks only: everything a task creates is for the hub and its group
 
-PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"
 
 
 @contextmanager
@@ -43,16 +45,11 @@ def _connector(contract: Contract) -> Iterator[SFTPConnector]:
 
 
 def _ledger() -> Ledger:
-    return Ledger(paths().ensure().ledger)
+    return Ledger(ledger_location(paths().ensure().ledger))
 
 
 def pseudonymiser_from_airflow() -> Pseudonymiser:
-    from airflow.sdk import Variable
-    from airflow.sdk.log import mask_secret
-
-    secret = Variable.get(PSEUDONYM_SECRET_VARIABLE)
-    mask_secret(secret)
-    return Pseudonymiser(key_from_secret(secret))
+    return Pseudonymiser(key_from_secret(read_secret(PSEUDONYM_SECRET_VARIABLE)))
 
 
 def _quiet_period_override(contract: Contract) -> float | None:
@@ -102,9 +99,10 @@ def fetch(contract: Contract, candidate: dict[str, Any], run_id: str, *, reproce
 def process(contract: Contract, landed: dict[str, Any], run_id: str, expectations_dir: Path,
             context: dict[str, Any] | None = None) -> dict[str, Any]:
     if landed.get("action") == "skip":
-        result = {"feed": contract.id, "name": landed["name"], "night": landed["night"], "sha256": landed["sha256"],
+        result = {"feed": contract.id, "name": landed["name"], "night": landed["night"], "sha256": landed.get("sha256"),
                   "status": landed["status"], "reason": landed["reason"]}
-        result["receipt"] = str(receipts.store(paths().ensure().root, receipts.build(contract, result, run_id=run_id)))
+        if landed["status"] != "claimed":  # a file another run is receiving gets its receipt from that run
+            result["receipt"] = str(receipts.store(paths().ensure().root, receipts.build(contract, result, run_id=run_id)))
     else:
         from samverkan.quality.validation import Validator
 

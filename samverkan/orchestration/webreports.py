@@ -3,7 +3,9 @@
 Only the value-free reports are served (Data Docs pages built by ``samverkan.quality.reports``); names in
 URLs are checked against the contracts and ISO dates, so no path outside ``reports/data_docs``
 can be reached. Airflow's own security dependencies guard every route: a user must be logged in
-to Airflow and allowed to read the feed's DAG.
+to Airflow and allowed to read the feed's DAG. The pages load their libraries from this app
+(``/_assets/``, the files ``samverkan.quality.assets`` lists) and carry a Content-Security-Policy
+header allowing the hub's own origin only: nothing a reader opens calls a third party.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from __future__ import annotations
 import html
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
+
+from fastapi import Request  # at module level: FastAPI resolves the routes' (postponed) annotations here
 
 from samverkan.core.contracts import load_contracts
 from samverkan.core.publishing import manifest_name
+from samverkan.quality import assets
 from samverkan.quality.reports import data_docs_page, reports_root
 from samverkan.core.settings import paths
 
@@ -44,10 +50,23 @@ def _page(title: str, body: str) -> str:
             "</body></html>")
 
 
+def _written(request: Request, page: Path) -> str:
+    """A written page, re-pointed from the copies beside it to the ones this app serves (its own prefix)."""
+    served = f"{request.scope.get('root_path', '')}/{assets.ASSET_DIR}/"
+    return assets.localise(page.read_text(encoding="utf-8"), served)
+
+
 def create_app(*, auth: bool = True) -> Any:
     """``auth=False`` only for tests of the content; the plugin always mounts the guarded app."""
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import HTMLResponse
+    from fastapi.responses import FileResponse, HTMLResponse
+
+    class Page(HTMLResponse):
+        """Every page with its Content-Security-Policy header: the hub's own origin only, framed by the UI only."""
+
+        def __init__(self, content: Any = None, *args: Any, **kwargs: Any) -> None:
+            super().__init__(content, *args, **kwargs)
+            self.headers["Content-Security-Policy"] = assets.policy(self.body.decode("utf-8"), header=True)
 
     dag_guard, user_guard = [], []
     if auth:
@@ -57,13 +76,22 @@ def create_app(*, auth: bool = True) -> Any:
         user_guard = [Depends(requires_authenticated())]
     app = FastAPI(title="Samverkan Data Docs", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.get("/", response_class=HTMLResponse, dependencies=user_guard)
+    @app.get(f"/{assets.ASSET_DIR}/{{path:path}}", dependencies=user_guard)
+    def asset(path: str) -> FileResponse:
+        """The pages' libraries: only the files samverkan.quality.assets lists (a path is a key, not a path)."""
+        source = assets.asset_files().get(path)
+        if source is None:
+            raise HTTPException(status_code=404, detail="no such asset")
+        return FileResponse(source, headers={"Cache-Control": "private, max-age=31536000, immutable",
+                                             "X-Content-Type-Options": "nosniff"})  # the version is in the path
+
+    @app.get("/", response_class=Page, dependencies=user_guard)
     def feeds() -> str:
         items = "".join(f'<li><a href="samverkan_{html.escape(f)}/">{html.escape(c.title)}</a></li>'
                         for f, c in sorted(load_contracts().items()))
         return _page("Data quality per feed", f"<ul>{items}</ul>")
 
-    @app.get("/{dag_id}/", response_class=HTMLResponse, dependencies=dag_guard)
+    @app.get("/{dag_id}/", response_class=Page, dependencies=dag_guard)
     def nights(dag_id: str) -> str:
         feed = _feed(dag_id)
         root = reports_root(paths().root) / "data_docs" / feed
@@ -71,15 +99,15 @@ def create_app(*, auth: bool = True) -> Any:
         items = "".join(f'<li><a href="nights/{html.escape(n)}/">{html.escape(n)}</a></li>' for n in found)
         return _page(f"Data Docs: {feed}", f"<ul>{items}</ul>" if items else "<p>No validation results yet.</p>")
 
-    @app.get("/{dag_id}/nights/{night}/", response_class=HTMLResponse, dependencies=dag_guard)
-    def night_page(dag_id: str, night: str) -> str:
+    @app.get("/{dag_id}/nights/{night}/", response_class=Page, dependencies=dag_guard)
+    def night_page(request: Request, dag_id: str, night: str) -> str:
         page = data_docs_page(paths().root, _feed(dag_id), _night(night))
         if not page.exists():
             raise HTTPException(status_code=404, detail="no Data Docs for this night")
-        return page.read_text(encoding="utf-8")
+        return _written(request, page)
 
-    @app.get("/{dag_id}/runs/{run_id}", response_class=HTMLResponse, dependencies=dag_guard)
-    def run_pages(dag_id: str, run_id: str) -> str:
+    @app.get("/{dag_id}/runs/{run_id}", response_class=Page, dependencies=dag_guard)
+    def run_pages(request: Request, dag_id: str, run_id: str) -> str:
         """The DAG-run tab: the run's nights from its manifest; one night is shown in place."""
         feed = _feed(dag_id)
         manifest = paths().manifests(feed) / manifest_name(run_id)
@@ -89,7 +117,7 @@ def create_app(*, auth: bool = True) -> Any:
         if len(docs) == 1:
             page = data_docs_page(paths().root, feed, _night(next(iter(docs))))
             if page.exists():
-                return page.read_text(encoding="utf-8")
+                return _written(request, page)
         items = "".join(f'<li><a href="../nights/{html.escape(n)}/">{html.escape(n)}</a></li>' for n in sorted(docs))
         return _page(f"{feed}: run {run_id}",
                      f"<ul>{items}</ul>" if items else "<p>This run processed no files.</p>")

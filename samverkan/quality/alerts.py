@@ -128,7 +128,7 @@ def file_rejected(ledger: Any, contract: Any, result: Mapping[str, Any], *, dag_
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of every feed task: runs once the task has used up its retries."""
-    from samverkan.core.ledger import Ledger
+    from samverkan.core.ledger import Ledger, ledger_location
     from samverkan.core.settings import paths
 
     ti = context["ti"]
@@ -140,7 +140,7 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
              "The task failed after its retries. The reason is in the task log (linked below); "
              "it is not repeated here because an error message can quote data."]
     try:
-        send(Ledger(paths().ensure().ledger), feed=feed, night="", kind="task_failed", key=f"{run_id}/{where}",
+        send(Ledger(ledger_location(paths().ensure().ledger)), feed=feed, night="", kind="task_failed", key=f"{run_id}/{where}",
              title=f"{dag_id}: task {where} failed", lines=lines, link=run_url(dag_id, run_id, task_id),
              context=context, run_id=run_id)
     except Exception:  # a callback that raises only hides the original failure

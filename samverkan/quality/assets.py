@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache, lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,7 +38,8 @@ ASSET_DIR = "_assets"  # the folder beside written pages, and the plugin's route
 # file in it). The vega URLs float on a major version at the CDN; web/package.json pins the newest
 # release of that major at the time of vendoring.
 REMOTE: dict[str, tuple[str, str]] = {
-    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": ("bootstrap", "dist/css/bootstrap.min.css"),
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css":
+        ("bootstrap", "dist/css/bootstrap.min.css"),
     "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": ("bootstrap", "dist/js/bootstrap.min.js"),
     "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css":
         ("bootstrap-table", "dist/bootstrap-table.min.css"),
@@ -59,7 +60,8 @@ REMOTE: dict[str, tuple[str, str]] = {
     "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
         ("@fortawesome/fontawesome-free", "css/all.min.css"),
     "https://code.jquery.com/jquery-3.7.1.min.js": ("jquery", "dist/jquery.min.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": ("popper.js", "dist/umd/popper.min.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js":
+        ("popper.js", "dist/umd/popper.min.js"),
     "https://cdn.jsdelivr.net/npm/vega@5": ("vega", "build/vega.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-lite@5": ("vega-lite", "build/vega-lite.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-embed@6": ("vega-embed", "build/vega-embed.min.js"),
@@ -103,7 +105,7 @@ def _package(folder: str) -> dict:
     return json.loads(manifest.read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _slug(folder: str) -> str:
     """``name@version`` of an installed package: a new version is a new folder, never an overwrite."""
     meta = _package(folder)
@@ -191,7 +193,7 @@ _NEWSLETTER = re.compile(r"<footer>(?:(?!</footer>).)*greatexpectations\.io/news
 _GX_LOGO_HOST = r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/"
 _GX_LOGO = re.compile(rf"<img\b[^>]*\ssrc=[\"']{_GX_LOGO_HOST}[^>]*>", re.S | re.I)
 _GX_LOGO_CSS = re.compile(rf"url\(\s*['\"]?{_GX_LOGO_HOST}[^)]*\)", re.I)  # the dark-mode logo
-_FAVICON = re.compile(r"<link\b[^>]*rel=[\"']shortcut icon[\"'][^>]*>\s*", re.I)
+_FAVICON = re.compile(r"<link\b[^>]*rel=[\"']shortcut icon[\"'][^>]*>\s*", re.I)  # into GE's static/, not ours
 _CSS_REMOTE_URL = re.compile(r"""url\(\s*['"]?(?:https?:)?//[^)]*\)""", re.I)
 _META_POLICY = re.compile(r"\n?<meta\s+http-equiv=[\"']Content-Security-Policy[\"'][^>]*>", re.I)  # as inserted
 _HEAD = re.compile(r"<head\b[^>]*>", re.I)

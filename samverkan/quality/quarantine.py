@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from samverkan.core.contracts import Contract, load_contracts
-from samverkan.core.ledger import Ledger
+from samverkan.core.ledger import Ledger, ledger_location
 from samverkan.core.settings import Paths, paths as default_paths
 
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     paths = default_paths()
-    ledger = Ledger(paths.ensure().ledger)
+    ledger = Ledger(ledger_location(paths.ensure().ledger))
     if args.command == "list":
         status = night_status(paths, ledger, args.feed, args.night.isoformat())
         print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else format_status(status))

@@ -43,21 +43,18 @@ def build(
     *,
     reasons: Mapping[str, str] | None = None,
     rows_by_check: Mapping[str, Iterable[int]] | None = None,
+    held_by_check: Mapping[str, Iterable[int]] | None = None,
     warnings: Iterable[str] = (),
     run_id: str | None = None,
 ) -> dict[str, Any]:
     """The receipt of one file. ``file`` is the pipeline's result for it (counts, status, reason).
 
     ``rows_by_check`` maps a failed check's label to the record numbers it quarantined;
-    ``reasons`` maps the label to the partner-facing reason written in the contract.
+    ``held_by_check`` the same for records held for correction: their only faults are in person
+    fields, so their incident was accepted (without the faulty values) and the partner is asked to
+    correct them; ``reasons`` maps the label to the partner-facing reason written in the contract.
     """
     reasons = reasons or {}
-    quarantined = []
-    for label, rows in sorted((rows_by_check or {}).items()):
-        numbers = sorted(set(int(r) for r in rows))
-        quarantined.append({"check": label, "reason": reasons.get(label, label), "records": len(numbers),
-                            "record_numbers": numbers[:MAX_ROW_NUMBERS],
-                            "record_numbers_truncated": len(numbers) > MAX_ROW_NUMBERS})
     status = file.get("status")
     return {
         "receipt_version": RECEIPT_VERSION,
@@ -75,13 +72,24 @@ def build(
             "received": int(file.get("rows_received") or 0),
             "accepted": int(file.get("rows_published") or 0),
             "quarantined": int(file.get("rows_quarantined") or 0),
+            "held_for_correction": int(file.get("rows_held_for_correction") or 0),  # counted in accepted
         },
-        "quarantined_by_reason": quarantined,
+        "quarantined_by_reason": _by_reason(rows_by_check, reasons),
+        "held_for_correction_by_reason": _by_reason(held_by_check, reasons),
         "warnings": list(warnings),
         "record_numbering": "1 = the first data record after the header (JSON Lines: the first non-blank line)",
         "airflow_run_id": run_id,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _by_reason(rows_by_check: Mapping[str, Iterable[int]] | None, reasons: Mapping[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for label, rows in sorted((rows_by_check or {}).items()):
+        numbers = sorted(set(int(r) for r in rows))
+        out.append({"check": label, "reason": reasons.get(label, label), "records": len(numbers),
+                    "record_numbers": numbers[:MAX_ROW_NUMBERS], "record_numbers_truncated": len(numbers) > MAX_ROW_NUMBERS})
+    return out
 
 
 _STATUS_WORDS = {
@@ -131,10 +139,15 @@ def as_text(receipt: Mapping[str, Any]) -> str:
         f"Records accepted:    {r['accepted']}",
         f"Records quarantined: {r['quarantined']}",
     ]
-    if receipt["quarantined_by_reason"]:
-        lines += ["", "Quarantined records by reason (record numbers count data records from 1):"]
-        for q in receipt["quarantined_by_reason"]:
-            lines.append(f"  - {q['reason']} [{q['check']}]: {q['records']} record(s): {_ranges(q['record_numbers'])}")
+    if r.get("held_for_correction"):
+        lines.append(f"Of the accepted, held for correction: {r['held_for_correction']} (only person details were "
+                     "wrong: the incident is shared without them; please correct and send the file again)")
+    for key, title in (("quarantined_by_reason", "Quarantined records by reason"),
+                       ("held_for_correction_by_reason", "Records held for correction by reason")):
+        if receipt.get(key):
+            lines += ["", f"{title} (record numbers count data records from 1):"]
+            for q in receipt[key]:
+                lines.append(f"  - {q['reason']} [{q['check']}]: {q['records']} record(s): {_ranges(q['record_numbers'])}")
     if receipt["warnings"]:
         lines += ["", "Warnings (nothing was refused because of these):"]
         lines += [f"  - {w}" for w in receipt["warnings"]]

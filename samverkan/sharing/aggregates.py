@@ -16,6 +16,11 @@ incidents of violence happened at the bus square between 02 and 03": so
    threshold (so it is known to be small), gets more complementary suppression, and the audit
    repeats until it passes.
 
+``observation_counts``: the same for aggregate feeds (the outreach team's observations): people
+counted per place (shared area) × measure × hour the slot began, summed over the week, with the
+same totals and the same suppression. A sum of people is as revealing as a count of incidents
+("two young people at the bus square 22-24"), so it follows the same small-count rule.
+
 Zero counts are published: "nothing happened" is not about anyone, and counting them as withheld
 would only hide the table. Each delivery covers one night and nights never overlap, so there are
 no two tables whose difference is a small count.
@@ -28,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from samverkan.core.contracts import category_kinds
 
 HOURS = 24
 UNKNOWN_AREA = "unknown"
@@ -43,9 +50,22 @@ COUNTS_SCHEMA = pa.schema(
         ("week", pa.string()),
         ("area", pa.string()),
         ("category", pa.string()),
+        ("category_kind", pa.string()),
         ("hour_of_day", pa.int8()),
         ("level", pa.string()),
         ("incidents", pa.int32()),
+        ("suppressed", pa.bool_()),
+    ]
+)
+
+OBSERVATION_COUNTS_SCHEMA = pa.schema(
+    [
+        ("week", pa.string()),
+        ("area", pa.string()),
+        ("measure", pa.string()),
+        ("hour_of_day", pa.int8()),
+        ("level", pa.string()),
+        ("people", pa.int32()),
         ("suppressed", pa.bool_()),
     ]
 )
@@ -54,6 +74,9 @@ COLUMN_DOCS = {
     "week": "ISO week of the incident's local time, e.g. 2026-W47",
     "area": f"shared area id (common model); '{UNKNOWN_AREA}' when the place maps to no area; null on hour totals",
     "category": "shared category (common model); null on hour totals",
+    "category_kind": "kind of the category (crime, disorder, environment, care; common model); null on hour totals",
+    "measure": "what the observers counted (common model, observation_measures); null on hour totals",
+    "people": "sum of the counts over the week (people or groups, per measure); null when suppressed",
     "hour_of_day": "local hour the incident began, 0–23; null on totals over all hours",
     "level": f"'{LEVEL_CELL}', '{LEVEL_ROW_TOTAL}' (place × category over all hours), "
              f"'{LEVEL_COLUMN_TOTAL}' (one hour over all places and categories), '{LEVEL_GRAND_TOTAL}'",
@@ -94,24 +117,41 @@ class WeekTable:
                 + [[(i, j) for i in range(n_rows)] for j in range(n_cols)])
 
 
+def _iso_weeks(local: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(
+        pc.cast(pc.iso_year(local), pa.string()),
+        pc.utf8_lpad(pc.cast(pc.iso_week(local), pa.string()), 2, "0"), "-W")
+
+
 def week_tables(incidents: pa.Table) -> list[WeekTable]:
     """Counts per ISO week, (area, category) row and local hour; incidents without a time
     cannot be placed in an hour and are not counted (the data dictionary says so)."""
     timed = incidents.filter(pc.is_valid(incidents.column("occurred_at_local")))
-    if timed.num_rows == 0:
-        return []
     local = timed.column("occurred_at_local")
-    weeks = pc.binary_join_element_wise(
-        pc.cast(pc.iso_year(local), pa.string()),
-        pc.utf8_lpad(pc.cast(pc.iso_week(local), pa.string()), 2, "0"), "-W")
-    areas = pc.fill_null(timed.column("area"), UNKNOWN_AREA)
-    categories = pc.fill_null(timed.column("category"), "other")
-    keyed = pa.table({"week": weeks, "area": areas, "category": categories, "hour": pc.hour(local)})
-    grouped = keyed.group_by(["week", "area", "category", "hour"]).aggregate([([], "count_all")]).to_pylist()
+    keyed = pa.table({"week": _iso_weeks(local), "area": pc.fill_null(timed.column("area"), UNKNOWN_AREA),
+                      "key": pc.fill_null(timed.column("category"), "other"), "hour": pc.hour(local),
+                      "value": pa.array(np.ones(timed.num_rows, dtype=np.int64))})
+    return _tables(keyed)
+
+
+def observation_tables(observations: pa.Table) -> list[WeekTable]:
+    """People counted per ISO week, (area, measure) row and the local hour the slot began."""
+    local = observations.column("slot_start_local")
+    keyed = pa.table({"week": _iso_weeks(local), "area": pc.fill_null(observations.column("area"), UNKNOWN_AREA),
+                      "key": observations.column("measure"), "hour": pc.hour(local),
+                      "value": observations.column("count").cast(pa.int64())})
+    return _tables(keyed.filter(pc.and_(pc.is_valid(keyed.column("hour")), pc.is_valid(keyed.column("value")))))
+
+
+def _tables(keyed: pa.Table) -> list[WeekTable]:
+    """Sums of ``value`` per week, (area, key) row and hour, one table per week."""
+    if keyed.num_rows == 0:
+        return []
+    grouped = keyed.group_by(["week", "area", "key", "hour"]).aggregate([("value", "sum")]).to_pylist()
     by_week: dict[str, dict[tuple[str, str], np.ndarray]] = {}
     for g in grouped:
         rows = by_week.setdefault(g["week"], {})
-        rows.setdefault((g["area"], g["category"]), np.zeros(HOURS, dtype=np.int64))[g["hour"]] = g["count_all"]
+        rows.setdefault((g["area"], g["key"]), np.zeros(HOURS, dtype=np.int64))[g["hour"]] = g["value_sum"]
     tables = []
     for week in sorted(by_week):
         keys = sorted(by_week[week])
@@ -264,20 +304,24 @@ def suppress(table: WeekTable, threshold: int) -> WeekTable:
 # --- output --------------------------------------------------------------------------------
 
 
-def to_arrow(tables: list[WeekTable]) -> pa.Table:
+def to_arrow(tables: list[WeekTable], schema: pa.Schema = COUNTS_SCHEMA) -> pa.Table:
+    """Long format: the schema's third column names the row key (category or measure), its
+    count column follows ``level``; incident counts also carry the category's kind."""
+    key, value = schema.names[2], schema.names[schema.get_field_index("level") + 1]
+    kinds = category_kinds() if "category_kind" in schema.names else {}
     records = []
     for t in tables:
         n_rows, n_cols = t.extended.shape
         for i in range(n_rows):
-            area, category = t.rows[i] if i < n_rows - 1 else (None, None)
+            area, row_key = t.rows[i] if i < n_rows - 1 else (None, None)
             for j in range(n_cols):
                 hour = j if j < n_cols - 1 else None
                 level = _level(i == n_rows - 1, j == n_cols - 1)
                 hidden = bool(t.suppressed[i, j])
-                records.append({"week": t.week, "area": area, "category": category, "hour_of_day": hour,
-                                "level": level, "incidents": None if hidden else int(t.extended[i, j]),
-                                "suppressed": hidden})
-    return pa.Table.from_pylist(records, schema=COUNTS_SCHEMA)
+                records.append({"week": t.week, "area": area, key: row_key, "category_kind": kinds.get(row_key),
+                                "hour_of_day": hour, "level": level,
+                                value: None if hidden else int(t.extended[i, j]), "suppressed": hidden})
+    return pa.Table.from_pylist(records, schema=schema)
 
 
 def _level(total_row: bool, total_column: bool) -> str:
@@ -293,3 +337,8 @@ def _level(total_row: bool, total_column: bool) -> str:
 def incident_counts(incidents: pa.Table, threshold: int) -> pa.Table:
     """The published aggregate for a recipient, from the incidents its scope allows."""
     return to_arrow([suppress(t, threshold) for t in week_tables(incidents)])
+
+
+def observation_counts(observations: pa.Table, threshold: int) -> pa.Table:
+    """The observations aggregate for a recipient, suppressed like the incident counts."""
+    return to_arrow([suppress(t, threshold) for t in observation_tables(observations)], OBSERVATION_COUNTS_SCHEMA)

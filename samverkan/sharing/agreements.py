@@ -27,9 +27,15 @@ AGREEMENTS_DIR = CONFIG_ROOT / "agreements"
 AGREEMENT_SCHEMA = AGREEMENTS_DIR / "agreement.schema.json"
 
 ROW_DATASETS = ("incidents", "involvements")
-AGGREGATE_DATASETS = ("incident_counts",)
+AGGREGATE_DATASETS = ("incident_counts", "observation_counts")
 DEFAULT_SUPPRESSION_THRESHOLD = 5
 DEFAULT_LOOKBACK_NIGHTS = 7
+DEFAULT_K = 5
+TIME_SLOT_MINUTES = {"15min": 15, "hour": 60, "day": 24 * 60}
+PLACE_CELL_METRES = {"100m": 100, "1km": 1000, "area": None}
+# Columns that say where more precisely than a 1 km cell (a street, a stop) or than an area.
+FINER_THAN_1KM = ("place", "stop_id")
+FINER_THAN_AREA = FINER_THAN_1KM + ("coord_n", "coord_e")
 
 
 class AgreementError(ValueError):
@@ -48,6 +54,25 @@ class DatasetGrant:
     @property
     def aggregate(self) -> bool:
         return self.name in AGGREGATE_DATASETS
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What a row-level recipient may learn of when and where, and the k-anonymity to reach."""
+
+    time: str
+    place: str
+    k: int = DEFAULT_K
+    exception: str | None = None
+    suppress: tuple[str, ...] = ()
+
+    @property
+    def slot_minutes(self) -> int:
+        return TIME_SLOT_MINUTES[self.time]
+
+    @property
+    def cell_metres(self) -> int | None:
+        return PLACE_CELL_METRES[self.place]
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,16 @@ class Agreement:
     @property
     def granularity(self) -> str:
         return self.raw["granularity"]
+
+    @property
+    def detail(self) -> Detail | None:
+        """None for aggregates-only agreements (a row-level agreement must state it)."""
+        spec = self.raw.get("detail")
+        if spec is None:
+            return None
+        k = spec.get("k_anonymity") or {}
+        return Detail(spec["time"], spec["place"], k.get("k", DEFAULT_K), k.get("exception"),
+                      tuple(k.get("suppress", ())))
 
     @property
     def retention_days(self) -> int:
@@ -226,10 +261,44 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
         for name in data["datasets"]:
             if name not in AGGREGATE_DATASETS:
                 problems.append(f"datasets.{name}: a row-level dataset in an aggregates_only agreement")
+    problems += _detail_problems(data)
+    if "observation_counts" in data["datasets"]:
+        problems += _observation_scope(data)
     if "involvements" in data["datasets"] and "incident_id" not in (data["datasets"]["involvements"] or {}).get("columns", ()):
         problems.append("datasets.involvements.columns: must include incident_id (rows are meaningless without it)")
     if problems:
         raise AgreementError("\n".join(f"{path.name}: {p}" for p in problems))
+
+
+def _detail_problems(data: dict[str, Any]) -> list[str]:
+    """A row-level agreement states how precisely it tells when and where (a recipient's k-anonymity
+    depends on it), and grants no column finer than it states."""
+    detail = data.get("detail")
+    if data["granularity"] != "row_level":
+        return ["detail: only a row_level agreement has row detail"] if detail else []
+    if detail is None:
+        return ["detail: a row_level agreement must state detail.time (15min, hour, day) and detail.place "
+                "(100m, 1km, area)"]
+    finer = {"1km": FINER_THAN_1KM, "area": FINER_THAN_AREA}.get(detail["place"], ())
+    return [f"datasets.{name}.columns: {column!r} is finer than detail.place {detail['place']}"
+            for name, spec in data["datasets"].items() for column in (spec or {}).get("columns", ()) if column in finer]
+
+
+def _observation_scope(data: dict[str, Any]) -> list[str]:
+    """Observation counts need an aggregate feed in scope, and a scope condition they can apply
+    (one on an incident-only column, e.g. category, would silently grant every observation)."""
+    from samverkan.core.contracts import KIND_AGGREGATE, common_model, load_contracts
+
+    contracts = load_contracts()
+    problems = []
+    if not any(contracts[s].kind == KIND_AGGREGATE for s in data["scope"]["sources"] if s in contracts):
+        problems.append("datasets.observation_counts: no aggregate feed in scope.sources")
+    if "where" in data["scope"]:
+        observed = tuple(common_model()["datasets"]["observations"]["columns"])
+        problems += [f"{at}.column: {leaf['column']!r} is not a column of observations, which observation_counts "
+                     "is built from" for at, leaf in _conditions(data["scope"]["where"], "scope.where")
+                     if leaf["column"] not in observed]
+    return problems
 
 
 def _unknown_filter_columns(cond: dict[str, Any], where: str, allowed: tuple[str, ...]) -> list[str]:

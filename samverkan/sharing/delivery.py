@@ -10,29 +10,36 @@ in ``samverkan.orchestration.delivery_dags`` are thin wrappers around these.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import posixpath
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from samverkan.connectors.sftp import SFTPConnector
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
-from samverkan.sharing.outbox import (MANIFEST, Delivery, build_delivery, delivery_dir, read_manifest,
-                                      source_fingerprint)
+from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, PUBLISHED_DATASETS, Delivery, build_delivery,
+                                      delivery_dir, read_manifest, source_fingerprint)
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
-from samverkan.sharing.register import DELIVERY, Event, Register
+from samverkan.sharing.register import DELIVERY, Event, Register, signed_message
+
+RECEIPT = "receipt.json"
+# The register's signing key (OpenSSH Ed25519): events are signed when it is set (see register.py).
+REGISTER_KEY_ENV = "SAMVERKAN_REGISTER_SIGNING_KEY"
 
 log = logging.getLogger(__name__)
 
 
 def register_for(paths: Paths) -> Register:
-    return Register(paths.register)
+    return Register(paths.register, signing_key=os.environ.get(REGISTER_KEY_ENV) or None)
 
 
 def published_nights(paths: Paths) -> set[date]:
     nights = set()
-    for dataset in ("incidents", "involvements"):
+    for dataset in PUBLISHED_DATASETS:
         for d in paths.dataset(dataset).glob("night=*"):
             try:
                 nights.add(date.fromisoformat(d.name.split("=", 1)[1]))
@@ -42,7 +49,8 @@ def published_nights(paths: Paths) -> set[date]:
 
 
 def _has_sources(paths: Paths, night: date, sources: tuple[str, ...]) -> bool:
-    return any((paths.dataset("incidents") / f"night={night.isoformat()}" / f"source={s}").is_dir() for s in sources)
+    return any((paths.dataset(dataset) / f"night={night.isoformat()}" / f"source={s}").is_dir()
+               for dataset in ("incidents", "observations") for s in sources)
 
 
 def _delivered_manifests(register: Register, recipient: str) -> set[str]:
@@ -99,14 +107,15 @@ def record_delivery(register: Register, agreement: Agreement, delivery: Delivery
         delivery_id=manifest["delivery_id"], period_start=date.fromisoformat(manifest["period"]["start"]),
         period_end=date.fromisoformat(manifest["period"]["end"]), mode=agreement.mode, destination=destination,
         files=manifest["files"], manifest_sha256=delivery.manifest_sha256, run_id=run_id,
-        datasets=sorted(manifest["datasets"])))
+        datasets=sorted(manifest["datasets"]), k_anonymity=manifest.get("k_anonymity")))
 
 
 def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: RecipientPseudonyms, run_id: str | None,
             *, connector: SFTPConnector | None = None) -> dict[str, Any]:
     """Build (or reuse an up-to-date build of) the night's delivery, hand it over, register it."""
     register = register_for(paths)
-    delivery = _current_build(agreement, paths, night) or build_delivery(agreement, paths, night, pseudonyms, run_id)
+    delivery = _current_build(agreement, paths, night) or build_delivery(agreement, paths, night, pseudonyms, run_id,
+                                                                         register_head=register.head())
     if agreement.mode == "push":
         if connector is None:
             raise ValueError(f"{agreement.label}: push delivery needs an SFTP connector")
@@ -114,11 +123,36 @@ def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: Recipie
     else:
         destination = f"outbox:{agreement.delivery['account']}/{delivery.manifest['delivery_id']}"
     event = record_delivery(register, agreement, delivery, destination, run_id)
+    receipt = write_receipt(register, delivery, event)
+    if agreement.mode == "push":
+        connector.upload(receipt, posixpath.join(agreement.delivery["directory"], delivery.manifest["delivery_id"],
+                                                 RECEIPT))
     rows = {name: d["rows"] for name, d in delivery.manifest["datasets"].items()}
     log.info("%s: delivered night %s to %s: %s (register event %d)", agreement.label, night, destination, rows,
              event["seq"])
     return {"night": night.isoformat(), "destination": destination, "rows": rows, "register_seq": event["seq"],
             "manifest_sha256": event["manifest_sha256"]}
+
+
+def write_receipt(register: Register, delivery: Delivery, event: dict[str, Any]) -> Path:
+    """The recipient's evidence of its own disclosure event, signed when the register is: the
+    hub cannot later delete or rewrite that event without the recipient being able to show it."""
+    message = signed_message(event["seq"], event["event_sha256"])
+    receipt = {
+        "recipient": delivery.recipient, "delivery_id": delivery.manifest["delivery_id"],
+        "manifest_sha256": event["manifest_sha256"],
+        "register_event": {"seq": event["seq"], "event_sha256": event["event_sha256"],
+                           "prev_event_sha256": event["prev_event_sha256"]},
+        "signed_message": message, "signature": register.signature(event["seq"]),
+        "verify": "jq -j .signature receipt.json > receipt.sig; jq -j .signed_message receipt.json | ssh-keygen "
+                  "-Y verify -f allowed_signers -I samverkan-register -n samverkan-register -s receipt.sig",
+    }
+    path = delivery.directory / RECEIPT
+    tmp = path.with_name(f".{RECEIPT}.tmp")
+    tmp.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.chmod(FILE_MODE)
+    os.replace(tmp, path)
+    return path
 
 
 def _current_build(agreement: Agreement, paths: Paths, night: date) -> Delivery | None:

@@ -15,12 +15,12 @@ import pyarrow as pa
 
 from samverkan.core.contracts import common_model
 from samverkan.sharing import aggregates
-from samverkan.sharing.agreements import Agreement, describe_condition
+from samverkan.sharing.agreements import AGGREGATE_DATASETS, Agreement, describe_condition
 from samverkan.sharing.recipient_pseudonyms import IDENTIFIER_COLUMNS, recipient_domain
 
 
 def _column_doc(dataset: str, column: str) -> str:
-    if dataset == "incident_counts":
+    if dataset in AGGREGATE_DATASETS:
         return aggregates.COLUMN_DOCS.get(column, "")
     text = str(common_model()["datasets"][dataset]["columns"].get(column, ""))
     text = text.split(" — ", 1)[-1]  # the model writes "type — meaning"; the type has its own column
@@ -37,6 +37,11 @@ def _dataset_section(agreement: Agreement, name: str, table: pa.Table) -> list[s
                   f"{grant.threshold - 1} are withheld (`suppressed` = true, `incidents` null), and further "
                   "counts are withheld wherever a small count could otherwise be worked out from the totals. "
                   "Incidents without a known time are not counted.", ""]
+    elif name == "observation_counts":
+        lines += [f"People counted by observers (e.g. the outreach team) per week × area × measure × hour the "
+                  f"time slot began, summed, with totals. Sums from 1 to {grant.threshold - 1} are withheld "
+                  "(`suppressed` = true, `people` null), and further sums wherever a small one could otherwise be "
+                  "worked out from the totals.", ""]
     else:
         desc = common_model()["datasets"][name]["description"]
         lines += [desc, ""]
@@ -79,7 +84,9 @@ def data_dictionary(agreement: Agreement, night: date, tables: dict[str, pa.Tabl
     for name, table in tables.items():
         lines += _dataset_section(agreement, name, table)
     lines += ["## Shared codes", "", "**Categories:**", ""]
-    lines += [f"- `{k}`: {v}" for k, v in model["categories"].items()]
+    lines += [f"- `{k}` ({model['category_kind'][k]}): {v}" for k, v in model["categories"].items()]
+    lines += ["", "**Kinds of category** (`category_kind`):", ""]
+    lines += [f"- `{k}`: {v}" for k, v in model["category_kinds"].items()]
     lines += ["", "**Roles:**", ""] + [f"- `{k}`: {v}" for k, v in model["roles"].items()]
     lines += ["", "**Areas:**", ""] + [f"- `{k}`: {', '.join(v)}" for k, v in model["areas"].items()]
     lines += ["", "**Age bands:** " + ", ".join(b["label"] for b in model["age_bands"]), ""]

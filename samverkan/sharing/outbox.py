@@ -28,10 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from samverkan.core.fsutil import fsync_dir
-from samverkan.ingest.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA
+from samverkan.core.fsutil import SHARED_DIR_MODE, SHARED_FILE_MODE, fsync_dir, make_dirs
+from samverkan.ingest.model import SCHEMAS
 from samverkan.core.settings import Paths
-from samverkan.sharing import aggregates
+from samverkan.sharing import aggregates, disclosure_control
 from samverkan.sharing.agreements import Agreement, DatasetGrant
 from samverkan.sharing.dictionary import data_dictionary
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
@@ -39,7 +39,8 @@ from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 MANIFEST = "manifest.json"
 DICTIONARY = "DATA_DICTIONARY.md"
 MANIFEST_VERSION = 1
-DIR_MODE, FILE_MODE = 0o755, 0o644  # the pull service's chroot user reads; nobody else writes
+PUBLISHED_DATASETS = tuple(SCHEMAS)  # incidents, involvements, observations: what deliveries are built from
+DIR_MODE, FILE_MODE = SHARED_DIR_MODE, SHARED_FILE_MODE  # the hub and its group (the pull service mirrors)
 
 
 # --- where things are ------------------------------------------------------------------------
@@ -81,7 +82,7 @@ def published_files(paths: Paths, dataset: str, night: date, sources: tuple[str,
 
 
 def read_published(paths: Paths, dataset: str, night: date, sources: tuple[str, ...]) -> pa.Table:
-    schema = {"incidents": INCIDENTS_SCHEMA, "involvements": INVOLVEMENTS_SCHEMA}[dataset]
+    schema = SCHEMAS[dataset]
     tables = [pq.read_table(f, schema=schema) for f in published_files(paths, dataset, night, sources)]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
@@ -98,7 +99,7 @@ def source_fingerprint(paths: Paths, night: date, sources: tuple[str, ...]) -> t
     """What a delivery was built from: the published files and their hashes. A changed or late
     file changes the fingerprint, which is how the delivery DAG knows a night needs re-delivery."""
     inputs = []
-    for dataset in ("incidents", "involvements"):
+    for dataset in PUBLISHED_DATASETS:
         for f in published_files(paths, dataset, night, sources):
             inputs.append({"path": str(f.relative_to(paths.published)), "sha256": sha256_file(f)})
     text = json.dumps(inputs, sort_keys=True)
@@ -158,6 +159,9 @@ def select_datasets(agreement: Agreement, paths: Paths, night: date) -> dict[str
             out["incidents"] = delivered_incidents.select(list(grant.columns))
         elif grant.name == "involvements":
             out["involvements"] = _involvements(agreement, paths, night, delivered_incidents, grant)
+        elif grant.name == "observation_counts":
+            observed = filtered(read_published(paths, "observations", night, agreement.sources), agreement.scope_where)
+            out[grant.name] = aggregates.observation_counts(observed, grant.threshold)
         else:
             out[grant.name] = aggregates.incident_counts(scoped, grant.threshold)
     return out
@@ -188,19 +192,27 @@ class Delivery:
 
 
 def build_delivery(agreement: Agreement, paths: Paths, night: date, pseudonyms: RecipientPseudonyms,
-                   run_id: str | None, *, now: datetime | None = None) -> Delivery:
+                   run_id: str | None, *, now: datetime | None = None,
+                   register_head: dict[str, Any] | None = None) -> Delivery:
     """Select, re-key, write, describe, and move into the outbox in one rename."""
     if pseudonyms.domain != f"recipient:{agreement.id}:epoch{agreement.pseudonym_epoch}":
         raise ValueError(f"{agreement.label}: pseudonyms are for {pseudonyms.domain}, not this agreement")
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     fingerprint, inputs = source_fingerprint(paths, night, agreement.sources)
-    tables = {name: pseudonyms.rekey(t) for name, t in select_datasets(agreement, paths, night).items()}
+    selected = disclosure_control.generalise(select_datasets(agreement, paths, night), agreement.detail)
+    selected, k_anonymity = disclosure_control.enforce(agreement, night, selected)  # refuses below k, unless excepted
+    tables = {name: pseudonyms.rekey(t) for name, t in selected.items()}
     staging = outbox_staging(paths) / f"{agreement.id}-{night.isoformat()}-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
+    make_dirs(staging.parent, DIR_MODE)
+    staging.mkdir()
     try:
         files = [_write_parquet(staging, name, table, agreement) for name, table in tables.items()]
         files.append(_write_text(staging, DICTIONARY, data_dictionary(agreement, night, tables)))
         manifest = _manifest(agreement, night, tables, files, fingerprint, inputs, pseudonyms, run_id, now)
+        if k_anonymity is not None:
+            manifest["k_anonymity"] = k_anonymity
+        if register_head is not None:  # the disclosure register's end as of now: the recipient holds it
+            manifest["register_head"] = register_head
         _write_text(staging, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         final = _publish(staging, delivery_dir(paths, agreement.id, night))
     except BaseException:
@@ -266,7 +278,7 @@ def _publish(staging: Path, final: Path) -> Path:
     replaces the old one (moved aside first, then removed)."""
     staging.chmod(DIR_MODE)
     fsync_dir(staging)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(final.parent, DIR_MODE)
     final.parent.chmod(DIR_MODE)
     old = None
     if final.exists():

@@ -137,3 +137,135 @@ def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: 
         raise
     return PullService(port=chosen, host_key_line=public_key_line(workdir / "ssh_host_ed25519_key.pub"),
                        workdir=workdir, process=process, alias_dir=alias_dir, created_accounts=created)
+
+
+# --- the pull service as its own container (docker-compose.yml, pull-service) ------------------
+#
+# In the compose stack the outboxes are written by the Airflow workers, which run as the airflow
+# user: the recipients' folders cannot be root-owned there, as sshd's chroot requires. The
+# container therefore serves root-owned copies: ``mirror`` keeps one copy per recipient of what
+# its outbox holds (the outbox volume is mounted read-only, so the service can change nothing
+# the hub wrote, and the rest of the data root is not mounted at all). A delivery appears in the
+# copy whole (copied aside, then renamed in), is replaced whole when the hub rebuilt it, and
+# goes when retention removed it from the outbox.
+
+MIRROR_STAGING = ".incoming"
+
+
+def _signature(path: Path) -> list[tuple[str, int, int]]:
+    """What a delivery holds (names, sizes, modification times): a changed one is copied again."""
+    if path.is_file():
+        st = path.stat()
+        return [("", st.st_size, st.st_mtime_ns)]
+    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in path.rglob("*") if p.is_file())
+
+
+def _copy_root_owned(source: Path, target: Path) -> None:
+    """A read-only, root-owned copy (0755 folders, 0644 files) of a delivery (folder or file)."""
+    if source.is_file():
+        shutil.copy2(source, target)
+    else:
+        shutil.copytree(source, target)
+    for path in [target, *(target.rglob("*") if target.is_dir() else [])]:
+        os.chown(path, 0, 0, follow_symlinks=False)
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def mirror(outbox_root: Path, mirror_root: Path, recipients: list[str]) -> dict[str, int]:
+    """Bring ``mirror_root/<recipient>`` in line with ``outbox_root/<recipient>``; returns how many
+    entries were copied or removed per recipient. Hidden entries (staging) are never served."""
+    staging = mirror_root / MIRROR_STAGING
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    changes: dict[str, int] = {}
+    for recipient in recipients:
+        source, target = outbox_root / recipient, mirror_root / recipient
+        _prepare_outbox(target)
+        wanted = {p.name: p for p in source.iterdir() if not p.name.startswith(".")} if source.is_dir() else {}
+        changed = 0
+        for name, path in sorted(wanted.items()):
+            current = target / name
+            if current.exists() and _signature(current) == _signature(path):
+                continue
+            fresh = Path(tempfile.mkdtemp(dir=staging)) / name
+            _copy_root_owned(path, fresh)
+            if current.exists():
+                old = Path(tempfile.mkdtemp(dir=staging)) / name
+                current.rename(old)
+                fresh.rename(current)
+                shutil.rmtree(old.parent)
+            else:
+                fresh.rename(current)
+            shutil.rmtree(fresh.parent)
+            changed += 1
+        for current in target.iterdir():
+            if current.name not in wanted:
+                shutil.rmtree(current) if current.is_dir() else current.unlink()
+                changed += 1
+        changes[recipient] = changed
+    return changes
+
+
+def pull_accounts(keys_dir: Path) -> list[PullAccount]:
+    """One account per agreement delivered by pull, with the recipient's public key from
+    ``keys_dir/<recipient>.pub``."""
+    from samverkan.sharing.agreements import load_agreements
+
+    return [PullAccount(a.delivery["account"], a.id, (keys_dir / f"{a.id}.pub").read_text(encoding="ascii"))
+            for a in sorted(load_agreements().values(), key=lambda a: a.id) if a.mode == "pull"]
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def serve(outbox_root: Path, mirror_root: Path, keys_dir: Path, host_key: Path, workdir: Path, *,
+          port: int, listen: str, interval: float) -> int:
+    """Run the service until sshd ends or a signal arrives, refreshing the copies every ``interval`` s."""
+    import signal
+    import time
+
+    accounts = pull_accounts(keys_dir)
+    recipients = [a.recipient for a in accounts]
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copyfile(host_key, workdir / "ssh_host_ed25519_key")
+    (workdir / "ssh_host_ed25519_key").chmod(0o600)
+    (workdir / "ssh_host_ed25519_key.pub").write_text(public_key_line(Path(f"{host_key}.pub")) + "\n")
+    mirror(outbox_root, mirror_root, recipients)
+    service = start_pull_service(mirror_root, accounts, workdir, port=port, listen=listen)
+    print(f"pull service on {listen}:{service.port} for {', '.join(a.account for a in accounts)}", flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_signal)  # `docker stop`: end sshd and tidy up as on Ctrl-C
+    try:
+        while service.process.poll() is None:
+            changes = {r: n for r, n in mirror(outbox_root, mirror_root, recipients).items() if n}
+            if changes:
+                print(f"pull service: copies refreshed {changes}", flush=True)
+            time.sleep(interval)
+        print(f"pull service: sshd exited with {service.process.returncode}", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        service.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m samverkan.sharing.pull_service",
+                                     description="Serve every pull recipient's outbox over SFTP (as root).")
+    parser.add_argument("--outbox", type=Path, required=True, help="the outboxes, as the hub writes them")
+    parser.add_argument("--mirror", type=Path, required=True, help="where the root-owned copies are kept")
+    parser.add_argument("--keys", type=Path, required=True, help="folder with <recipient>.pub per pull recipient")
+    parser.add_argument("--host-key", type=Path, required=True, help="private host key (its .pub beside it)")
+    parser.add_argument("--workdir", type=Path, default=Path("/run/samverkan-pull"))
+    parser.add_argument("--port", type=int, default=22)
+    parser.add_argument("--listen", default=HOST)
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes of the copies")
+    args = parser.parse_args(argv)
+    return serve(args.outbox, args.mirror, args.keys, args.host_key, args.workdir, port=args.port,
+                 listen=args.listen, interval=args.interval)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,6 +12,14 @@ the SHA-256 of the previous one, so a removed or edited event breaks the chain t
 ``verify_chain`` checks. The directory is an ordinary Parquet dataset: DuckDB, pandas or Spark
 read it directly (``connect`` gives a DuckDB view). No personal data goes in: only names of
 datasets and files, counts and hashes.
+
+The chain alone is unkeyed: whoever can write the files can rewrite an event and recompute every
+hash after it, or delete the last event. So each event is also signed with an Ed25519 key
+(OpenSSH's ``ssh-keygen -Y sign``, namespace ``samverkan-register``) that appending does not need:
+the signer may be another process or account, and a recipient verifies with ``ssh-keygen -Y
+verify`` and an allowed-signers line, no new tools. ``verify`` checks chain and signatures. The
+end of the register is held outside the hub: every delivery's manifest names the head before it
+and its receipt the delivery's own signed event (``verify_anchor`` checks one against the register).
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +48,11 @@ RETENTION_DELETION = "retention_deletion"
 
 FILE_TYPE = pa.struct([("name", pa.string()), ("dataset", pa.string()), ("rows", pa.int64()),
                        ("bytes", pa.int64()), ("sha256", pa.string())])
+# k-anonymity of a row-level delivery (see samverkan.sharing.disclosure_control): figures only.
+K_ANONYMITY_TYPE = pa.struct([("k", pa.int64()), ("required", pa.int64()), ("rows", pa.int64()),
+                              ("rows_below_k", pa.int64()), ("groups", pa.int64()),
+                              ("quasi_identifiers", pa.list_(pa.string())), ("time", pa.string()),
+                              ("place", pa.string()), ("exception", pa.string()), ("rows_suppressed", pa.int64())])
 EVENT_SCHEMA = pa.schema(
     [
         ("seq", pa.int64()),
@@ -57,11 +73,13 @@ EVENT_SCHEMA = pa.schema(
         ("manifest_sha256", pa.string()),
         ("run_id", pa.string()),
         ("reason", pa.string()),
+        ("k_anonymity", K_ANONYMITY_TYPE),
         ("prev_event_sha256", pa.string()),
         ("event_sha256", pa.string()),
     ]
 )
 GENESIS = "0" * 64
+REGISTER_NAMESPACE = "samverkan-register"  # ssh-keygen -Y namespace, and the allowed-signers identity
 
 
 class RegisterError(RuntimeError):
@@ -86,6 +104,7 @@ class Event:
     run_id: str | None
     reason: str | None = None
     datasets: list[str] = field(default_factory=list)
+    k_anonymity: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         datasets = self.datasets or sorted({f["dataset"] for f in self.files if f.get("dataset")})
@@ -97,6 +116,8 @@ class Event:
             "rows_total": sum(int(f.get("rows") or 0) for f in self.files if f.get("dataset")),
             "files": [{k: f.get(k) for k in ("name", "dataset", "rows", "bytes", "sha256")} for f in self.files],
             "manifest_sha256": self.manifest_sha256, "run_id": self.run_id, "reason": self.reason,
+            "k_anonymity": ({f.name: self.k_anonymity.get(f.name) for f in K_ANONYMITY_TYPE}
+                            if self.k_anonymity else None),
         }
 
 
@@ -115,12 +136,53 @@ def _plain(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-class Register:
-    """The register at ``root`` (``$SAMVERKAN_DATA_ROOT/register``)."""
+def signed_message(seq: int, event_sha256: str) -> str:
+    """What is signed for an event: its number and hash (which covers every field and the chain)."""
+    return f"{REGISTER_NAMESPACE} event {seq} sha256 {event_sha256}\n"
 
-    def __init__(self, root: Path):
+
+def write_allowed_signers(path: Path, public_key_line: str) -> Path:
+    """The file ``ssh-keygen -Y verify -f`` takes: who may sign register events."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{REGISTER_NAMESPACE} namespaces=\"{REGISTER_NAMESPACE}\" {public_key_line}\n", encoding="ascii")
+    return path
+
+
+def _ssh_keygen(*args: str, message: str) -> subprocess.CompletedProcess:
+    return subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", *args], input=message, text=True,
+                          capture_output=True, timeout=30)
+
+
+def sign(key_file: Path, message: str) -> str:
+    """An armored SSH signature of ``message`` (ssh-keygen signs a file; a private temporary one)."""
+    with tempfile.TemporaryDirectory(prefix="register-sign-") as tmp:
+        text = Path(tmp) / "message"
+        text.write_text(message, encoding="ascii")
+        done = subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", "-q", "-Y", "sign", "-f", str(key_file),
+                               "-n", REGISTER_NAMESPACE, str(text)], capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise RegisterError(f"register: signing failed: {done.stderr.strip()}")
+        return (Path(tmp) / "message.sig").read_text(encoding="ascii")
+
+
+def signature_verifies(allowed_signers: Path, message: str, signature: str) -> bool:
+    with tempfile.TemporaryDirectory(prefix="register-verify-") as tmp:
+        sig = Path(tmp) / "event.sig"
+        sig.write_text(signature, encoding="ascii")
+        return _ssh_keygen("-Y", "verify", "-f", str(allowed_signers), "-I", REGISTER_NAMESPACE,
+                           "-n", REGISTER_NAMESPACE, "-s", str(sig), message=message).returncode == 0
+
+
+class Register:
+    """The register at ``root`` (``$SAMVERKAN_DATA_ROOT/register``); with ``signing_key`` (an
+    OpenSSH Ed25519 private key file) each appended event is signed as well."""
+
+    def __init__(self, root: Path, signing_key: Path | None = None):
         self.root = Path(root)
         self.events_dir = self.root / "disclosures"
+        self.signatures_dir = self.root / "signatures"
+        self.signing_key = Path(signing_key) if signing_key else None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -146,7 +208,68 @@ class Register:
             record["prev_event_sha256"] = previous["event_sha256"] if previous else GENESIS
             record["event_sha256"] = _event_hash(record)
             self._write(record)
+            if self.signing_key is not None:
+                self._sign(record)
         return record
+
+    # --- signatures and anchors ------------------------------------------------------------
+    def signature_file(self, seq: int) -> Path:
+        return self.signatures_dir / f"{seq:08d}.sig"
+
+    def signature(self, seq: int) -> str | None:
+        try:
+            return self.signature_file(seq).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return None
+
+    def _sign(self, record: dict[str, Any]) -> Path:
+        path = self.signature_file(record["seq"])
+        self.signatures_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(sign(self.signing_key, signed_message(record["seq"], record["event_sha256"])), encoding="ascii")
+        path.chmod(0o444)
+        return path
+
+    def sign_pending(self) -> int:
+        """Sign events that have no signature yet (e.g. appended while the signer was away)."""
+        if self.signing_key is None:
+            raise RegisterError("register: no signing key")
+        with self._locked():
+            pending = [r for r in self.events() if not self.signature_file(r["seq"]).exists()]
+            for record in pending:
+                self._sign(record)
+        return len(pending)
+
+    def head(self) -> dict[str, Any]:
+        """The last event's number and hash (0 and the genesis hash for an empty register)."""
+        files = self.event_files()
+        if not files:
+            return {"seq": 0, "event_sha256": GENESIS}
+        last = pq.read_table(files[-1]).to_pylist()[0]
+        return {"seq": last["seq"], "event_sha256": last["event_sha256"]}
+
+    def verify(self, allowed_signers: Path) -> int:
+        """The chain, and every event's signature by a key in ``allowed_signers``."""
+        count = self.verify_chain()
+        for record in self.events():
+            signature = self.signature(record["seq"])
+            if signature is None:
+                raise RegisterError(f"register: event {record['seq']}: no signature")
+            if not signature_verifies(allowed_signers, signed_message(record["seq"], record["event_sha256"]), signature):
+                raise RegisterError(f"register: event {record['seq']}: signature does not verify")
+        return count
+
+    def verify_anchor(self, anchor: dict[str, Any]) -> None:
+        """A head a recipient holds (manifest ``register_head`` or receipt ``register_event``) is
+        still in the register, unchanged: deleting or rewriting the end cannot pass."""
+        self.verify_chain()
+        seq, expected = int(anchor["seq"]), anchor["event_sha256"]
+        if seq == 0:
+            return
+        found = {r["seq"]: r["event_sha256"] for r in self.events()}
+        if seq not in found:
+            raise RegisterError(f"register: event {seq} (anchored by a recipient) is missing")
+        if found[seq] != expected:
+            raise RegisterError(f"register: event {seq} differs from the hash a recipient holds")
 
     def _write(self, record: dict[str, Any]) -> Path:
         final = self.events_dir / f"{record['seq']:08d}-{record['event']}.parquet"

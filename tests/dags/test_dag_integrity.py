@@ -55,10 +55,12 @@ def test_pipeline_shape(dagbag, feed):
     assert not fail_run.downstream_task_ids  # a leaf: the run's state follows it
     assert dag.get_task("fetch_file").upstream_task_ids == {"discover_files"}
     outlets = {a.uri for a in dag.get_task("process_file").outlets}
-    assert outlets == {"samverkan://published/incidents", "samverkan://published/involvements"}
+    # The datasets of the feed's kind only: an incident-only feed has no involvements asset.
+    assert outlets == {f"samverkan://published/{d}" for d in load_contracts()[feed].datasets}
+    assert outlets <= {f"samverkan://published/{d}" for d in ("incidents", "involvements", "observations")}
 
 
-def test_parsing_the_dag_file_does_no_work():
+def test_parsing_the_dag_file_does_no_work(tmp_path):
     """Parse time touches configuration only: no GE, no SSH, no data libraries, no connections."""
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
@@ -67,5 +69,5 @@ def test_parsing_the_dag_file_does_no_work():
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAGS / "samverkan_feeds.py")], capture_output=True, text=True,
                          check=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                                          "AIRFLOW_HOME": str(REPO / "var" / "parse-check")})
+                                          "AIRFLOW_HOME": str(tmp_path / "airflow-home")})
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout

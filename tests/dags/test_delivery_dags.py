@@ -43,7 +43,7 @@ def test_delivery_dag_is_scheduled_on_the_published_assets(dags, recipient):
         assert task.retries >= 2, task.task_id
 
 
-def test_parsing_the_delivery_dag_file_does_no_work():
+def test_parsing_the_delivery_dag_file_does_no_work(tmp_path):
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
         "heavy = [m for m in ('great_expectations', 'paramiko', 'pandas', 'duckdb', 'pyarrow', 'scipy',"
@@ -52,5 +52,5 @@ def test_parsing_the_delivery_dag_file_does_no_work():
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAG_FILE)], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                              "AIRFLOW_HOME": str(REPO / "var" / "parse-check")})
+                              "AIRFLOW_HOME": str(tmp_path / "airflow-home")})
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout

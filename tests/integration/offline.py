@@ -58,7 +58,7 @@ class Traffic:
         self.failed: list[str] = []
         self.console: list[str] = []
 
-    def read(self, driver: Any) -> "Traffic":
+    def read(self, driver: Any) -> Traffic:
         urls: dict[str, str] = {}
         for entry in driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]

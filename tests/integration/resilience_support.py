@@ -17,10 +17,10 @@ from samverkan.privacy.pseudonymise import Pseudonymiser
 from samverkan.core.settings import Paths
 from devkit.synthetic import Population, feed_path, write_night
 from samverkan.quality.validation import EXPECTATIONS_DIR
+from tests.support.feeds import POLICE_HEADER
 
 NIGHT = date(2026, 11, 20)
 KEY = bytes(range(32))
-POLICE_HEADER = "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
 
 
 def police_row(i: int, *, koord_n: str = "6997480", alder: str = "31", fritext: str = "Bråk vid busskuren.") -> str:
@@ -72,15 +72,20 @@ def parquet_rows(path: str | Path) -> int:
 
 
 def assert_balanced(result: FileResult, hub: Hub) -> None:
-    """Published + quarantined = received, in the result, the ledger and the files on disk."""
+    """Published + quarantined = received, in the result, the ledger and the files on disk. A record
+    held for correction (issue 14, item 10) counts as published and is in the quarantine file too."""
     assert result.rows_published + result.rows_quarantined == result.rows_received
+    assert 0 <= result.rows_held_for_correction <= result.rows_published
     entry = hub.ledger.entry(result_entry(hub, result))
     assert (entry.rows_received, entry.rows_published, entry.rows_quarantined) == (
         result.rows_received, result.rows_published, result.rows_quarantined)
     if result.status == "published":
         rows_file = _quarantine_file(hub, result)
         on_disk = parquet_rows(rows_file) if rows_file.exists() else 0
-        assert on_disk == result.rows_quarantined
+        assert on_disk == result.rows_quarantined + result.rows_held_for_correction
+        if on_disk:
+            held = pq.read_table(rows_file, columns=["held_for_correction"]).column(0).to_pylist()
+            assert held.count(True) == result.rows_held_for_correction
     else:
         assert (hub.paths.quarantine_files(result.feed) / result.night / result.name).is_file()
 

@@ -20,11 +20,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from scipy.optimize import linprog
 
 from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
 from samverkan.ingest import pipeline
@@ -41,6 +39,7 @@ from samverkan.sharing.outbox import MANIFEST, delivery_dir
 from samverkan.sharing.pull_service import PullAccount, start_pull_service
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from devkit.synthetic import Population, write_nights
+from tests.support.attacker import lp_attack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -179,8 +178,20 @@ def world(tmp_path_factory) -> World:
 def expected_incidents(w: World, recipient: str, night: date) -> list[tuple]:
     columns = load_agreements()[recipient].grant("incidents").columns
     con, hub = w.hub("incidents", night)
-    rows = con.execute(f"SELECT {', '.join(columns)} FROM {hub} WHERE {SCOPE_SQL[recipient]}").fetchall()
+    selected = ", ".join(_as_detailed(recipient, c) for c in columns)
+    rows = con.execute(f"SELECT {selected} FROM {hub} WHERE {SCOPE_SQL[recipient]}").fetchall()
     return [_rekey_row(recipient, columns, r) for r in rows]
+
+
+def _as_detailed(recipient: str, column: str) -> str:
+    """The agreement's row detail in SQL: times to the start of their slot, coordinates to the cell."""
+    detail = load_agreements()[recipient].detail
+    assert detail.slot_minutes <= 60  # whole hours: the same on the UTC and the Swedish clock
+    if column in ("occurred_at_utc", "occurred_at_local", "reported_at_utc"):
+        return f"time_bucket(INTERVAL '{detail.slot_minutes} minutes', {column})"
+    if column in ("coord_n", "coord_e"):
+        return f"CAST(round({column} / {detail.cell_metres}.0) * {detail.cell_metres} AS INTEGER)"
+    return column
 
 
 def expected_involvements(w: World, recipient: str, night: date) -> list[tuple]:
@@ -219,7 +230,8 @@ def test_each_recipient_holds_exactly_its_datasets_and_columns(world):
     for r, a in world.agreements.items():
         for night in NIGHTS:
             names = set(os.listdir(world.inbox(r) / night.isoformat()))
-            assert names == {f"{g.name}.parquet" for g in a.datasets()} | {MANIFEST, "DATA_DICTIONARY.md"}, r
+            assert names == {f"{g.name}.parquet" for g in a.datasets()} | {MANIFEST, "DATA_DICTIONARY.md",
+                                                                            delivery.RECEIPT}, r
             for g in a.datasets():
                 schema = pq.read_schema(world.inbox(r) / night.isoformat() / f"{g.name}.parquet")
                 expected = aggregates.COUNTS_SCHEMA.names if g.aggregate else list(g.columns)
@@ -270,37 +282,10 @@ def test_the_security_company_gets_suppressed_counts_that_are_true_and_unrecover
 
 def _attack(counts: list[dict], truth: dict, threshold: int) -> None:
     """The recipient's best linear attack on each week: no withheld cell pinned or shown small."""
-    for week in {r["week"] for r in counts}:
-        rows = [r for r in counts if r["week"] == week]
-        key = lambda r: ((r["area"], r["category"]) if r["level"] in ("cell", "all_hours") else None, r["hour_of_day"])
-        value = {key(r): r["incidents"] for r in rows}
-        unknown = sorted((k for k, v in value.items() if v is None), key=str)
-        index = {k: i for i, k in enumerate(unknown)}
-        groups = {k[0] for k in value}
-        hours = {k[1] for k in value}
-        lines = [[((g, h), 1) for h in hours if h is not None] + [((g, None), -1)] for g in groups]
-        lines += [[((g, h), 1) for g in groups if g is not None] + [((None, h), -1)] for h in hours]
-        a, b = [], []
-        for line in lines:
-            coef, rhs = np.zeros(len(unknown)), 0.0
-            for k, s in line:
-                if k in index:
-                    coef[index[k]] += s
-                else:
-                    rhs -= s * value[k]
-            if coef.any():
-                a.append(coef)
-                b.append(rhs)
-        for k, i in index.items():
-            c = np.zeros(len(unknown))
-            c[i] = 1
-            lo = linprog(c, A_eq=a, b_eq=b, bounds=(0, 10_000), method="highs").fun
-            hi = -linprog(-c, A_eq=a, b_eq=b, bounds=(0, 10_000), method="highs").fun
-            assert hi - lo >= 1 - 1e-6, (week, k)
-            if k[0] is not None and k[1] is not None:
-                true = truth.get((week, *k[0], k[1]), 0)
-                if 0 < true < threshold:
-                    assert hi >= threshold - 1e-6, (week, k)
+    for (week, row, hour), (lo, hi) in lp_attack(counts).items():
+        assert hi - lo >= 1 - 1e-6, (week, row, hour)
+        if row is not None and hour is not None and 0 < truth.get((week, *row, hour), 0) < threshold:
+            assert hi >= threshold - 1e-6, (week, row, hour)
 
 
 # --- pseudonyms ------------------------------------------------------------------------------------
@@ -391,7 +376,8 @@ def test_the_register_lists_every_delivery_with_the_received_files_hashes(world)
     con = register.connect()
     events = con.execute("SELECT recipient, delivery_id, agreement_version, run_id FROM disclosures "
                          "WHERE event = 'delivery' ORDER BY ALL").fetchall()
-    assert events == sorted((r, n.isoformat(), 1, f"e2e-{n}") for r in world.agreements for n in NIGHTS)
+    assert events == sorted((r, n.isoformat(), a.version, f"e2e-{n}") for r, a in world.agreements.items()
+                            for n in NIGHTS)
     files = con.execute("SELECT recipient, delivery_id, name, sha256, rows FROM disclosed_files "
                         "WHERE event = 'delivery'").fetchall()
     assert len(files) >= 8 * 3

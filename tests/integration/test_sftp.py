@@ -20,7 +20,7 @@ from samverkan.connectors.sftp import (
     SFTPSettings,
     host_key_fingerprint,
 )
-from samverkan.connectors.sshd import SFTPServerError, generate_keypair
+from samverkan.connectors.sshd import SFTPServerError, free_port, generate_keypair
 
 pytestmark = pytest.mark.integration
 
@@ -294,14 +294,8 @@ def test_repr_hides_secrets(tmp_path):
 # --- connection failures ------------------------------------------------------------------
 
 
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_connection_refused(sftp_server, settings_for):
-    port = _unused_port()
+    port = free_port()
     with pytest.raises(SFTPConnectionError, match=f"127.0.0.1:{port}: connection refused"):
         SFTPConnector(settings_for(sftp_server, port=port)).connect()
 

@@ -3,54 +3,16 @@
 from __future__ import annotations
 
 import email
-import json
-import socket
 
 import pytest
 
 from samverkan.quality import alerts
 from samverkan.core.contracts import load_contracts
+from samverkan.connectors.sshd import free_port
+from tests.support.mail import ALERT_TO, smtp_connection
 from samverkan.core.ledger import Ledger
 
 pytestmark = pytest.mark.unit
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(envelope.content)
-        return "250 OK"
-
-    def bodies(self) -> list[str]:
-        out = []
-        for raw in self.messages:
-            msg = email.message_from_bytes(raw)
-            out.append(msg["Subject"] + "\n" + "".join(
-                (p.get_payload(decode=True) or b"").decode() for p in msg.walk() if not p.is_multipart()))
-        return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp(monkeypatch):
-    from aiosmtpd.controller import Controller
-
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from_email": "hub@samverkan.invalid", "disable_ssl": True, "disable_tls": True, "retry_limit": 0}}))
-    monkeypatch.setenv("AIRFLOW_VAR_SAMVERKAN_ALERT_TO", "engineers@samverkan.invalid, oncall@samverkan.invalid")
-    yield box
-    controller.stop()
 
 
 @pytest.fixture
@@ -66,7 +28,7 @@ def test_a_late_feed_mails_once_with_a_link_to_the_run(smtp, ledger):
     [body] = smtp.bodies()
     assert "police: night 2026-11-20 is late" in body
     assert "/dags/samverkan_police/runs/scheduled__2026-11-21T05%3A30%3A00%2B00%3A00" in body
-    assert email.message_from_bytes(smtp.messages[0])["To"] == "engineers@samverkan.invalid, oncall@samverkan.invalid"
+    assert email.message_from_bytes(smtp.messages[0])["To"] == ALERT_TO
 
 
 def test_another_night_or_kind_is_a_new_alert(smtp, ledger):
@@ -82,10 +44,7 @@ def test_another_night_or_kind_is_a_new_alert(smtp, ledger):
 
 
 def test_a_failed_send_gives_the_claim_back_so_a_retry_sends_it(monkeypatch, ledger):
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": free_port(),
-        "extra": {"from_email": "hub@samverkan.invalid", "disable_ssl": True, "disable_tls": True,
-                  "retry_limit": 0, "timeout": 2}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port(), timeout=2))
     monkeypatch.setenv("AIRFLOW_VAR_SAMVERKAN_ALERT_TO", "engineers@samverkan.invalid")
     with pytest.raises(Exception):
         alerts.send(ledger, feed="police", night="2026-11-20", kind="late", title="t", lines=[], link=None)

@@ -201,11 +201,31 @@ def test_growing_upload_becomes_complete_only_after_it_stops():
 # --- the real contracts -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("feed", ["police", "transit", "guards"])
+UPLOADS = {"police": "polisen_handelser_20261120.csv", "transit": "incidents-2026-11-20.jsonl.gz",
+           "guards": "vaktrapport_2026-11-20.csv"}
+
+
+def finished_and_unfinished(rule: dict, name: str) -> tuple[tuple, tuple]:
+    """(listing, observations, now) of an upload the partner finished, and of one still being
+    written, in the way the contract's rule says a partner signals it (written out here)."""
+    seen = {name: Observation(100, 1_700_000_000, 1000.0)}
+    if rule["rule"] == "marker":
+        return ([f(name), f(name + rule["marker_suffix"], 0)], None, None), ([f(name)], None, None)
+    if rule["rule"] == "rename":
+        return ([f(name)], None, None), ([f(name + rule["temp_suffix"])], None, None)
+    quiet = float(rule["seconds"])
+    return ([f(name)], seen, 1000.0 + quiet), ([f(name)], seen, 1000.0 + quiet - 1)
+
+
+@pytest.mark.parametrize("feed", sorted(UPLOADS))
 def test_every_contract_rule_is_understood(feed):
+    """The real contract's rule: its partner's finished upload is fetched, an unfinished one waits."""
     contract = load_contracts()[feed]
-    selection = select_complete([], contract.completeness, contract.file_regex, {}, 0.0)
-    assert selection == Selection([], [])
+    finished, unfinished = finished_and_unfinished(contract.completeness, UPLOADS[feed])
+    done = select_complete(finished[0], contract.completeness, contract.file_regex, *finished[1:])
+    busy = select_complete(unfinished[0], contract.completeness, contract.file_regex, *unfinished[1:])
+    assert names(done) == ([UPLOADS[feed]], [])
+    assert names(busy) == ([], [unfinished[0][0].name])
 
 
 def test_unknown_rule_is_an_error():

@@ -226,7 +226,7 @@ def test_only_the_ui_is_published_and_only_on_loopback(services):
     assert not {name for name, s in services.items() if s.get("ports")}
     override = yaml.safe_load(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", (REPO / "docker-compose.override.yml").read_text()))
     published = {name: s["ports"] for name, s in override["services"].items() if s.get("ports")}
-    assert published == {"airflow-apiserver": ["127.0.0.1:8080:8080"]}
+    assert published == {"airflow-apiserver": ["127.0.0.1:8080:8080"], "pull-service": ["127.0.0.1:2222:22"]}
 
 
 def test_read_env_file_rejects_what_compose_would_misread(tmp_path):

@@ -22,7 +22,7 @@ def _write_variant(tmp_path: Path, name: str, change) -> Path:
 
 def test_shipped_contracts_load():
     contracts = load_contracts()
-    assert set(contracts) == {"police", "transit", "guards"}
+    assert set(contracts) == {"police", "transit", "guards", "felanmalan", "uppsokande"}
     assert contracts["police"].night_of("polisen_handelser_20261120.csv") == date(2026, 11, 20)
     assert contracts["transit"].night_of("incidents-2026-11-20.jsonl.gz") == date(2026, 11, 20)
     assert contracts["guards"].night_of("vaktrapport_2026-11-20.csv") == date(2026, 11, 20)

@@ -275,11 +275,29 @@ def test_a_name_spelled_by_chance_inside_a_base32_pseudonym_is_not_a_leak(tmp_pa
     assert [(f.path.name, f.kind) for f in findings] == [("leak.txt", "name")]
 
 
-def test_a_time_part_size_or_port_that_equals_an_employee_number_is_not_a_leak(tmp_path):
-    values = PersonalValues(employee_numbers={"24876"})
-    (tmp_path / "ok.log").write_text(
-        "start_date=datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, tzinfo=datetime.timezone.utc)\n"
-        "landed x.csv (24876 bytes), {'size': 24876}, size=24876, connected to root@127.0.0.1:24876\n")
-    (tmp_path / "leak.log").write_text("reported by employee 24876, end_date=datetime.datetime(2026, 1, 2)\n")
-    findings = scan([tmp_path], values)
+MACHINE_NUMBERS = [  # the only places an employee number is taken for a coincidence
+    "start_date=datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, tzinfo=datetime.timezone.utc)",
+    "logical_date=DateTime(2026, 11, 25, 5, 30, 0, 24876, tzinfo=Timezone('UTC'))",
+    "at datetime.time(12, 18, 1, 24876)",
+    "landed x.csv (24876 bytes)", "{'size': 24876}", '{"size":24876}', "fetched size=24876",
+]
+REAL_VALUES_NEAR_THEM = [  # the same number in every other place near those shapes: a leak
+    "reported by employee 24876, end_date=datetime.datetime(2026, 1, 2)",
+    "datetime.datetime(2026, 11, 25, 12, 24876, 1)",  # a datetime holds no five-digit minute
+    "datetime(24876)", "time(24876)", "date(2026, 1, 2) 24876", "timedelta(seconds=5) 24876",
+    "Size: 24876", "size 24876", "filesize=24876", "'size': 1, 'employee': 24876", "24876 bytesize",
+    "rapport 3:24876", "anställd nr:24876", "root@127.0.0.1:24876", "[1]:24876",
+]
+
+
+@pytest.mark.parametrize("line", MACHINE_NUMBERS)
+def test_a_datetimes_microseconds_or_a_byte_count_equal_to_an_employee_number_is_not_a_leak(tmp_path, line):
+    (tmp_path / "ok.log").write_text(line + "\n")
+    assert scan([tmp_path], PersonalValues(employee_numbers={"24876"})) == []
+
+
+@pytest.mark.parametrize("line", REAL_VALUES_NEAR_THEM)
+def test_an_employee_number_in_any_other_position_is_found(tmp_path, line):
+    (tmp_path / "leak.log").write_text(line + "\n")
+    findings = scan([tmp_path], PersonalValues(employee_numbers={"24876"}))
     assert [(f.path.name, f.kind) for f in findings] == [("leak.log", "employee_number")]

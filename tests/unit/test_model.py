@@ -74,7 +74,10 @@ def test_police_rows_become_incidents_and_involvements(tmp_path):
     incidents = model.incidents(batch.table).to_pylist()
     involvements = model.involvements(batch.table).to_pylist()
 
-    assert [i["incident_id"] for i in incidents] == ["police:5000-K1-26", "police:5000-K2-26"]
+    keyed = Pseudonymiser(KEY)  # published ids are keyed (issue 14 item 3), never the diarienummer
+    assert [i["incident_id"] for i in incidents] == [keyed.pseudonym("incident_id", f"police:5000-K{n}-26")
+                                                     for n in (1, 2)]
+    assert {i["incident_id"] for i in involvements} == {incidents[0]["incident_id"]}
     first = incidents[0]
     assert first["occurred_at_utc"] == utc(2026, 11, 20, 22, 14)
     assert first["occurred_at_local"] == datetime(2026, 11, 20, 23, 14)

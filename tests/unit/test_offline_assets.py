@@ -51,8 +51,9 @@ def raw_page() -> str:
     def check(kind: str, success: bool, **kwargs) -> ExpectationValidationResult:
         return ExpectationValidationResult(
             success=success, expectation_config=ExpectationConfiguration(type=kind, kwargs=kwargs),
-            result={"element_count": 10, "unexpected_count": 0 if success else 2, "unexpected_percent": 0 if success else 20,
-                    "partial_unexpected_list": [] if success else ["Aaaaa", "99"], "missing_count": 0})
+            result={"element_count": 10, "unexpected_count": 0 if success else 2,
+                    "unexpected_percent": 0 if success else 20, "missing_count": 0,
+                    "partial_unexpected_list": [] if success else ["Aaaaa", "99"]})
 
     result = ExpectationSuiteValidationResult(
         success=False, suite_name="samverkan.police",
@@ -221,3 +222,66 @@ def test_anything_else_reaching_outside_is_refused_by_name(raw_page, extra, name
 def test_what_stays_in_the_page_is_not_a_request():
     assert assets.problems('<img src="data:image/png;base64,AAAA"><a href="#s1">x</a><a href="../n/">y</a>'
                            '<style>p { background: url(../x.png) }</style>') == []
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root where the reports wrote one night of the guards feed (a file missing a column)."""
+    from samverkan.core.contracts import load_contracts
+    from samverkan.ingest.pipeline import load_suites
+    from samverkan.quality import reports
+    from samverkan.quality.validation import EXPECTATIONS_DIR
+
+    root = tmp_path_factory.mktemp("data")
+    contract = load_contracts()["guards"]
+    file = {"name": "vaktrapport_2026-11-20.csv", "night": "2026-11-20", "sha256": "cd" * 32, "status": "rejected",
+            "reason": "missing required column(s) ingripande", "rows_received": 0}
+    record = reports.file_validation(contract, load_suites(contract, EXPECTATIONS_DIR), file, [], {},
+                                     missing_columns=["ingripande"])
+    reports.store_file_validation(root, record)
+    reports.render_night(root, "guards", "2026-11-20", {"run_id": "r"})
+    return root
+
+
+def test_every_page_the_reports_write_loads_only_copies_beside_it(data_root):
+    """What render_night writes: the night's page and the feed's list of nights, both with the policy."""
+    from samverkan.quality import reports
+
+    night = reports.data_docs_page(data_root, "guards", "2026-11-20")
+    written = sorted(reports.reports_root(data_root).rglob("*.html"))
+    assert night in written and night.parent.with_name("index.html") in written
+    for page in written:
+        html = page.read_text(encoding="utf-8")
+        assert assets.problems(html) == [] and 'http-equiv="Content-Security-Policy"' in html, page
+        for ref in _refs(html):
+            assert (page.parent / ref).is_file(), (page, ref)
+    assert len(_refs(night.read_text(encoding="utf-8"))) == len(assets.REMOTE)  # GE's 15 + datadocs.js
+
+
+def test_the_plugin_serves_the_page_and_its_copies_under_its_prefix_with_the_policy(data_root, monkeypatch):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from samverkan.orchestration.webreports import create_app
+
+    monkeypatch.setenv("SAMVERKAN_DATA_ROOT", str(data_root))
+    server = FastAPI()
+    server.mount("/samverkan-reports", create_app(auth=False))  # as the Airflow API server mounts the plugin
+    client = TestClient(server)
+    page = client.get("/samverkan-reports/samverkan_guards/nights/2026-11-20/")
+    assert page.status_code == 200 and "missing: ingripande" in page.text
+    assert page.headers["Content-Security-Policy"] == assets.policy(page.text, header=True)
+    assert assets.problems(page.text) == []
+    refs = _refs(page.text)
+    assert len(refs) == len(assets.REMOTE) and all(r.startswith("/samverkan-reports/_assets/") for r in refs)
+    for ref in refs:
+        served = client.get(ref)
+        assert served.status_code == 200, ref
+        assert served.content == assets.asset_files()[ref.split("/_assets/", 1)[1]].read_bytes()
+        assert served.headers["content-type"].startswith("text/css" if ref.endswith(".css") else "text/javascript")
+    fonts = [rel for rel in assets.asset_files() if rel.endswith(".woff2")]
+    assert fonts and client.get(f"/samverkan-reports/_assets/{fonts[0]}").headers["content-type"] == "font/woff2"
+    listing = client.get("/samverkan-reports/")
+    assert "frame-ancestors 'self'" in listing.headers["Content-Security-Policy"]
+    for outside in ("../../../etc/passwd", "..%2F..%2Fpyproject.toml", "jquery@3.7.1/package.json", "nothing.js"):
+        assert client.get(f"/samverkan-reports/_assets/{outside}").status_code == 404, outside

@@ -4,6 +4,9 @@ tests/integration/test_celery_stack.py.)"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import shutil
 import stat
 from datetime import date
@@ -47,14 +50,22 @@ def test_rotate_key_changes_every_pseudonym_and_destroys_the_old_key(tmp_path):
     assert rotation.kept_previous is None
     assert not any(old in p.read_text() for p in secret_file.parent.iterdir() if p.is_file()), "old key left behind"
 
-    # Linkage: the same person keeps one pseudonym under one key, and gets another under the new key.
+    # Linkage: a person's pseudonym is the HMAC under the key the file held (computed here by
+    # hand, so the hex key really is used as its 32 bytes), and another one under the new key.
     person = "197001011234"
-    assert before.pseudonym("person", person) == before.pseudonym("person", person)
+    assert before.pseudonym("person", person) == _hmac_pseudonym(old, "person", person)
+    assert after.pseudonym("person", person) == _hmac_pseudonym(new, "person", person)
     assert before.pseudonym("person", person) != after.pseudonym("person", person)
 
     log = (secret_file.parent / "pseudonym_secret.rotations").read_text().splitlines()
     assert len(log) == 2 and log[-1].endswith(f"{rotation.old_fingerprint} -> {rotation.new_fingerprint}")
     assert old not in "\n".join(log) and new not in "\n".join(log)
+
+
+def _hmac_pseudonym(hex_key: str, domain: str, value: str) -> str:
+    """HMAC-SHA256 over domain, unit separator, value; first 16 bytes in lower-case base32."""
+    digest = hmac.new(bytes.fromhex(hex_key), f"{domain}\x1f{value}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:16]).decode().rstrip("=").lower()
 
 
 def test_rotate_key_can_keep_the_previous_key_for_a_planned_reprocessing(tmp_path):

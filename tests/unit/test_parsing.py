@@ -6,10 +6,10 @@ import json
 import pytest
 
 from samverkan.ingest.parsing import FileInfo, FileRejected, read_batches
+from tests.support.feeds import POLICE_HEADER
 
 pytestmark = pytest.mark.unit
 
-POLICE_HEADER = "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
 GUARDS_HEADER = "rapport_nr,datum,klockslag,plats,ingripande,personnummer,namn,telefon,ordningsvakt_id,polis_underrattad,beskrivning"
 
 

@@ -5,8 +5,10 @@ where it does not) and by the csv module alone. Records, record numbers, bad rec
 information and the rejection message must be identical.
 """
 
+import csv
 import dataclasses
 import gzip
+import io
 import json
 from datetime import date
 
@@ -16,10 +18,10 @@ from samverkan.ingest import parsing
 from samverkan.core.contracts import load_contracts
 from samverkan.ingest.parsing import FileInfo, FileRejected, read_batches
 from devkit.synthetic import Population, write_night
+from tests.support.feeds import POLICE_HEADER
 
 pytestmark = pytest.mark.unit
 
-POLICE_HEADER = "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
 GOOD = "5000-K1-26;2026-11-20 23:14;2026-11-21 00:02;Stortorget, Östersund;6997480;497120;Rån;Vittne;;Åberg, Åsa;31;text"
 
 
@@ -71,6 +73,49 @@ CASES = {
     "header only": [],
     "trailing delimiter": [GOOD + ";"] * 2,
 }
+
+
+def csv_module_reading(contract, path):
+    """The oracle: Python's csv module on the same bytes with the contract's dialect, written out
+    here and not through the module. Good records as {column: value, '' as None} by record
+    number (blank lines are no record), the numbers of records of the wrong width; or 'rejected'
+    when the csv module finds the structure broken."""
+    fmt = contract.format
+    text = path.read_bytes().decode(fmt["encoding"])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt["delimiter"], quotechar=fmt["quotechar"],
+                        doublequote=True, strict=True)
+    good, bad, number = {}, [], 0
+    try:
+        header = next(reader)
+        for fields in reader:
+            if fields in ([], [""]):
+                continue
+            number += 1
+            if len(fields) != len(header):
+                bad.append(number)
+                continue
+            by_source = dict(zip(header, fields))
+            good[number] = {c.name: by_source[c.source] or None for c in contract.columns}
+    except csv.Error:
+        return "rejected"
+    return good, bad
+
+
+def module_reading(contract, path):
+    try:
+        batches = list(read_batches(contract, path, batch_rows=3))
+    except FileRejected:
+        return "rejected"
+    good = {row.pop(parsing.ROW): row for b in batches for row in b.table.to_pylist()}
+    return good, [r.row for b in batches for r in b.bad_records]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_corpus_read_as_pythons_csv_module_reads_it(police, tmp_path, case):
+    records = CASES[case]
+    body = "\r\n".join([POLICE_HEADER, *records]) + ("\r\n" if not case.startswith("unterminated quote at") else "")
+    path = write(tmp_path, body)
+    assert module_reading(police, path) == csv_module_reading(police, path)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

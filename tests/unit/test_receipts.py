@@ -20,7 +20,7 @@ def test_receipt_counts_and_record_numbers_by_reason():
     receipt = receipts.build(load_contracts()["police"], FILE, reasons=REASONS, warnings=["column X ignored"],
                              rows_by_check={"expect_column_values_to_be_in_set(handelsetyp)": [7, 3, 4, 5],
                                             "unreadable record": [99]}, run_id="manual__1")
-    assert receipt["records"] == {"received": 100, "accepted": 95, "quarantined": 5}
+    assert receipt["records"] == {"received": 100, "accepted": 95, "quarantined": 5, "held_for_correction": 0}
     assert receipt["quarantined_by_reason"][0] == {
         "check": "expect_column_values_to_be_in_set(handelsetyp)", "reason": REASONS[
             "expect_column_values_to_be_in_set(handelsetyp)"], "records": 4, "record_numbers": [3, 4, 5, 7],

@@ -20,6 +20,7 @@ import pytest
 
 from devkit import synthetic
 from devkit.synthetic import Faults, Population, write_night, write_nights
+from tests.support.feeds import GUARDS_HEADER, POLICE_HEADER
 
 pytestmark = pytest.mark.unit
 
@@ -27,10 +28,6 @@ TZ = ZoneInfo("Europe/Stockholm")
 NIGHTS = [date(2026, 11, 20), date(2026, 11, 21)]
 SIZES = {"police": 3000, "transit": 400, "guards": 400}
 SEED = 5
-POLICE_HEADER = ("Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;"
-                 "Personnummer;Namn;Ålder;Fritext")
-GUARDS_HEADER = ("rapport_nr,datum,klockslag,plats,ingripande,personnummer,namn,telefon,"
-                 "ordningsvakt_id,polis_underrattad,beskrivning")
 POLICE_CATEGORIES = {"Misshandel", "Olaga hot", "Ofredande", "Rån", "Stöld", "Skadegörelse",
                      "Narkotikabrott", "Ordningsstörning", "Berusad person (LOB)", "Övrigt"}
 POLICE_ROLES = {"Misstänkt", "Målsägande", "Vittne", "Omhändertagen", "Anmälare"}

@@ -1,26 +1,23 @@
 """Small-count suppression, attacked the way a recipient would attack it.
 
-The attacker below knows only the published rows of ``incident_counts`` (as a recipient reads
-them): every count that is not withheld, every total, and that counts are never negative. It
-tries (a) the school-book attack, total minus the published cells of a line, and (b) linear
-programming, the least and greatest value each withheld count can take. It is written against
-the published table, not against the module's internals, so it also checks what the module
-writes out.
+The attacker (tests/support/attacker.py) knows only the published rows of ``incident_counts``
+(as a recipient reads them): it tries total minus the published cells of a line, and linear
+programming. The true counts it is checked against come from DuckDB SQL, not from the module.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from datetime import datetime, timedelta
 
-import numpy as np
+import duckdb
 import pyarrow as pa
 import pytest
-from scipy.optimize import linprog
 
 from samverkan.ingest.model import INCIDENTS_SCHEMA
 from samverkan.sharing import aggregates
+from tests.support.attacker import equations, lp_attack, subtraction_attack
+
 pytestmark = pytest.mark.unit
 
 MONDAY = datetime(2026, 11, 16)
@@ -37,84 +34,26 @@ def incidents_from(counts: dict[tuple[str, str, int], int], day: int = 0) -> pa.
                                                          ("occurred_at_local", "area", "category")]))
 
 
-# --- the attacker -------------------------------------------------------------------------------
-
-
-def equations(published: list[dict]) -> tuple[list[tuple], dict[tuple, int | None], list[list[tuple[tuple, int]]]]:
-    """Entries keyed (row, hour) with row = (area, category) or None for the hour totals, hour None
-    for totals over hours; and every line as (entry, sign) pairs summing to zero."""
-    value = {}
-    for r in published:
-        row = None if r["level"] in ("all_places_and_categories", "week_total") else (r["area"], r["category"])
-        value[(r["week"], row, r["hour_of_day"])] = r["incidents"]
-    lines = []
-    by_week = defaultdict(set)
-    for week, row, hour in value:
-        by_week[week].add((row, hour))
-    for week, keys in by_week.items():
-        rows = {row for row, _ in keys}
-        hours = {hour for _, hour in keys if hour is not None}
-        for row in rows:
-            lines.append([((week, row, h), 1) for h in hours] + [((week, row, None), -1)])
-        for h in list(hours) + [None]:
-            lines.append([((week, r, h), 1) for r in rows if r is not None] + [((week, None, h), -1)])
-    return list(value), value, lines
-
-
-def subtraction_attack(published: list[dict]) -> dict[tuple, int]:
-    """Repeatedly: a line with one unknown gives it away. Returns what it recovered."""
-    _, value, lines = equations(published)
-    known = {k: v for k, v in value.items() if v is not None}
-    recovered = {}
-    progress = True
-    while progress:
-        progress = False
-        for line in lines:
-            unknown = [(k, s) for k, s in line if k not in known]
-            if len(unknown) == 1:
-                k, s = unknown[0]
-                rest = sum(known[q] * t for q, t in line if q in known)
-                known[k] = recovered[k] = int(round(-rest / s))
-                progress = True
-    return recovered
-
-
-def lp_attack(published: list[dict]) -> dict[tuple, tuple[float, float]]:
-    """(least, greatest) value of every withheld entry consistent with what was published."""
-    keys, value, lines = equations(published)
-    unknown = [k for k in keys if value[k] is None]
-    index = {k: i for i, k in enumerate(unknown)}
-    a, b = [], []
-    for line in lines:
-        row = np.zeros(len(unknown))
-        rhs = 0.0
-        for k, s in line:
-            if k in index:
-                row[index[k]] += s
-            else:
-                rhs -= s * value[k]
-        if row.any():
-            a.append(row)
-            b.append(rhs)
-    bound = sum(v for v in value.values() if v is not None) + 1000
-    ranges = {}
-    for k, i in index.items():
-        c = np.zeros(len(unknown))
-        c[i] = 1
-        lo = linprog(c, A_eq=a, b_eq=b, bounds=(0, bound), method="highs")
-        hi = linprog(-c, A_eq=a, b_eq=b, bounds=(0, bound), method="highs")
-        assert lo.status == 0 and hi.status == 0
-        ranges[k] = (lo.fun, -hi.fun)
-    return ranges
-
-
 def true_values(incidents: pa.Table) -> dict[tuple, int]:
+    """The oracle, in DuckDB SQL and not through the module: every count of each ISO week's
+    table (area x category rows, 24 hours), with the row, column and grand totals; None marks a
+    total. Incidents without a time are not counted; a missing place is 'unknown'."""
+    con = duckdb.connect()
+    con.register("incidents", incidents)
+    found = con.execute("""
+        WITH timed AS (
+            SELECT strftime(occurred_at_local, '%G-W%V') AS week, coalesce(area, 'unknown') AS area,
+                   coalesce(category, 'other') AS category, hour(occurred_at_local) AS hour
+            FROM incidents WHERE occurred_at_local IS NOT NULL)
+        SELECT week, area, category, hour, count(*) FROM timed
+        GROUP BY GROUPING SETS ((week, area, category, hour), (week, area, category), (week, hour), (week))
+    """).fetchall()
+    counted = {(week, None if area is None else (area, category), hour): n for week, area, category, hour, n in found}
     truth = {}
-    for t in aggregates.week_tables(incidents):
-        n_rows, n_cols = t.extended.shape
-        for i in range(n_rows):
-            for j in range(n_cols):
-                truth[(t.week, t.rows[i] if i < n_rows - 1 else None, j if j < n_cols - 1 else None)] = int(t.extended[i, j])
+    for week in {k[0] for k in counted}:
+        rows = {k[1] for k in counted if k[0] == week}  # the week's (area, category) rows and None
+        truth.update({(week, row, hour): counted.get((week, row, hour), 0)
+                      for row in rows for hour in [*range(24), None]})
     return truth
 
 
