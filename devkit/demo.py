@@ -41,7 +41,8 @@ def duckdb_summary(published: Path) -> str:
         """
     ).fetchall()
     nights = con.execute(
-        f"SELECT night, source, count(*) FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
+        f"SELECT strftime(date_trunc('week', night), '%Y-%m-%d'), source, count(*) "
+        f"FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     people = con.execute(
         f"""SELECT count(DISTINCT person_pseudonym) FILTER (WHERE person_pseudonym IS NOT NULL), count(*)
@@ -50,7 +51,7 @@ def duckdb_summary(published: Path) -> str:
     lines = ["incidents per source and category (DuckDB over the published dataset):",
              f"  {'source':<10} {'category':<15} {'incidents':>9}"]
     lines += [f"  {s:<10} {c or '(unmapped)':<15} {n:>9}" for s, c, n in rows]
-    lines.append("incidents per night and source:")
+    lines.append("incidents per week (starting Monday) and source:")
     lines += [f"  {n} {s:<10} {c:>6}" for n, s, c in nights]
     lines.append(f"involvements: {people[1]} rows, {people[0]} distinct pseudonymised persons")
     lines += _sources_summary(con, published)

@@ -40,6 +40,7 @@ CHUNK_ROWS = 20_000
 
 # Fault kinds, as recorded in NightTruth.quarantined_records.
 BAD_CHECKSUM_PNR = "bad_checksum_pnr"
+HELD_KINDS = frozenset({BAD_CHECKSUM_PNR})  # faults in person fields only: published, and held for correction
 IMPOSSIBLE_DATE = "impossible_date"
 UNKNOWN_CATEGORY = "unknown_category"
 NOT_JSON = "not_json"
@@ -376,6 +377,12 @@ class NightTruth:
     personal_values: PersonalValues
     missing_column: str | None = None
     observations: int = 0  # aggregate feeds: filled count cells (place × slot × measure) among good records
+
+    @property
+    def held_records(self) -> dict[int, str]:
+        """Quarantined records the hub publishes too: only a person field is wrong (issue 14, item
+        10), so each is one more incident with one involvement, its person without pseudonym."""
+        return {record: kind for record, kind in self.quarantined_records.items() if kind in HELD_KINDS}
 
     def summary(self) -> dict:
         return {

@@ -26,4 +26,6 @@ class SamverkanReportsPlugin(AirflowPlugin):
          "url_route": "samverkan-data-docs"},
         {"name": "Data quality", "href": "samverkan-reports/", "destination": "nav", "category": "browse",
          "url_route": "samverkan-data-quality"},
+        {"name": "Lägesbild", "href": "samverkan-reports/lagesbild/", "destination": "nav", "category": "browse",
+         "url_route": "samverkan-lagesbild"},
     ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -113,7 +113,12 @@ def _atoms(tables: Sequence[CountTable]) -> tuple[np.ndarray, list[np.ndarray]]:
         signature[:, 2 * k + 1] = -1
         signature[where, 2 * k] = t.row_of
         signature[where, 2 * k + 1] = t.col_of
-    unique, atom_of, counts = np.unique(signature, axis=0, return_inverse=True, return_counts=True)
+    import pandas as pd
+
+    atom_of = pd.DataFrame(signature).groupby(list(range(signature.shape[1])), sort=False).ngroup().to_numpy()
+    counts = np.bincount(atom_of)
+    unique = np.zeros((len(counts), signature.shape[1]), dtype=np.int64)
+    unique[atom_of] = signature
     per_table = [unique[:, 2 * k: 2 * k + 2] for k in range(len(tables))]
     return counts.astype(float), per_table
 
@@ -146,7 +151,8 @@ class Finding:
     related: list[tuple[int, tuple[int, int]]] = field(default_factory=list)
 
 
-def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | None = None) -> list[Finding]:
+def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | None = None,
+           targets: Iterable[int] | None = None) -> list[Finding]:
     """The LP attacker over every published entry of ``tables`` (one universe): withheld entries
     pinned to their value, or primary ones whose greatest possible value is below ``threshold``.
 
@@ -154,14 +160,16 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
     from its true value (a primary one: could be at least the threshold). LPs that push all open
     entries up at once (with changing weights) settle most; the rest get an LP each, at most
     ``exact_budget`` of them (None: all); an entry left unsettled counts as a finding, which can
-    only make the caller withhold more."""
+    only make the caller withhold more. ``targets``: the indices of the tables whose withheld
+    entries are tried (default all; every table's published entries are equations either way)."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
 
     truth, per_table = _atoms(tables)
     entries = _entries(tables, per_table)
     published = [e for e in entries if not tables[e.table].suppressed[e.pos]]
-    hidden = [e for e in entries if tables[e.table].suppressed[e.pos] and len(e.atoms)]
+    wanted = set(range(len(tables)) if targets is None else targets)
+    hidden = [e for e in entries if e.table in wanted and tables[e.table].suppressed[e.pos] and len(e.atoms)]
     if not hidden:
         return []
     n = len(truth)
@@ -247,7 +255,7 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int = 0
                 break
             log.info("disclosure audit (%s): %d weak entr%s, withholding more", universe, len(findings),
                      "y" if len(findings) == 1 else "ies")
-            if not _fix(group, findings):
+            if not _fix(group, findings, threshold):
                 _withhold_all(group)
                 break
         else:
@@ -255,21 +263,25 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int = 0
     return list(tables)
 
 
-def _fix(group: list[CountTable], findings: list[Finding]) -> bool:
-    """Strengthen the open tables near each finding: beside it in its own table when that one is
-    still open, else (an entry of an earlier release) withhold the largest published entry of the
-    current release that overlaps it, which reopens the equation the attacker used."""
-    by_name = {t.name: t for t in group}
+def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bool:
+    """Withhold one more entry per finding. Most findings come from an equation across tables (the
+    combined heatmap minus the other sources, the centre minus the rest), which more withholding in
+    the finding's own table does not break: so the entry withheld is a published cell of another
+    open table that overlaps the finding — the smallest one of at least the threshold, to lose
+    little — and only failing that one beside it in its own table."""
     changed = False
     for f in findings:
-        t = by_name[f.table]
-        if not t.fixed and _strengthen(t, f.pos):
+        candidates = [(k, pos) for k, pos in f.related if not group[k].suppressed[pos] and group[k].extended[pos] > 0
+                      and pos[0] < group[k].extended.shape[0] - 1 and pos[1] < group[k].extended.shape[1] - 1
+                      and group[k].name != f.table]
+        if candidates:
+            k, pos = min(candidates, key=lambda kp: (group[kp[0]].extended[kp[1]] < threshold,
+                                                     group[kp[0]].extended[kp[1]]))
+            group[k].suppressed[pos] = True
             changed = True
             continue
-        positive = [(k, pos) for k, pos in f.related if group[k].extended[pos] > 0 and not group[k].suppressed[pos]]
-        if positive:
-            k, pos = max(positive, key=lambda kp: group[kp[0]].extended[kp[1]])
-            group[k].suppressed[pos] = True
+        t = next(t for t in group if t.name == f.table)
+        if not t.fixed and _strengthen(t, f.pos):
             changed = True
     return changed
 

@@ -35,10 +35,12 @@ from samverkan.analysis import lagesbild_figures as figures
 from samverkan.analysis.disclosure import CountTable, audit
 from samverkan.analysis.lagesbild_data import (HOUR_BANDS, WEEKDAYS, Release, build, common_model, scopes)
 from samverkan.analysis.measures import Measure, load_measures
+from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import DEFAULT_SUPPRESSION_THRESHOLD
 
 log = logging.getLogger(__name__)
 
+DATASET = "lagesbild"  # the dataset name agreements grant; also the folder under reports/
 HTML_FILE, JSON_FILE, FIGURES = "lagesbild.html", "lagesbild.json", "figures"
 TOO_FEW = "För få händelser för att avgöra"
 Z95 = 1.959963984540054
@@ -53,6 +55,11 @@ class ReportResult:
     html: Path
     figures: list[Path]
     data: Path
+
+
+def report_dir(paths: Paths) -> Path:
+    """Where releases are written: ``reports/lagesbild/`` (the outbox's report_release reads it)."""
+    return paths.reports / DATASET
 
 
 def release_id(release: Release) -> str:
@@ -112,13 +119,16 @@ def releases(out: Path) -> list[Path]:
 
 
 def _previous(out: Path, published: Path, measures: Sequence[Measure], threshold: int) -> list[CountTable]:
-    """The latest release's tables, rebuilt from the data it was built from and carrying exactly
-    the suppression it was released with. A table whose published numbers differ from the rebuild
-    (a late file corrected the past) cannot be laid over this release and is left out."""
+    """The latest release's tables, as released (see ``released_tables``)."""
     found = releases(out)
-    if not found:
-        return []
-    stored = json.loads((found[-1] / JSON_FILE).read_text(encoding="utf-8"))
+    return released_tables(found[-1], published, measures, threshold) if found else []
+
+
+def released_tables(release: Path, published: Path, measures: Sequence[Measure], threshold: int) -> list[CountTable]:
+    """A release's tables, rebuilt from the data it was built from and carrying exactly the
+    suppression it was released with, marked fixed. A table whose published numbers differ from the
+    rebuild (a late file corrected the past) cannot be laid over another release and is left out."""
+    stored = json.loads((release / JSON_FILE).read_text(encoding="utf-8"))
     rebuilt = build(published, date.fromisoformat(stored["as_of"]), measures, threshold, weeks=stored["weeks"])
     tables = []
     for spec in stored["tables"]:
@@ -127,7 +137,7 @@ def _previous(out: Path, published: Path, measures: Sequence[Measure], threshold
             log.info("lägesbild: %s of release %s cannot be compared with this one; not audited together",
                      spec["name"], stored["release"])
             continue
-        t.name = f"previous:{t.name}"
+        t.name = f"{stored['release']}:{t.name}"
         t.fixed = True
         tables.append(t)
     return tables
@@ -205,11 +215,6 @@ def _write(out: Path, rid: str, document: str, pngs: dict[str, bytes], data: dic
     return ReportResult(rid, final, final / HTML_FILE, sorted((final / FIGURES).glob("*.png")), final / JSON_FILE)
 
 
-def latest_release(out: Path) -> Path | None:
-    found = releases(out)
-    return found[-1] if found else None
-
-
 # --- figures and page ------------------------------------------------------------------------------
 
 
@@ -218,17 +223,15 @@ def _figures(release: Release, results: list[dict[str, Any]]) -> dict[str, bytes
     pngs: dict[str, bytes] = {}
     for scope in scopes():
         pngs[f"veckor-{scope.id}"] = figures.weekly(t[f"weekly:{scope.id}"], n, f"Händelser per vecka: {scope.title}")
-        for source in release.sources + ["alla"]:
-            pngs[f"heatmap-{scope.id}-{source}"] = figures.grid(
-                t[f"heatmap:{scope.id}:{source}"], f"Veckodag × timme, {scope.title}: {_source(source)}",
-                WEEKDAYS, [str(c) for c in t[f"heatmap:{scope.id}:{source}"].cols])
+        pngs[f"heatmap-{scope.id}"] = figures.grids(
+            [(t[f"heatmap:{scope.id}:{s}"], _source(s), WEEKDAYS, [str(c) for c in t[f"heatmap:{scope.id}:{s}"].cols])
+             for s in [*release.sources, "alla"]], f"Veckodag × tid på dygnet, {scope.title}")
     pngs["karta"] = figures.cell_map(t["map"], common_model().get("area_outlines") or {},
                                      "Händelser per 100 m-ruta (denna period)")
     areas = list(common_model()["areas"])
-    pngs["unga-veckodag"] = figures.grid(t["youth:weekday"], "Unga 15–24 år: område × veckodag", areas, WEEKDAYS,
-                                         size=(6, 3))
-    pngs["unga-timme"] = figures.grid(t["youth:hours"], "Unga 15–24 år: område × tid på dygnet", areas, HOUR_BANDS,
-                                      size=(7, 3))
+    pngs["unga"] = figures.grids([(t["youth:weekday"], "område × veckodag", areas, WEEKDAYS),
+                                  (t["youth:hours"], "område × tid på dygnet", areas, HOUR_BANDS)],
+                                 "Unga 15–24 år, inblandningar")
     for r, info in zip(results, release.measures):
         weekly = t.get(f"measure:{r['measure']}:weekly")
         if weekly is not None:
@@ -275,22 +278,24 @@ def _categories(release: Release, scope_id: str) -> str:
 
 
 def _overlap(release: Release, threshold: int) -> str:
-    """Areas × three-hour bands where two or more partners each report at least ``threshold``."""
-    tables = {s: release.tables[f"overlap:{s}"] for s in release.sources}
-    areas = list(scopes()[1].areas)
-    rows = []
-    for i, area in enumerate(areas):
-        for j, band in enumerate(HOUR_BANDS):
-            counts = {s: t.value(i, j) for s, t in tables.items()}
-            reporting = [s for s, v in counts.items() if v is not None and v >= threshold]
-            if len(reporting) >= 2:
-                cells = "".join(f"<td>{_fmt(counts[s])}</td>" for s in release.sources)
-                rows.append(f"<tr><th>{html.escape(area)}</th><th>{band}</th>{cells}</tr>")
-    head = "".join(f"<th>{html.escape(s)}</th>" for s in release.sources)
-    if not rows:
-        return "<p>Ingen plats och tid där två eller fler partner vardera rapporterar minst " \
-               f"{threshold} händelser.</p>"
-    return f"<table><tr><th>område</th><th>tid</th>{head}</tr>{''.join(rows)}</table>"
+    """Weekdays and times where two or more partners each report at least ``threshold`` incidents,
+    read off the heatmaps (no new numbers: every count shown is one the heatmaps already show)."""
+    parts = []
+    for scope in scopes():
+        tables = {s: release.tables[f"heatmap:{scope.id}:{s}"] for s in release.sources}
+        cols = next(iter(tables.values())).cols if tables else []
+        rows = []
+        for i, day in enumerate(WEEKDAYS):
+            for j, slot in enumerate(cols):
+                counts = {s: t.value(i, j) for s, t in tables.items()}
+                if sum(1 for v in counts.values() if v is not None and v >= threshold) >= 2:
+                    cells = "".join(f"<td>{_fmt(counts[s])}</td>" for s in release.sources)
+                    rows.append(f"<tr><th>{day}</th><th>{html.escape(str(slot))}</th>{cells}</tr>")
+        head = "".join(f"<th>{html.escape(s)}</th>" for s in release.sources)
+        body = (f"<table><tr><th>dag</th><th>tid</th>{head}</tr>{''.join(rows)}</table>" if rows else
+                f"<p>Ingen dag och tid där två eller fler partner vardera rapporterar minst {threshold} händelser.</p>")
+        parts.append(f"<h3>{html.escape(scope.title)}</h3>{body}")
+    return "".join(parts)
 
 
 def _measures(results: list[dict[str, Any]], pngs: dict[str, bytes]) -> str:
@@ -339,9 +344,7 @@ randat i figurerna, aldrig som 0), och fler tal döljs där en summa annars skul
                         f"{_table(weekly, weekly.rows, [str(w) for w in weekly.cols])}</details>")
     sections.append("<h2>2. Veckodag och timme</h2>")
     for scope in scopes():
-        for source in release.sources + ["alla"]:
-            sections.append(_img(pngs, f"heatmap-{scope.id}-{source}",
-                                 f"Veckodag × timme, {scope.title}: {_source(source)}"))
+        sections.append(_img(pngs, f"heatmap-{scope.id}", f"Veckodag × tid på dygnet per källa och alla: {scope.title}"))
     sections.append("<h2>3. Typ av händelse per källa och förändring</h2>")
     for scope in scopes():
         sections.append(f"<h3>{html.escape(scope.title)}</h3>{_categories(release, scope.id)}")
@@ -353,9 +356,8 @@ randat i figurerna, aldrig som 0), och fler tal döljs där en summa annars skul
                     "inblandade i minst 3 händelser de senaste 90 dagarna, efter åldersgrupp och roll.</p>")
     sections.append(_table(t["repeat"], [str(r) for r in t["repeat"].rows], [str(c) for c in t["repeat"].cols]))
     sections.append("<h2>7. Unga 15–24 år (SSPF)</h2><p>Inblandningar av personer 15–24 år, denna period.</p>")
-    sections.append(_img(pngs, "unga-veckodag", "Unga 15–24 år: område × veckodag"))
+    sections.append(_img(pngs, "unga", "Unga 15–24 år: område × veckodag och område × tid på dygnet"))
     sections.append(_table(t["youth:weekday"], areas, list(WEEKDAYS)))
-    sections.append(_img(pngs, "unga-timme", "Unga 15–24 år: område × tid på dygnet"))
     sections.append(_table(t["youth:hours"], areas, list(HOUR_BANDS)))
     sections.append("<h2>8. Åtgärder och deras effekt</h2><p>Händelser per vecka i åtgärdens område före och "
                     "efter starten, mot samma veckor i områden utan åtgärd; kvoten (efter/före i området delat "

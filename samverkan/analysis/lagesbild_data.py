@@ -39,7 +39,7 @@ HOUR_BANDS = tuple(f"{h:02d}–{h + 3:02d}" for h in range(0, 24, 3))
 TIME_GROUP, WEEKS_GROUP, KINDS_GROUP, MAP_GROUP = ("incidents:time", "incidents:weeks", "incidents:kinds",
                                                   "incidents:map")
 HEATMAP_HOURS = (1, 3, 6)  # the finest of these where few cells are small
-MAX_SMALL_SHARE = 0.2
+MAX_SMALL_SHARE = 0.1
 UNKNOWN = "okänt"
 
 
@@ -219,20 +219,16 @@ def _incident_tables(release: Release, inc: dict[str, np.ndarray]) -> None:
     inc["group"] = np.array([groups.get(c, c) for c in inc["category"].tolist()], dtype=object)
     group_labels = sorted(set(groups.values()))
     inc["band"] = np.array([HOUR_BANDS[h // 3] for h in inc["hour"].tolist()], dtype=object)
+    step = _heatmap_step(sources, inc, _in(inc["area"], BUS_SQUARE_AREAS) & current, release.threshold)
     for scope in scopes():
         here = _in(inc["area"], scope.areas)
         release.add(table(f"weekly:{scope.id}", WEEKS_GROUP, inc, here, "source", sources, "week",
                           period.previous + period.current))
-        for source in sources + ["alla"]:
-            mine = here & current & (inc["source"] == source if source != "alla" else True)
-            release.add(_heatmap(f"heatmap:{scope.id}:{source}", inc, mine, release.threshold))
+        for t in _heatmaps(scope, sources, inc, here & current, step):
+            release.add(t)
         for label, weeks in (("current", period.current), ("previous", period.previous)):
             release.add(table(f"categories:{scope.id}:{label}", KINDS_GROUP, inc, here & _in(inc["week"], weeks),
                               "group", group_labels, "source", sources))
-    central = _in(inc["area"], scopes()[1].areas)
-    for source in sources:
-        release.add(table(f"overlap:{source}", TIME_GROUP, inc, central & current & (inc["source"] == source),
-                          "area", scopes()[1].areas, "band", HOUR_BANDS))
     _map_table(release, inc, current)
 
 
@@ -240,17 +236,27 @@ def hour_labels(step: int) -> list[str]:
     return [f"{h:02d}" if step == 1 else f"{h:02d}–{h + step:02d}" for h in range(0, 24, step)]
 
 
-def _heatmap(name: str, inc: dict[str, np.ndarray], mask: np.ndarray, threshold: int) -> CountTable:
-    """Weekday × hour, or × 3 or 6 hour blocks when hours would leave more than a fifth of the
-    cells that have incidents too small to show: a heatmap of withheld cells tells nobody anything."""
+def _heatmaps(scope: Scope, sources: list[str], inc: dict[str, np.ndarray], mask: np.ndarray,
+              step: int) -> list[CountTable]:
+    """Weekday × hour blocks of ``step`` hours, per source and all sources together."""
+    frame = dict(inc)
+    frame["slot"] = np.array([hour_labels(step)[int(h) // step] for h in inc["hour"].tolist()], dtype=object)
+    return [table(f"heatmap:{scope.id}:{source}", TIME_GROUP, frame,
+                  mask & (inc["source"] == source if source != "alla" else True),
+                  "weekday", range(7), "slot", hour_labels(step)) for source in [*sources, "alla"]]
+
+
+def _heatmap_step(sources: list[str], inc: dict[str, np.ndarray], mask: np.ndarray, threshold: int) -> int:
+    """Hours per column: 1, or 3 or 6 when hours would leave more than a tenth of the bus square's
+    cells that have incidents too small to show (a heatmap of withheld cells tells nobody anything).
+    One resolution for every heatmap, so each is the cell-by-cell sum or part of the others and the
+    audit sees plain equations rather than overlapping partitions."""
     for step in HEATMAP_HOURS:
-        frame = dict(inc)
-        frame["slot"] = np.array([hour_labels(step)[int(h) // step] for h in inc["hour"].tolist()], dtype=object)
-        t = table(name, TIME_GROUP, frame, mask, "weekday", range(7), "slot", hour_labels(step))
-        positive = t.cells[t.cells > 0]
+        family = _heatmaps(Scope("probe", "", ()), sources, inc, mask, step)
+        positive = np.concatenate([t.cells[t.cells > 0] for t in family])
         if not positive.size or (positive < threshold).mean() <= MAX_SMALL_SHARE:
-            break
-    return t
+            return step
+    return HEATMAP_HOURS[-1]
 
 
 def _map_table(release: Release, inc: dict[str, np.ndarray], current: np.ndarray) -> None:

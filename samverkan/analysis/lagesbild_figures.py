@@ -10,9 +10,10 @@ import numpy as np
 
 from samverkan.analysis.disclosure import CountTable
 
-HATCH = "////"
-SUPPRESSED_TEXT = "undertryckt"
-DPI = 110
+SUPPRESSED_COLOUR = "#c0392b"
+STRIPE = 6  # pixels per stripe period in a withheld cell
+CELL_PIXELS = 24
+DPI = 90
 
 
 def _plt():
@@ -26,7 +27,7 @@ def _plt():
 
 def png(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     _plt().close(fig)
     return buffer.getvalue()
 
@@ -43,7 +44,8 @@ def weekly(t: CountTable, current: int, title: str) -> bytes:
     """Incidents per week per source and all sources: this period solid, the previous dashed."""
     plt = _plt()
     labels = [*map(str, t.rows), "alla källor"]
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 2.8), sharey=False, squeeze=False)
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 2.8), sharey=False, squeeze=False,
+                             layout="constrained")
     for k, label in enumerate(labels):
         ax = axes[0][k]
         values, hidden = _values(t, None if k == len(t.rows) else k)
@@ -53,47 +55,79 @@ def weekly(t: CountTable, current: int, title: str) -> bytes:
         ax.plot(x, now, "-o", color="#1f5f8b", markersize=3, label="denna period")
         for j, h in enumerate(hidden[current:]):
             if h:
-                ax.axvspan(j + 0.55, j + 1.45, facecolor="none", edgecolor="#c0392b", hatch=HATCH, linewidth=0)
+                ax.axvspan(j + 0.55, j + 1.45, color=SUPPRESSED_COLOUR, alpha=0.35, linewidth=0)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("vecka i perioden", fontsize=8)
         ax.set_ylim(bottom=0)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("händelser", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"{title} (randat = undertryckt)", fontsize=10)
+    fig.suptitle(f"{title} (rött fält = undertryckt vecka)", fontsize=10)
     return png(fig)
 
 
+def striped(cells: np.ndarray, hidden: np.ndarray, vmax: float) -> np.ndarray:
+    """The table as an RGB raster, ``CELL_PIXELS`` per cell: shown cells coloured by count, withheld
+    ones striped red and white, so no reader takes them for 0 (one image: fast to draw)."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["Blues"](np.clip(np.where(hidden, 0, cells) / vmax, 0, 1))[..., :3]
+    raster = np.repeat(np.repeat(colours, CELL_PIXELS, axis=0), CELL_PIXELS, axis=1)
+    y, x = np.indices(raster.shape[:2])
+    stripe = ((x + y) // (STRIPE // 2)) % 2 == 0
+    mask = np.repeat(np.repeat(hidden, CELL_PIXELS, axis=0), CELL_PIXELS, axis=1)
+    raster[mask & stripe] = matplotlib.colors.to_rgb(SUPPRESSED_COLOUR)
+    raster[mask & ~stripe] = (1.0, 1.0, 1.0)
+    return raster
+
+
+Panel = tuple[CountTable, str, Sequence[str], Sequence[str]]  # table, title, row labels, column labels
+
+
 def grid(t: CountTable, title: str, row_labels: Sequence[str], col_labels: Sequence[str], *,
-         annotate: bool = True, overlay: Callable[[Any], None] | None = None, size=(9, 3.2),
-         extent=None) -> bytes:
-    """A heatmap of the table's cells with counts written in; withheld cells hatched."""
+         overlay: Callable[[Any], None] | None = None, size=(9, 3.2), extent=None) -> bytes:
+    """One heatmap; see ``grids``."""
+    return grids([(t, title, row_labels, col_labels)], title, overlay=overlay, size=size, extent=extent)
+
+
+def grids(panels: Sequence[Panel], title: str, *, columns: int = 2, overlay: Callable[[Any], None] | None = None,
+          size=None, extent=None) -> bytes:
+    """Heatmaps of tables' cells with counts written in, withheld cells striped; one figure (one
+    PNG) for a family of tables, so they share a colour scale and are drawn at once."""
     plt = _plt()
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=size or (7.5 * columns, 3.0 * rows), squeeze=False,
+                             layout="constrained")
+    vmax = max([1.0] + [float(np.where(t.suppressed[:-1, :-1], 0, t.cells).max()) for t, *_ in panels if t.cells.size])
+    for k, (t, panel_title, row_labels, col_labels) in enumerate(panels):
+        _panel(axes[k // columns][k % columns], t, panel_title, row_labels, col_labels, vmax, extent, overlay)
+    for k in range(len(panels), rows * columns):
+        axes[k // columns][k % columns].set_visible(False)
+    mappable = plt.cm.ScalarMappable(norm=plt.Normalize(0, vmax), cmap="Blues")
+    fig.colorbar(mappable, ax=axes, fraction=0.02, pad=0.01)
+    fig.suptitle(f"{title} (randigt = undertryckt)", fontsize=10)
+    return png(fig)
+
+
+def _panel(ax, t: CountTable, title: str, row_labels: Sequence[str], col_labels: Sequence[str], vmax: float,
+           extent, overlay) -> None:
     cells = t.cells.astype(float)
     hidden = t.suppressed[:-1, :-1]
-    shown = np.ma.masked_array(cells, mask=hidden)
-    fig, ax = plt.subplots(figsize=size)
-    image = ax.imshow(shown, cmap="Blues", aspect="auto", extent=extent, interpolation="nearest",
-                      vmin=0, vmax=max(1.0, float(np.nanmax(np.where(hidden, 0, cells))) if cells.size else 1.0))
     n_rows, n_cols = cells.shape
-    for i in range(n_rows):
-        for j in range(n_cols):
-            x, y = _centre(i, j, n_rows, n_cols, extent)
-            if hidden[i, j]:
-                w, h = _cell_size(n_rows, n_cols, extent)
-                ax.add_patch(plt.Rectangle((x - w / 2, y - h / 2), w, h, facecolor="#eeeeee", edgecolor="#c0392b",
-                                           hatch=HATCH, linewidth=0))
-            elif annotate and cells[i, j] > 0:
-                ax.text(x, y, f"{int(cells[i, j])}", ha="center", va="center", fontsize=6,
-                        color="white" if cells[i, j] > 0.6 * image.norm.vmax else "black")
+    shown_extent = extent if extent is not None else (-0.5, n_cols - 0.5, n_rows - 0.5, -0.5)
+    if cells.size:
+        ax.imshow(striped(cells, hidden, vmax), aspect="auto", extent=shown_extent, interpolation="nearest")
+    for i, j in zip(*np.nonzero((cells > 0) & ~hidden)):
+        x, y = _centre(i, j, n_rows, n_cols, extent)
+        ax.text(x, y, f"{int(cells[i, j])}", ha="center", va="center", fontsize=6,
+                color="white" if cells[i, j] > 0.6 * vmax else "black")
     if extent is None:
         ax.set_xticks(range(n_cols), col_labels, fontsize=7, rotation=90 if n_cols > 12 else 0)
         ax.set_yticks(range(n_rows), row_labels, fontsize=7)
     if overlay:
         overlay(ax)
-    fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
-    ax.set_title(f"{title} (randat = undertryckt)", fontsize=10)
-    return png(fig)
+    ax.set_title(title, fontsize=9)
 
 
 def _cell_size(n_rows: int, n_cols: int, extent) -> tuple[float, float]:
@@ -134,17 +168,17 @@ def cell_map(t: CountTable, outlines: dict[str, list[list[float]]], title: str) 
 def measure(t: CountTable, n_before: int, title: str) -> bytes:
     """Incidents per week in the measure's areas and in the comparison areas; the start marked."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
     x = np.arange(len(t.cols)) - n_before
     for k, (label, colour) in enumerate(zip(t.rows, ("#c0392b", "#7f8c8d"))):
         values, hidden = _values(t, k)
         ax.plot(x, values, "-o", markersize=3, color=colour, label=str(label))
         for j in np.flatnonzero(hidden):
-            ax.axvspan(x[j] - 0.45, x[j] + 0.45, facecolor="none", edgecolor=colour, hatch=HATCH, linewidth=0)
+            ax.axvspan(x[j] - 0.45, x[j] + 0.45, color=colour, alpha=0.25, linewidth=0)
     ax.axvline(-0.5, color="black", linestyle=":", label="åtgärden börjar")
     ax.set_xlabel("veckor från start", fontsize=8)
     ax.set_ylabel("händelser per vecka", fontsize=8)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
-    ax.set_title(f"{title} (randat = undertryckt)", fontsize=10)
+    ax.set_title(f"{title} (skuggad vecka = undertryckt)", fontsize=10)
     return png(fig)

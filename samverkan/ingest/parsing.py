@@ -263,9 +263,13 @@ def count_records(contract: Contract, path: Path) -> int | None:
                 return sum(1 for line in _lines(raw, limit) if not isinstance(line, bytes) or line.strip())
             fmt = contract.format
             csv.field_size_limit(MAX_FIELD_BYTES)
-            reader = csv.reader(_GuardedText(_csv_text(contract, raw), limit), delimiter=fmt["delimiter"],
-                                quotechar=fmt["quotechar"])
-            return max(sum(1 for _ in reader) - 1, 0)  # the header is no record
+            text = _GuardedText(_csv_text(contract, raw), limit)
+            reader = csv.reader(text, delimiter=fmt["delimiter"], quotechar=fmt["quotechar"])
+            records = 0
+            for _ in reader:
+                text.take()  # the limit is per record
+                records += 1
+            return max(records - 1, 0)  # the header is no record
     except (csv.Error, UnicodeDecodeError, EOFError, OSError, zlib.error, LimitExceeded, _TooLong):
         return None
 

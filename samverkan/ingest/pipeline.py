@@ -203,9 +203,9 @@ class FileResult:
     data_docs: str | None = None  # the night's Data Docs page, relative to the Airflow UI
 
     def balance_line(self) -> str:
-        held = f", {self.rows_held_for_correction} of them held for correction" if self.rows_held_for_correction else ""
-        return (f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}{held}"
-                f" + quarantined {self.rows_quarantined} ({self.status})")
+        held = f"; {self.rows_held_for_correction} published held for correction" if self.rows_held_for_correction else ""
+        return (f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}"
+                f" + quarantined {self.rows_quarantined} ({self.status}){held}")
 
 
 def _int_text(raw: pa.Array) -> pa.Array:

@@ -56,6 +56,25 @@ def _written(request: Request, page: Path) -> str:
     return assets.localise(page.read_text(encoding="utf-8"), served)
 
 
+LAGESBILD_DAG = "samverkan_lagesbild"  # who may read that DAG may read its report
+
+
+def _lagesbild_page(release: str | None) -> str:
+    """A release by its id (checked against the releases on disk, never used as a path), or the newest."""
+    from fastapi import HTTPException
+
+    from samverkan.analysis.lagesbild import DATASET, HTML_FILE, report_dir
+    from samverkan.sharing.outbox import report_release
+
+    found = {p.name: p for p in report_dir(paths()).glob("[!.]*") if (p / HTML_FILE).is_file()}
+    chosen = found.get(release) if release else report_release(paths(), DATASET)
+    if chosen is None or not (chosen / HTML_FILE).is_file():
+        if release is None:
+            return _page("Lägesbild", "<p>No lägesbild has been built yet (DAG samverkan_lagesbild).</p>")
+        raise HTTPException(status_code=404, detail="no such lägesbild release")
+    return (chosen / HTML_FILE).read_text(encoding="utf-8")
+
+
 def create_app(*, auth: bool = True) -> Any:
     """``auth=False`` only for tests of the content; the plugin always mounts the guarded app."""
     from fastapi import Depends, FastAPI, HTTPException
@@ -84,6 +103,17 @@ def create_app(*, auth: bool = True) -> Any:
             raise HTTPException(status_code=404, detail="no such asset")
         return FileResponse(source, headers={"Cache-Control": "private, max-age=31536000, immutable",
                                              "X-Content-Type-Options": "nosniff"})  # the version is in the path
+
+    report_guard = [Depends(requires_access_dag(method="GET", param_dag_id=LAGESBILD_DAG))] if auth else []
+
+    @app.get("/lagesbild/", response_class=Page, dependencies=report_guard)
+    def lagesbild_latest() -> str:
+        """The newest lägesbild (issue 12): self-contained, its counts already protected."""
+        return _lagesbild_page(None)
+
+    @app.get("/lagesbild/{release}/", response_class=Page, dependencies=report_guard)
+    def lagesbild_release(release: str) -> str:
+        return _lagesbild_page(release)
 
     @app.get("/", response_class=Page, dependencies=user_guard)
     def feeds() -> str:

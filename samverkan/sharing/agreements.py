@@ -28,6 +28,7 @@ AGREEMENT_SCHEMA = AGREEMENTS_DIR / "agreement.schema.json"
 
 ROW_DATASETS = ("incidents", "involvements")
 AGGREGATE_DATASETS = ("incident_counts", "observation_counts")
+REPORT_DATASETS = ("lagesbild",)  # built and protected elsewhere (samverkan.analysis); the outbox copies them
 DEFAULT_SUPPRESSION_THRESHOLD = 5
 DEFAULT_LOOKBACK_NIGHTS = 7
 DEFAULT_K = 5
@@ -54,6 +55,10 @@ class DatasetGrant:
     @property
     def aggregate(self) -> bool:
         return self.name in AGGREGATE_DATASETS
+
+    @property
+    def report(self) -> bool:
+        return self.name in REPORT_DATASETS
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,7 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
             problems += _unknown_filter_columns(spec["where"], f"datasets.{name}.where", columns[name])
     if data["granularity"] == "aggregates_only":
         for name in data["datasets"]:
-            if name not in AGGREGATE_DATASETS:
+            if name not in AGGREGATE_DATASETS + REPORT_DATASETS:
                 problems.append(f"datasets.{name}: a row-level dataset in an aggregates_only agreement")
     problems += _detail_problems(data)
     if "observation_counts" in data["datasets"]:

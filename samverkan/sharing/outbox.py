@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from samverkan.core.fsutil import SHARED_DIR_MODE, SHARED_FILE_MODE, fsync_dir, make_dirs
+from samverkan.core.fsutil import SHARED_DIR_MODE, fsync_dir, make_dirs
 from samverkan.ingest.model import SCHEMAS
 from samverkan.core.settings import Paths
 from samverkan.sharing import aggregates, disclosure_control
@@ -40,7 +40,11 @@ MANIFEST = "manifest.json"
 DICTIONARY = "DATA_DICTIONARY.md"
 MANIFEST_VERSION = 1
 PUBLISHED_DATASETS = tuple(SCHEMAS)  # incidents, involvements, observations: what deliveries are built from
-DIR_MODE, FILE_MODE = SHARED_DIR_MODE, SHARED_FILE_MODE  # the hub and its group (the pull service mirrors)
+# outbox/ itself (and its staging) is for the hub and its group only, so no other local user gets
+# past it; below it, a recipient's tree is read by the recipient's account inside its chroot (the
+# pull service), to which the files are "other": readable there, writable by the hub only.
+ROOT_MODE = SHARED_DIR_MODE
+DIR_MODE, FILE_MODE = 0o755, 0o644
 
 
 # --- where things are ------------------------------------------------------------------------
@@ -159,6 +163,8 @@ def select_datasets(agreement: Agreement, paths: Paths, night: date) -> dict[str
             out["incidents"] = delivered_incidents.select(list(grant.columns))
         elif grant.name == "involvements":
             out["involvements"] = _involvements(agreement, paths, night, delivered_incidents, grant)
+        elif grant.report:
+            continue  # a finished report, copied as it is (copy_reports)
         elif grant.name == "observation_counts":
             observed = filtered(read_published(paths, "observations", night, agreement.sources), agreement.scope_where)
             out[grant.name] = aggregates.observation_counts(observed, grant.threshold)
@@ -203,12 +209,16 @@ def build_delivery(agreement: Agreement, paths: Paths, night: date, pseudonyms: 
     selected, k_anonymity = disclosure_control.enforce(agreement, night, selected)  # refuses below k, unless excepted
     tables = {name: pseudonyms.rekey(t) for name, t in selected.items()}
     staging = outbox_staging(paths) / f"{agreement.id}-{night.isoformat()}-{uuid.uuid4().hex}"
-    make_dirs(staging.parent, DIR_MODE)
+    make_dirs(staging.parent, ROOT_MODE)
+    outbox_root(paths).chmod(ROOT_MODE)
     staging.mkdir()
     try:
         files = [_write_parquet(staging, name, table, agreement) for name, table in tables.items()]
+        reports = copy_reports(staging, agreement, paths)
+        files += [f for r in reports.values() for f in r.pop("entries")]
         files.append(_write_text(staging, DICTIONARY, data_dictionary(agreement, night, tables)))
         manifest = _manifest(agreement, night, tables, files, fingerprint, inputs, pseudonyms, run_id, now)
+        manifest["datasets"].update(reports)
         if k_anonymity is not None:
             manifest["k_anonymity"] = k_anonymity
         if register_head is not None:  # the disclosure register's end as of now: the recipient holds it
@@ -219,6 +229,31 @@ def build_delivery(agreement: Agreement, paths: Paths, night: date, pseudonyms: 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Delivery(agreement.id, night, final, manifest)
+
+
+def report_release(paths: Paths, dataset: str) -> Path | None:
+    """The newest release of a report dataset, ``reports/<dataset>/<release>/`` (written whole by
+    samverkan.analysis; folders being staged start with a dot)."""
+    releases = sorted(p for p in (paths.reports / dataset).glob("[!.]*") if p.is_dir())
+    return releases[-1] if releases else None
+
+
+def copy_reports(staging: Path, agreement: Agreement, paths: Paths) -> dict[str, dict[str, Any]]:
+    """Every granted report's newest release, flat in the delivery (``<dataset>.html``,
+    ``<dataset>-<figure>.png``, ...), as it was released: its counts are protected where it is built."""
+    out = {}
+    for grant in (g for g in agreement.datasets() if g.report):
+        release = report_release(paths, grant.name)
+        if release is None:
+            continue
+        entries = []
+        for source in sorted(p for p in release.rglob("*") if p.is_file()):
+            name = source.name if source.parent == release else f"{grant.name}-{source.name}"
+            shutil.copyfile(source, staging / name)
+            entries.append(_file_entry(staging / name, grant.name, None))
+        out[grant.name] = {"release": release.name, "rows": None, "files": [e["name"] for e in entries],
+                           "entries": entries}
+    return out
 
 
 def _write_parquet(directory: Path, name: str, table: pa.Table, agreement: Agreement) -> dict[str, Any]:

@@ -26,7 +26,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 LOCAL_HOSTS = {"127.0.0.1"}
 IN_PAGE = {"data", "blob", "about"}  # not requests to anyone: the bytes are in the page itself
 CONTAINED = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-             "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+             "--proxy-server=http://127.0.0.1:9",  # Chromium never proxies loopback: 127.0.0.1 still works
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--disable-default-apps", "--disable-domain-reliability", "--no-first-run", "--dns-prefetch-disable",
              "--disable-features=OptimizationHints,MediaRouter,AutofillServerCommunication")

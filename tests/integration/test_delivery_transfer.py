@@ -141,3 +141,38 @@ def test_push_interrupted_leaves_nothing_complete_looking_and_the_next_run_compl
     for f in delivery.manifest["files"]:
         assert hashlib.sha256((inbox / f["name"]).read_bytes()).hexdigest() == f["sha256"]
     assert (inbox / MANIFEST).read_bytes() == (delivery.directory / MANIFEST).read_bytes()
+
+
+class ServerAltersAfterRename(SFTPConnector):
+    """The real connector against a server whose disk changes the file once it is in place
+    (what a full quota, a virus scanner or a broken mount would do): one byte more (a size
+    mismatch), or one byte flipped (same size, another SHA-256)."""
+
+    def __init__(self, settings, server_root: Path, fault: str) -> None:
+        super().__init__(settings)
+        self.server_root, self.fault = server_root, fault
+
+    def _rename_into_place(self, temp: str, path: str) -> None:
+        super()._rename_into_place(temp, path)
+        if path.endswith("involvements.parquet"):
+            on_disk = self.server_root / path.lstrip("/").removeprefix(self.settings.path_prefix.strip("/")).lstrip("/")
+            data = on_disk.read_bytes()
+            on_disk.write_bytes(data + b"\0" if self.fault == "size" else data[:-1] + bytes([data[-1] ^ 1]))
+
+
+@pytest.mark.parametrize("fault", ["size", "sha256"])
+def test_push_read_back_refuses_a_file_the_server_altered(tmp_path, sftp_server, settings_for, fault):
+    from samverkan.connectors.sftp import FileChangedError
+
+    delivery = _delivery(tmp_path)
+    inbox = sftp_server.root / "inbox" / "samverkan" / NIGHT
+    with pytest.raises(FileChangedError, match="involvements.parquet: sent 6000000 bytes but the server holds"):
+        with ServerAltersAfterRename(settings_for(sftp_server), sftp_server.root, fault) as connector:
+            push(delivery, connector, "/inbox/samverkan")
+    assert sorted(os.listdir(inbox)) == ["incidents.parquet"]  # the altered file removed, no manifest
+
+    with SFTPConnector(settings_for(sftp_server)) as connector:
+        push(delivery, connector, "/inbox/samverkan")
+    for f in delivery.manifest["files"]:
+        assert hashlib.sha256((inbox / f["name"]).read_bytes()).hexdigest() == f["sha256"]
+    assert MANIFEST in os.listdir(inbox)

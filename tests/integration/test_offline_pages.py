@@ -96,7 +96,11 @@ def _styled_with_working_filters(driver) -> None:
 
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".bootstrap-table .search input"))
     assert driver.execute_script("return getComputedStyle(document.querySelector('.navbar')).display") == "flex"
-    assert driver.execute_script("return document.fonts.check('16px \"Font Awesome 6 Free\"')")
+    icons = driver.execute_async_script(  # the solid icons (status ticks and crosses), from the hub's webfonts
+        "const done = arguments[arguments.length - 1];"
+        "document.fonts.ready.then(() => done([...document.fonts].filter("
+        "f => f.family.includes('Font Awesome') && f.status === 'loaded').length));")
+    assert icons >= 1
     visible = "return [...document.querySelectorAll('tr')].filter(r => r.offsetParent !== null).length"
     shown = driver.execute_script(visible)
     driver.find_element(By.XPATH, "//label[contains(., 'Failed Only')]").click()

@@ -106,6 +106,14 @@ def test_item2_a_quoted_value_running_over_many_lines_counts_as_one_record(hub, 
     assert result.status == "rejected" and "limits.max_line_bytes" in result.reason
 
 
+def test_item2_the_record_limit_is_per_record_when_a_refused_file_is_counted(tmp_path):
+    contract = with_limits("police", max_line_bytes=1024)
+    path = tmp_path / POLICE_NAME
+    path.write_bytes(("\r\n".join(["Diarienr"] + [bombs.GOOD_POLICE % i for i in range(200)]) + "\r\n").encode("cp1252"))
+    assert path.stat().st_size > 10 * 1024  # far beyond one record's limit, each record within it
+    assert parsing.count_records(contract, path) == 200
+
+
 def test_item2_bad_json_lines_keep_a_bounded_part_of_themselves(hub, tmp_path):
     good = [bombs.GOOD_TRANSIT % i for i in range(400)]
     bad = ['{"incident_id": "' + random.Random(i).randbytes(MIB // 2).hex() + "\n" for i in range(20)]  # not JSON

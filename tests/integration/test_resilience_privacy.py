@@ -449,7 +449,9 @@ def _others_can_read(path) -> bool:
 
 
 def test_item4_published_and_outbox_files_are_for_the_hub_and_its_analysts_group(two_feeds_published, tmp_path):
-    """Modes are set, not left to the umask of whoever ran the pipeline (this test runs with 022)."""
+    """Modes are set, not left to the umask of whoever ran the pipeline (this test runs with 022).
+    A recipient's tree is read inside its chroot by its own account (an "other" there): outbox/
+    above it is closed to every other local user."""
     import os
     import stat
 
@@ -459,7 +461,11 @@ def test_item4_published_and_outbox_files_are_for_the_hub_and_its_analysts_group
         built = _build(two_feeds_published, _agreement(tmp_path, "municipality", lambda d: None))
     finally:
         os.umask(old)
-    for root, file_mode, dir_mode in ((paths.published, 0o640, 0o750), (built.directory, 0o640, 0o750)):
+    from samverkan.sharing.outbox import outbox_root, outbox_staging
+
+    for closed in (outbox_root(paths), outbox_staging(paths)):
+        assert stat.S_IMODE(closed.stat().st_mode) == 0o750, closed
+    for root, file_mode, dir_mode in ((paths.published, 0o640, 0o750), (built.directory, 0o644, 0o755)):
         entries = [root, *root.rglob("*")]
         assert len(entries) > 3
         for entry in entries:

@@ -120,14 +120,16 @@ def test_bad_rows_are_quarantined_with_the_right_check_and_the_rest_published(st
     result = police_file(story)
     assert result["status"] == "published"
     assert result["rows_received"] == truth.records
-    assert result["rows_quarantined"] == len(truth.quarantined_records) == 6
+    # a wrong check digit is a person field's fault only: published and held for correction (issue 14, item 10)
+    assert len(truth.quarantined_records) == 6 and len(truth.held_records) == 2
+    assert (result["rows_quarantined"], result["rows_held_for_correction"]) == (4, 2)
     assert result["rows_published"] + result["rows_quarantined"] == result["rows_received"]
     rows = pq.read_table(next((story.hub.data.quarantine_rows("police")).rglob("*.parquet"))).to_pylist()
     assert {r["record"]: r["failed_checks"] for r in rows} == {
         record: [EXPECTED_CHECK[kind]] for record, kind in truth.quarantined_records.items()}
     assert all(r["reasons"] and r["raw_record"] for r in rows)
     published = pq.read_table(story.hub.data.dataset("incidents") / f"night={NIGHT}" / "source=police")
-    assert published.num_rows == truth.incidents
+    assert published.num_rows == truth.incidents + len(truth.held_records)
 
 
 def test_a_file_missing_a_required_column_is_rejected_whole(story):
@@ -149,12 +151,16 @@ def test_receipts_are_on_the_partners_servers_and_name_records_by_reason(story):
     [json_path] = receipts.glob("*.receipt.json")
     receipt = json.loads(json_path.read_text(encoding="utf-8"))
     assert receipt["file"] == truth.path.name and receipt["status"] == "published"
-    assert receipt["records"] == {"received": truth.records, "accepted": truth.records - 6, "quarantined": 6}
-    by_check = {q["check"]: q["record_numbers"] for q in receipt["quarantined_by_reason"]}
+    assert receipt["records"] == {"received": truth.records, "accepted": truth.records - 4, "quarantined": 4,
+                                  "held_for_correction": 2}
+    by_check = {q["check"]: q["record_numbers"]
+                for q in receipt["quarantined_by_reason"] + receipt["held_for_correction_by_reason"]}
     assert by_check == {check: sorted(r for r, k in truth.quarantined_records.items() if k == kind)
                         for kind, check in EXPECTED_CHECK.items()}
+    assert [q["check"] for q in receipt["held_for_correction_by_reason"]] == [EXPECTED_CHECK[BAD_CHECKSUM_PNR]]
     text = json_path.with_suffix(".txt").read_text(encoding="utf-8")
-    assert truth.path.name in text and receipt["sha256"] in text and "Records quarantined: 6" in text
+    assert truth.path.name in text and receipt["sha256"] in text and "Records quarantined: 4" in text
+    assert "held for correction: 2" in text
     [guards] = (story.hub.partner_root("guards") / "receipts").glob("*.receipt.txt")
     assert "rejected" in guards.read_text(encoding="utf-8") and "ingripande" in guards.read_text(encoding="utf-8")
 

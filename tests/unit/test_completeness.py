@@ -158,9 +158,15 @@ def test_quiet_period_ignores_foreign_names():
     assert names(quiet([f("notes.txt")], obs, now=10_000.0)) == ([], [])
 
 
-def test_quiet_period_needs_observations_and_now():
-    with pytest.raises(ValueError, match="observations and now"):
-        select_complete([f(NAME)], QUIET, GUARDS)
+def test_a_foreign_name_listed_first_does_not_hide_the_feeds_files():
+    obs = {n: Observation(100, 1_700_000_000, first_seen=0.0) for n in ("a_notes.txt", NAME)}
+    assert names(quiet([f("a_notes.txt"), f(NAME)], obs, now=10_000.0)) == ([NAME], [])
+
+
+@pytest.mark.parametrize("observations, now", [(None, None), ({}, None), (None, 0.0)])
+def test_quiet_period_needs_observations_and_now(observations, now):
+    with pytest.raises(ValueError, match="^the quiet_period rule needs observations and now$"):
+        select_complete([f(NAME)], QUIET, GUARDS, observations, now)
 
 
 # --- observe ------------------------------------------------------------------------------
