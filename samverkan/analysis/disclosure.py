@@ -228,15 +228,16 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
 
 
 def _strengthen(table: CountTable, pos: tuple[int, int]) -> bool:
-    """Withhold one more published positive entry in pos's row or column, a cell before a total
-    (totals are what readers use most): the largest, since it adds the most uncertainty."""
+    """Withhold one more published positive cell in pos's row or column: the largest, since it adds
+    the most uncertainty. Never a total: the grand totals are the same numbers other tables show
+    (a heatmap's total is a column total of the category table and the sum of weekly counts),
+    and a total withheld here but published there would be no secret at all."""
     n_rows, n_cols = table.extended.shape
-    line = [(pos[0], j) for j in range(n_cols)] + [(i, pos[1]) for i in range(n_rows)]
+    line = [(pos[0], j) for j in range(n_cols - 1)] + [(i, pos[1]) for i in range(n_rows - 1)]
     candidates = [q for q in line if not table.suppressed[q] and table.extended[q] > 0]
-    cells = [q for q in candidates if q[0] < n_rows - 1 and q[1] < n_cols - 1]
     if not candidates:
         return False
-    table.suppressed[max(cells or candidates, key=lambda q: table.extended[q])] = True
+    table.suppressed[max(candidates, key=lambda q: table.extended[q])] = True
     return True
 
 
