@@ -92,8 +92,9 @@ def run(name: str, out: Path, children: int) -> dict:
 def _survivors(mutmut: list[str], work: Path, env: dict[str, str]) -> list[str]:
     listing = subprocess.run([*mutmut, "results"], cwd=work, env=env, check=True, capture_output=True, text=True)
     names = [line.split(":")[0].strip() for line in listing.stdout.splitlines() if line.strip().endswith("survived")]
-    return [subprocess.run([*mutmut, "show", n], cwd=work, env=env, capture_output=True, text=True).stdout + "\n"
-            for n in names]
+    shown = [subprocess.run([*mutmut, "show", n], cwd=work, env=env, capture_output=True, text=True, check=False)
+             for n in names]
+    return [s.stdout + "\n" for s in shown]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 # subcommand -> (module with main(argv), one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ops": ("samverkan.ops.commands", "operator commands: backfill, rotate-key, add-partner, check-contract, secrets"),
+    "ops": ("samverkan.ops.commands", "operator commands: backfill, rotate-key, new-key, add-partner, check-contract, secrets"),
     "quarantine": ("samverkan.quality.quarantine", "list, reprocess or purge quarantined records and files"),
     "suites": ("samverkan.quality.validation", "generate or check the Great Expectations suites from the contracts"),
     "import": ("samverkan.ingest.history", "import a partner's history (many nights) through the nightly steps"),

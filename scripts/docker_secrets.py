@@ -24,7 +24,9 @@ HOST = "127.0.0.1"
 
 def test_endpoints(ports: dict[str, str], feeds: list[str]) -> deployment_secrets.Endpoints:
     """Where the test stack's parts listen, as the containers on the host network reach them."""
-    partners = {f: (HOST, int(ports[f"SAMVERKAN_TEST_{f.upper()}_PORT"])) for f in feeds}
+    # The feeds with a demo partner server in the test stack (a port in deploy/docker-test.env).
+    partners = {f: (HOST, int(ports[f"SAMVERKAN_TEST_{f.upper()}_PORT"])) for f in feeds
+                if f"SAMVERKAN_TEST_{f.upper()}_PORT" in ports}
     return deployment_secrets.Endpoints(
         postgres=f"{HOST}:{ports['SAMVERKAN_TEST_POSTGRES_PORT']}", redis=f"{HOST}:{ports['SAMVERKAN_TEST_REDIS_PORT']}",
         api_url=f"http://{HOST}:{ports['SAMVERKAN_TEST_API_PORT']}", partners=partners,

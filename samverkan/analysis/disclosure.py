@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from samverkan.sharing.aggregates import WeekTable, suppress
+from samverkan.sharing.aggregates import WeekTable, suppress, weak_entries
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,25 @@ class CountTable:
         suppress(week, threshold)
         self.suppressed = week.suppressed
         self.primary = (self.extended > 0) & (self.extended < threshold)
+        if self.suppressed[-1, -1] and not self.primary[-1, -1]:
+            self._publish_grand_total(week, threshold)
         return self
+
+    def _publish_grand_total(self, week: WeekTable, threshold: int) -> None:
+        """A grand total of at least the threshold is shown anyway by other tables (a heatmap's
+        total is the sum of the weekly counts), so withholding it hides nothing and would only
+        contradict them: publish it, and withhold cells instead until the table's audit passes."""
+        self.suppressed[-1, -1] = False
+        week.suppressed = self.suppressed
+        for _ in range(MAX_AUDIT_ROUNDS):
+            weak = weak_entries(week, self.primary, threshold)
+            if not weak:
+                return
+            if not [p for p in weak if _strengthen(self, p)]:
+                self.suppressed[:-1, :-1] |= self.cells > 0
+                self.suppressed[:-1, -1] |= self.extended[:-1, -1] > 0
+                self.suppressed[-1, :-1] |= self.extended[-1, :-1] > 0
+                return
 
     def released(self) -> dict[str, Any]:
         """The table as it leaves the hub: labels and counts, None where withheld."""
@@ -265,13 +283,20 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int = 0
 
 
 def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bool:
-    """Withhold one more entry per finding. Most findings come from an equation across tables (the
+    """Publish a withheld entry the attacker pins anyway (unless it is small), else withhold one
+    more entry per finding. Most findings come from an equation across tables (the
     combined heatmap minus the other sources, the centre minus the rest), which more withholding in
     the finding's own table does not break: so the entry withheld is a published cell of another
     open table that overlaps the finding — the smallest one of at least the threshold, to lose
     little — and only failing that one beside it in its own table."""
     changed = False
+    by_name = {t.name: t for t in group}
     for f in findings:
+        own = by_name[f.table]
+        if f.reason == "pinned" and not own.fixed and not own.primary[f.pos]:
+            own.suppressed[f.pos] = False  # the attacker knows it exactly anyway: hiding it only misleads
+            changed = True
+            continue
         candidates = [(k, pos) for k, pos in f.related if not group[k].suppressed[pos] and group[k].extended[pos] > 0
                       and pos[0] < group[k].extended.shape[0] - 1 and pos[1] < group[k].extended.shape[1] - 1
                       and group[k].name != f.table]
@@ -281,14 +306,15 @@ def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bo
             group[k].suppressed[pos] = True
             changed = True
             continue
-        t = next(t for t in group if t.name == f.table)
-        if not t.fixed and _strengthen(t, f.pos):
+        if not own.fixed and _strengthen(own, f.pos):
             changed = True
     return changed
 
 
 def _withhold_all(group: list[CountTable]) -> None:
-    """Nothing left to trade: the open tables withhold every positive count."""
+    """Nothing left to trade: the open tables withhold every positive count but their grand
+    total when it is not small (other tables show it anyway; see ``_publish_grand_total``)."""
     for t in group:
         if not t.fixed:
             t.suppressed[:] = t.extended > 0
+            t.suppressed[-1, -1] = bool(t.primary[-1, -1])

@@ -227,7 +227,7 @@ def _incident_tables(release: Release, inc: dict[str, np.ndarray]) -> None:
         for t in _heatmaps(scope, sources, inc, here & current, step):
             release.add(t)
         for label, weeks in (("current", period.current), ("previous", period.previous)):
-            release.add(table(f"categories:{scope.id}:{label}", KINDS_GROUP, inc, here & _in(inc["week"], weeks),
+            release.add(table(f"categories:{scope.id}:{label}", TIME_GROUP, inc, here & _in(inc["week"], weeks),
                               "group", group_labels, "source", sources))
     _map_table(release, inc, current)
 

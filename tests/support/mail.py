@@ -18,7 +18,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[bytes] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
         self.messages.append(envelope.content)
         return "250 OK"
 

@@ -5,7 +5,7 @@ CEST = UTC+2; 2026's changes are on 29 March and 25 October)."""
 from __future__ import annotations
 
 import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("feed", ["police", "transit", "guards"])
