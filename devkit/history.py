@@ -24,10 +24,11 @@ import os
 import random
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from devkit.leakscan import PersonalValues
 from devkit.synthetic import Population, derive_seed, write_night
@@ -223,17 +224,20 @@ def write_history(out_root: Path, first_monday: date, weeks: int, *, sizes: dict
     return truth
 
 
+def _mean(xs: list[int]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
 def _measure_truth(effect: Effect, weekly: dict[str, dict[str, dict[str, int]]], nights: list[date]) -> dict[str, Any]:
     """Weekly incidents (all feeds) in the measure's areas before and after its start."""
     weeks = sorted({week_of(n) for n in nights})
     per_week = {w: sum(weekly[f].get(a, {}).get(w, 0) for f in weekly for a in effect.areas) for w in weeks}
     before = [per_week[w] for w in weeks if w < effect.start.isoformat()]
     after = [per_week[w] for w in weeks if w >= effect.start.isoformat()]
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {"measure": effect.measure, "areas": sorted(effect.areas), "start": effect.start.isoformat(),
             "keep": effect.keep, "expected_rate_ratio": effect.keep, "weekly": per_week,
-            "mean_weekly_before": mean(before), "mean_weekly_after": mean(after),
-            "observed_rate_ratio": (mean(after) / mean(before)) if before and after and mean(before) else None}
+            "mean_weekly_before": _mean(before), "mean_weekly_after": _mean(after),
+            "observed_rate_ratio": (_mean(after) / _mean(before)) if after and _mean(before) else None}
 
 
 def main(argv: list[str] | None = None) -> int:

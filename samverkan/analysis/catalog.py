@@ -20,12 +20,13 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from samverkan.core.contracts import Contract, common_model, load_contracts
-from samverkan.core.settings import Paths, paths as default_paths
+from samverkan.core.settings import Paths
+from samverkan.core.settings import paths as default_paths
 
 CATALOG_NAME = "samverkan.duckdb"
 DICTIONARY_NAME = "DATA_DICTIONARY.md"
@@ -213,7 +214,7 @@ def _areas_rows(model: dict[str, Any]) -> list[tuple]:
     rows = []
     for area, spec in model["areas"].items():
         if isinstance(spec, dict):  # read defensively: the model may grow names, outlines …
-            names = spec.get("aliases", spec.get("names", []))
+            names = list(spec.get("aliases") or spec.get("names") or [])
             label = spec.get("label") or spec.get("name") or (names[0] if names else area)
         else:
             names, label = list(spec), (spec[0] if spec else area)
@@ -362,11 +363,11 @@ def _create(con: Any, view: View) -> None:
 def dictionary_markdown(views: list[View], database: Path, notes: list[str]) -> str:
     """The data dictionary: the same comments as the catalog, for reading without DuckDB."""
     lines = ["# Samverkan analyst catalog — data dictionary", "",
-             f"Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with `{database.name}`, from the "
-             "data contracts (schemas/), the common model (schemas/common_model.yaml) and the measures register "
-             "(measures/). Every view below is in the catalog with these comments (`duckdb_views()`, "
-             "`duckdb_columns()`). Person and staff identifiers are keyed pseudonyms: no name, personnummer or "
-             "phone number is ever published.", "",
+             (f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with `{database.name}`, from the "
+              "data contracts (schemas/), the common model (schemas/common_model.yaml) and the measures register "
+              "(measures/). Every view below is in the catalog with these comments (`duckdb_views()`, "
+              "`duckdb_columns()`). Person and staff identifiers are keyed pseudonyms: no name, personnummer or "
+              "phone number is ever published."), "",
              "| view | what it is |", "|---|---|"]
     lines += [f"| [`{v.name}`](#{v.name.replace('_', '-')}) | {v.comment} |" for v in views]
     for v in views:

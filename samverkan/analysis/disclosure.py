@@ -51,6 +51,7 @@ class CountTable:
     extended: np.ndarray = field(init=False)
     suppressed: np.ndarray = field(init=False)
     primary: np.ndarray = field(init=False)
+    known: np.ndarray = field(init=False)  # published because other tables give them away anyway
     fixed: bool = False  # already released: the audit may not change it
 
     def __post_init__(self) -> None:
@@ -66,6 +67,7 @@ class CountTable:
         self.extended = extended
         self.suppressed = np.zeros(extended.shape, dtype=bool)
         self.primary = np.zeros(extended.shape, dtype=bool)
+        self.known = np.zeros(extended.shape, dtype=bool)
 
     @property
     def cells(self) -> np.ndarray:
@@ -245,21 +247,30 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
     return findings
 
 
+def _is_total(table: CountTable, pos: tuple[int, int]) -> bool:
+    return pos[0] == table.extended.shape[0] - 1 or pos[1] == table.extended.shape[1] - 1
+
+
+def _grand_total(table: CountTable, pos: tuple[int, int]) -> bool:
+    return pos == (table.extended.shape[0] - 1, table.extended.shape[1] - 1)
+
+
 def _strengthen(table: CountTable, pos: tuple[int, int]) -> bool:
-    """Withhold one more published positive cell in pos's row or column: the largest, since it adds
-    the most uncertainty. Never a total: the grand totals are the same numbers other tables show
-    (a heatmap's total is a column total of the category table and the sum of weekly counts),
-    and a total withheld here but published there would be no secret at all."""
+    """Withhold one more published positive entry in pos's row or column, a cell before a total: the
+    largest, since it adds the most uncertainty. Never the grand total: it is the same number other
+    tables show (a heatmap's total is a column total of the category table and the sum of weekly
+    counts), and a total withheld here but published there would be no secret at all."""
     n_rows, n_cols = table.extended.shape
-    line = [(pos[0], j) for j in range(n_cols - 1)] + [(i, pos[1]) for i in range(n_rows - 1)]
-    candidates = [q for q in line if not table.suppressed[q] and table.extended[q] > 0]
+    line = [(pos[0], j) for j in range(n_cols)] + [(i, pos[1]) for i in range(n_rows)]
+    candidates = [q for q in line if not table.suppressed[q] and not table.known[q] and table.extended[q] > 0
+                  and not _grand_total(table, q)]
     if not candidates:
         return False
-    table.suppressed[max(candidates, key=lambda q: table.extended[q])] = True
+    table.suppressed[max(candidates, key=lambda q: (not _is_total(table, q), table.extended[q]))] = True
     return True
 
 
-def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int = 0) -> list[CountTable]:
+def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | None = None) -> list[CountTable]:
     """Make the open (not yet released) tables safe against the attacker holding all of ``tables``.
 
     Returns the tables; raises if a weak entry sits only in tables already released (nothing the
@@ -268,6 +279,7 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int = 0
     for t in tables:
         by_universe.setdefault(t.universe, []).append(t)  # a universe: the tables one attack considers
     for universe, group in by_universe.items():
+        withheld_all = False
         for _ in range(MAX_AUDIT_ROUNDS):
             findings = attack(group, threshold, exact_budget=exact_budget)
             if not findings:
@@ -275,8 +287,10 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int = 0
             log.info("disclosure audit (%s): %d weak entr%s, withholding more", universe, len(findings),
                      "y" if len(findings) == 1 else "ies")
             if not _fix(group, findings, threshold):
+                if withheld_all:
+                    raise RuntimeError(f"disclosure audit (%s): {len(findings)} entries stay weak: {findings[:3]}")
                 _withhold_all(group)
-                break
+                withheld_all = True
         else:
             raise RuntimeError(f"disclosure audit did not converge for {universe}")
     return list(tables)
@@ -295,13 +309,14 @@ def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bo
         own = by_name[f.table]
         if f.reason == "pinned" and not own.fixed and not own.primary[f.pos]:
             own.suppressed[f.pos] = False  # the attacker knows it exactly anyway: hiding it only misleads
+            own.known[f.pos] = True
             changed = True
             continue
-        candidates = [(k, pos) for k, pos in f.related if not group[k].suppressed[pos] and group[k].extended[pos] > 0
-                      and pos[0] < group[k].extended.shape[0] - 1 and pos[1] < group[k].extended.shape[1] - 1
-                      and group[k].name != f.table]
-        if candidates:
-            k, pos = min(candidates, key=lambda kp: (group[kp[0]].extended[kp[1]] < threshold,
+        candidates = [(k, pos) for k, pos in f.related if not group[k].suppressed[pos] and not group[k].known[pos]
+                      and group[k].extended[pos] > 0 and not _grand_total(group[k], pos) and group[k].name != f.table]
+        if candidates:  # a cell before a row or column total, then the smallest not below the threshold
+            k, pos = min(candidates, key=lambda kp: (_is_total(group[kp[0]], kp[1]),
+                                                     group[kp[0]].extended[kp[1]] < threshold,
                                                      group[kp[0]].extended[kp[1]]))
             group[k].suppressed[pos] = True
             changed = True
@@ -312,9 +327,10 @@ def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bo
 
 
 def _withhold_all(group: list[CountTable]) -> None:
-    """Nothing left to trade: the open tables withhold every positive count but their grand
-    total when it is not small (other tables show it anyway; see ``_publish_grand_total``)."""
+    """Nothing left to trade: the open tables withhold every positive cell and every small total.
+    Totals that are not small stay (other tables show them anyway); a cell alone in its line is
+    then pinned to its total, which the next audit round publishes when it is not small either."""
     for t in group:
         if not t.fixed:
-            t.suppressed[:] = t.extended > 0
-            t.suppressed[-1, -1] = bool(t.primary[-1, -1])
+            t.suppressed[:-1, :-1] |= (t.cells > 0) & ~t.known[:-1, :-1]
+            t.suppressed |= t.primary

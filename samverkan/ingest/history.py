@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
 from samverkan.core.contracts import Contract, load_contracts
 from samverkan.core.ledger import Ledger
 from samverkan.core.publishing import manifest_name
-from samverkan.core.settings import CONFIG_ROOT, Paths, paths as default_paths
+from samverkan.core.settings import CONFIG_ROOT, Paths
+from samverkan.core.settings import paths as default_paths
 from samverkan.ingest import pipeline
 from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 from samverkan.quality import quarantine, receipts
@@ -96,7 +97,7 @@ def nights_between(first: date, last: date) -> list[date]:
 
 
 def _progress(total: int, feed: str, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     return tqdm(total=total, desc=f"{feed} history", unit="night", file=sys.stderr, disable=not enabled,
                 dynamic_ncols=True, mininterval=0.5)
@@ -117,7 +118,7 @@ def import_feed_history(
     started: datetime | None = None,
 ) -> FeedHistory:
     """Discover the feed's unsettled files of ``first``..``last`` once, then run each night."""
-    started = started or datetime.now(timezone.utc)
+    started = started or datetime.now(UTC)
     clock = time.perf_counter()
     data.ensure()
     ledger = Ledger(data.ledger)
@@ -177,7 +178,7 @@ def _deliver(contract: Contract, connector: SFTPConnector, receipt_paths: list[s
     for path in receipt_paths:
         try:
             receipts.deliver(contract, connector, Path(path))
-        except Exception as exc:  # the error names host and path, never file content
+        except Exception as exc:  # noqa: BLE001  any upload failure; names host and path, never content
             failed += 1
             log.warning("%s: receipt not delivered: %s: %s", contract.id, type(exc).__name__, exc)
     return failed
@@ -185,7 +186,7 @@ def _deliver(contract: Contract, connector: SFTPConnector, receipt_paths: list[s
 
 def import_history(contracts: list[Contract], first: date, last: date, **kwargs: Any) -> list[FeedHistory]:
     """Every given feed's history, one feed after the other (see ``import_feed_history``)."""
-    started = kwargs.pop("started", None) or datetime.now(timezone.utc)
+    started = kwargs.pop("started", None) or datetime.now(UTC)
     return [import_feed_history(c, first, last, started=started, **kwargs) for c in contracts]
 
 

@@ -58,8 +58,8 @@ def onboarded(tmp_path_factory, client_key, validator):
             yield connector
 
     data = Paths(tmp_path / "data")
-    kwargs = dict(connect=connect, pseudonymiser=Pseudonymiser(os.urandom(32)), data=data, validator=validator,
-                  expectations_dir=EXPECTATIONS, quiet_period_seconds=0.5, progress=False)
+    kwargs = {"connect": connect, "pseudonymiser": Pseudonymiser(os.urandom(32)), "data": data,
+              "validator": validator, "expectations_dir": EXPECTATIONS, "quiet_period_seconds": 0.5, "progress": False}
     feeds = [contracts[f] for f in SIZES]
     first_run = import_history(feeds, FIRST, LAST, **kwargs)
     yield contracts, data, truth, kwargs, partners, first_run
@@ -110,7 +110,7 @@ def test_history_runs_every_night_once_and_a_rerun_ingests_nothing(onboarded):
 
 
 def test_catalog_of_the_history_counts_the_truth_and_leaks_nothing(onboarded, tmp_path):
-    contracts, data, truth, kwargs, _, _ = onboarded
+    _, data, truth, _, _, _ = onboarded
     catalog = build_catalog(tmp_path / "catalog", data)
 
     with duckdb.connect(str(catalog.database), read_only=True) as con:
@@ -125,6 +125,6 @@ def test_catalog_of_the_history_counts_the_truth_and_leaks_nothing(onboarded, tm
     assert scan([catalog.database, catalog.dictionary], values) == []
     # the scan reaches these files: a planted name is found
     planted = tmp_path / "planted.md"
-    planted.write_text(catalog.dictionary.read_text(encoding="utf-8") + "\n" + sorted(values.names)[0] + "\n",
+    planted.write_text(catalog.dictionary.read_text(encoding="utf-8") + "\n" + min(values.names) + "\n",
                        encoding="utf-8")
     assert scan([planted], values) != []

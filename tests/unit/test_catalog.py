@@ -4,7 +4,7 @@ documented in the database and in the dictionary, new nights seen without a rebu
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,7 +24,7 @@ AREAS = ("gustav_iii_torg", "resecentrum", "stortorget", None)
 
 def _publish_night(data: Paths, feed: str, night: date, incidents: int, rng: random.Random) -> None:
     """A night of one feed in the published layout, with the published schemas (random pseudonyms)."""
-    start = datetime(night.year, night.month, night.day, tzinfo=timezone.utc)
+    start = datetime(night.year, night.month, night.day, tzinfo=UTC)
     ids = [f"{feed}:{night.isoformat()}-{i}" for i in range(incidents)]
     rows = [{"incident_id": i, "source": feed, "source_file": f"{feed}-{night}.x",
              "occurred_at_utc": start + timedelta(minutes=rng.randrange(1440)), "area": rng.choice(AREAS),
