@@ -52,7 +52,8 @@ class CountTable:
     suppressed: np.ndarray = field(init=False)
     primary: np.ndarray = field(init=False)
     known: np.ndarray = field(init=False)  # published because other tables give them away anyway
-    fixed: bool = False  # already released: the audit may not change it
+    fixed: bool = False
+    margins: bool = True  # False: only the cells and the grand total are released (no row/column totals)  # already released: the audit may not change it
 
     def __post_init__(self) -> None:
         r, c = len(self.rows), len(self.cols)
@@ -68,21 +69,35 @@ class CountTable:
         self.suppressed = np.zeros(extended.shape, dtype=bool)
         self.primary = np.zeros(extended.shape, dtype=bool)
         self.known = np.zeros(extended.shape, dtype=bool)
+        self.shown = np.ones(extended.shape, dtype=bool)  # what the release contains at all
+        if not self.margins:
+            self.shown[:-1, -1] = self.shown[-1, :-1] = False
 
     @property
     def cells(self) -> np.ndarray:
         return self.extended[:-1, :-1]
 
     def value(self, i: int, j: int) -> int | None:
+        if not self.shown[i, j]:
+            return None
         """What the report may show: the count, or None when withheld."""
         return None if self.suppressed[i, j] else int(self.extended[i, j])
 
     def protect(self, threshold: int) -> "CountTable":
-        """The shared aggregates' rule on this table alone (primary, complementary, LP audit)."""
+        """The shared aggregates' rule on this table alone (primary, complementary, LP audit); for a
+        table without margins, primary suppression and one complement when a cell would be its
+        grand total minus the rest."""
+        self.primary = (self.extended > 0) & (self.extended < threshold)
+        if not self.margins:
+            self.suppressed = self.primary & self.shown
+            hidden = np.flatnonzero(self.suppressed[:-1, :-1])
+            open_ = [tuple(p) for p in np.argwhere(~self.suppressed[:-1, :-1] & (self.cells > 0))]
+            if len(hidden) == 1 and not self.suppressed[-1, -1] and open_:
+                self.suppressed[min(open_, key=lambda p: self.extended[p])] = True
+            return self
         week = WeekTable(self.name, [], self.extended)
         suppress(week, threshold)
         self.suppressed = week.suppressed
-        self.primary = (self.extended > 0) & (self.extended < threshold)
         if self.suppressed[-1, -1] and not self.primary[-1, -1]:
             self._publish_grand_total(week, threshold)
         return self
@@ -106,7 +121,8 @@ class CountTable:
     def released(self) -> dict[str, Any]:
         """The table as it leaves the hub: labels and counts, None where withheld."""
         r, c = self.cells.shape
-        return {"name": self.name, "universe": self.universe, "rows": [str(x) for x in self.rows],
+        return {"name": self.name, "universe": self.universe, "margins": self.margins,
+                "rows": [str(x) for x in self.rows],
                 "cols": [str(x) for x in self.cols],
                 "values": [[self.value(i, j) for j in range(c + 1)] for i in range(r + 1)]}
 
@@ -187,9 +203,10 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
 
     truth, per_table = _atoms(tables)
     entries = _entries(tables, per_table)
-    published = [e for e in entries if not tables[e.table].suppressed[e.pos]]
+    published = [e for e in entries if tables[e.table].shown[e.pos] and not tables[e.table].suppressed[e.pos]]
     wanted = set(range(len(tables)) if targets is None else targets)
-    hidden = [e for e in entries if e.table in wanted and tables[e.table].suppressed[e.pos] and len(e.atoms)]
+    hidden = [e for e in entries if e.table in wanted and tables[e.table].shown[e.pos]
+              and tables[e.table].suppressed[e.pos] and len(e.atoms)]
     if not hidden:
         return []
     n = len(truth)
@@ -262,8 +279,8 @@ def _strengthen(table: CountTable, pos: tuple[int, int]) -> bool:
     counts), and a total withheld here but published there would be no secret at all."""
     n_rows, n_cols = table.extended.shape
     line = [(pos[0], j) for j in range(n_cols)] + [(i, pos[1]) for i in range(n_rows)]
-    candidates = [q for q in line if not table.suppressed[q] and not table.known[q] and table.extended[q] > 0
-                  and not _grand_total(table, q)]
+    candidates = [q for q in line if table.shown[q] and not table.suppressed[q] and not table.known[q]
+                  and table.extended[q] > 0 and not _grand_total(table, q)]
     if not candidates:
         return False
     table.suppressed[max(candidates, key=lambda q: (not _is_total(table, q), table.extended[q]))] = True
@@ -333,4 +350,4 @@ def _withhold_all(group: list[CountTable]) -> None:
     for t in group:
         if not t.fixed:
             t.suppressed[:-1, :-1] |= (t.cells > 0) & ~t.known[:-1, :-1]
-            t.suppressed |= t.primary
+            t.suppressed |= t.primary & t.shown

@@ -147,11 +147,13 @@ def _apply(t: CountTable, spec: dict[str, Any], threshold: int) -> bool:
     values = spec["values"]
     if [str(r) for r in t.rows] != spec["rows"] or [str(c) for c in t.cols] != spec["cols"]:
         return False
+    if spec.get("margins", True) != t.margins:
+        return False
     for i, row in enumerate(values):
         for j, v in enumerate(row):
             if v is not None and v != t.extended[i, j]:
                 return False
-            t.suppressed[i, j] = v is None
+            t.suppressed[i, j] = v is None and t.shown[i, j]
     t.primary = (t.extended > 0) & t.suppressed & (t.extended < threshold)
     return True
 

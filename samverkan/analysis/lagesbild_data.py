@@ -164,10 +164,10 @@ def _index(values: np.ndarray, labels: Sequence[Any]) -> np.ndarray:
 
 
 def table(name: str, universe: str, frame: dict[str, np.ndarray], mask: np.ndarray,
-          row: str, rows: Sequence[Any], col: str, cols: Sequence[Any]) -> CountTable:
+          row: str, rows: Sequence[Any], col: str, cols: Sequence[Any], *, margins: bool = True) -> CountTable:
     r = np.where(mask, _index(frame[row], rows), -1)
     c = np.where(mask, _index(frame[col], cols), -1)
-    return CountTable(name, universe, list(rows), list(cols), frame["key"].astype(np.uint64), r, c)
+    return CountTable(name, universe, list(rows), list(cols), frame["key"].astype(np.uint64), r, c, margins=margins)
 
 
 def _in(values: np.ndarray, allowed: Sequence[Any]) -> np.ndarray:
@@ -243,7 +243,7 @@ def _heatmaps(scope: Scope, sources: list[str], inc: dict[str, np.ndarray], mask
     frame["slot"] = np.array([hour_labels(step)[int(h) // step] for h in inc["hour"].tolist()], dtype=object)
     return [table(f"heatmap:{scope.id}:{source}", TIME_GROUP, frame,
                   mask & (inc["source"] == source if source != "alla" else True),
-                  "weekday", range(7), "slot", hour_labels(step)) for source in [*sources, "alla"]]
+                  "weekday", range(7), "slot", hour_labels(step), margins=False) for source in [*sources, "alla"]]
 
 
 def _heatmap_step(sources: list[str], inc: dict[str, np.ndarray], mask: np.ndarray, threshold: int) -> int:

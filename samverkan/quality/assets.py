@@ -17,6 +17,7 @@ serves the same files (:func:`asset_files`) under its own URL prefix.
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import os
@@ -172,6 +173,24 @@ def copy_beside(directory: Path) -> Path:
         except OSError:  # another render put the same version in place first
             shutil.rmtree(building, ignore_errors=True)
     return root
+
+
+def is_vendored_copy(file: Path) -> bool:
+    """True for an untouched copy of one of the pages' libraries in an ``_assets`` folder.
+
+    Third-party code, installed before any data arrived: a leak scan skips it (its authors' names
+    and month names would otherwise match synthetic people). Only a byte-for-byte copy of a listed
+    file counts, so anything else written there is still scanned.
+    """
+    parts = Path(file).parts
+    if ASSET_DIR not in parts:
+        return False
+    last = len(parts) - 1 - parts[::-1].index(ASSET_DIR)
+    try:
+        source = asset_files().get("/".join(parts[last + 1:]))
+    except AssetsMissing:
+        return False
+    return source is not None and filecmp.cmp(file, source, shallow=False)
 
 
 def localise_beside(html: str, page: Path, directory: Path) -> str:

@@ -285,3 +285,21 @@ def test_the_plugin_serves_the_page_and_its_copies_under_its_prefix_with_the_pol
     assert "frame-ancestors 'self'" in listing.headers["Content-Security-Policy"]
     for outside in ("../../../etc/passwd", "..%2F..%2Fpyproject.toml", "jquery@3.7.1/package.json", "nothing.js"):
         assert client.get(f"/samverkan-reports/_assets/{outside}").status_code == 404, outside
+
+
+def test_a_leak_scan_skips_untouched_copies_only(tmp_path):
+    """The copies' authors' names would match synthetic people; a value written into one is still found."""
+    from devkit.leakscan import PersonalValues, scan
+
+    root = assets.copy_beside(tmp_path)
+    licence = next(p for p in root.glob("bootstrap-dark@*/LICENSE"))
+    author = re.search(r"Copyright \(c\) [\d-]+ (.+)", licence.read_text()).group(1).strip()
+    values = PersonalValues(names={author}, personnummer_as_written={"19121212-1213"})
+    assert assets.is_vendored_copy(licence)
+    assert scan([tmp_path], values) == []
+    planted = root / "jquery@3.7.1" / "notes.txt"
+    planted.write_text("19121212-1213")
+    with licence.open("a") as f:
+        f.write(f"\n{author}\n")
+    assert not assets.is_vendored_copy(licence) and not assets.is_vendored_copy(planted)
+    assert {f.path for f in scan([tmp_path], values)} == {licence, planted}
