@@ -23,11 +23,12 @@ from typing import Any
 
 from samverkan.core.contracts import load_contracts
 from samverkan.core.fsutil import HUB_UMASK, make_dirs
-from samverkan.connectors.sshd import SFTPServer, generate_keypair, start_sftp_server
+from samverkan.connectors.sshd import SFTPServer, generate_keypair, public_key_line, start_sftp_server
 from samverkan.core.settings import DATA_ROOT_ENV, Paths
 from samverkan.core import nights
 from samverkan.ops.secrets import conn_env_name
 from samverkan.orchestration.task_secrets import PSEUDONYM_SECRET_VARIABLE, secret_file_env
+from samverkan.sharing import attestation
 from samverkan.sharing.delivery import REGISTER_KEY_ENV
 from samverkan.sharing.recipient_pseudonyms import SHARING_SECRET_VARIABLE
 from samverkan.sharing.register import write_allowed_signers
@@ -99,6 +100,8 @@ class EmbeddedHub:
             self.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
             _, public = generate_keypair(private)
             write_allowed_signers(self.keys / "register_allowed_signers", public)
+        if not (self.keys / "allowed_signers").exists():  # what recipients get: manifests' and register's signer
+            attestation.write_allowed_signers(self.keys / "allowed_signers", public_key_line(Path(f"{private}.pub")))
         return private
 
     def client_key(self) -> tuple[Path, str]:

@@ -20,6 +20,19 @@ from pathlib import Path
 
 from samverkan.core.fsutil import SHARED_DIR_MODE
 
+PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"  # the Airflow Variable holding the key
+
+
+def secret_file_env(variable: str) -> str:
+    """``samverkan_pseudonym_secret`` → ``SAMVERKAN_PSEUDONYM_SECRET_FILE`` (a key file's path)."""
+    return f"{variable.upper()}_FILE"
+
+
+def secret_variable_env(variable: str) -> str:
+    """The environment form of an Airflow Variable: ``AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET``."""
+    return f"AIRFLOW_VAR_{variable.upper()}"
+
+
 CONFIG_ROOT_ENV = "SAMVERKAN_CONFIG_ROOT"
 CONFIG_ROOT = Path(os.environ.get(CONFIG_ROOT_ENV) or Path(__file__).resolve().parents[2])
 DATA_ROOT_ENV = "SAMVERKAN_DATA_ROOT"

@@ -36,7 +36,8 @@ from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
 from samverkan.core.contracts import Contract, load_contracts
 from samverkan.core.ledger import Ledger
 from samverkan.core.publishing import manifest_name
-from samverkan.core.settings import CONFIG_ROOT, Paths
+from samverkan.core.settings import (CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, Paths, secret_file_env,
+                                     secret_variable_env)
 from samverkan.core.settings import paths as default_paths
 from samverkan.ingest import pipeline
 from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
@@ -47,8 +48,8 @@ log = logging.getLogger(__name__)
 RUN_ID_PREFIX = "history"
 # Where the DAG's tasks find the key (orchestration.task_secrets): a key file named by
 # SAMVERKAN_PSEUDONYM_SECRET_FILE, else the Airflow variable (here: its environment form).
-SECRET_FILE_ENV = "SAMVERKAN_PSEUDONYM_SECRET_FILE"
-SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"
+SECRET_FILE_ENV = secret_file_env(PSEUDONYM_SECRET_VARIABLE)
+SECRET_ENV = secret_variable_env(PSEUDONYM_SECRET_VARIABLE)
 
 Connect = Callable[[Contract], AbstractContextManager[SFTPConnector]]
 

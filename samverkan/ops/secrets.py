@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from samverkan.core.ledger import LEDGER_URL_ENV
-from samverkan.core.settings import CONFIG_ROOT
+from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_variable_env
 
 REPO = CONFIG_ROOT
 DEPLOY = REPO / "deploy"
@@ -30,7 +30,7 @@ POSTGRES_ENV_NAME = "postgres.env"
 DEFAULT_WORKERS = 2
 HOST = "127.0.0.1"
 ADMIN_USER = "admin"
-PSEUDONYM_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_PSEUDONYM_SECRET"
+PSEUDONYM_SECRET_ENV = secret_variable_env(PSEUDONYM_SECRET_VARIABLE)
 SHARING_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_SHARING_SECRET"
 WORKER_NAME_ENV = "SAMVERKAN_WORKER_NAME"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"

@@ -14,12 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"
+from samverkan.core.settings import PSEUDONYM_SECRET_VARIABLE, secret_file_env
 
-
-def secret_file_env(variable: str) -> str:
-    """``samverkan_pseudonym_secret`` → ``SAMVERKAN_PSEUDONYM_SECRET_FILE``."""
-    return f"{variable.upper()}_FILE"
+__all__ = ["PSEUDONYM_SECRET_VARIABLE", "read_secret", "secret_file_env"]
 
 
 def read_secret(variable: str) -> str:

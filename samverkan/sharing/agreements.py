@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from samverkan.core.yamlconfig import load_mapping
 from samverkan.core.settings import CONFIG_ROOT
+from samverkan.sharing import legal_basis
 
 AGREEMENTS_DIR = CONFIG_ROOT / "agreements"
 AGREEMENT_SCHEMA = AGREEMENTS_DIR / "agreement.schema.json"
@@ -267,6 +268,7 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
             if name not in AGGREGATE_DATASETS + REPORT_DATASETS:
                 problems.append(f"datasets.{name}: a row-level dataset in an aggregates_only agreement")
     problems += _detail_problems(data)
+    problems += legal_basis.problems(data)  # every granted column names its basis and purpose
     if "observation_counts" in data["datasets"]:
         problems += _observation_scope(data)
     if "involvements" in data["datasets"] and "incident_id" not in (data["datasets"]["involvements"] or {}).get("columns", ()):

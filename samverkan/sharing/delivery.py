@@ -21,8 +21,8 @@ from typing import Any
 from samverkan.connectors.sftp import SFTPConnector
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
-from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, PUBLISHED_DATASETS, Delivery, build_delivery,
-                                      delivery_dir, read_manifest, source_fingerprint)
+from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, MANIFEST_SIGNATURE, PUBLISHED_DATASETS, Delivery,
+                                      build_delivery, delivery_dir, read_manifest, source_fingerprint)
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from samverkan.sharing.register import DELIVERY, Event, Register, signed_message
 
@@ -89,7 +89,8 @@ def push(delivery: Delivery, connector: SFTPConnector, directory: str) -> str:
     target = posixpath.join(directory, delivery.manifest["delivery_id"])
     connector.ensure_dir(target)
     expected = {f["name"]: f for f in delivery.manifest["files"]}
-    for name in [n for n in expected if n != MANIFEST] + [MANIFEST]:
+    signed = [MANIFEST_SIGNATURE] if (delivery.directory / MANIFEST_SIGNATURE).exists() else []
+    for name in [n for n in expected if n != MANIFEST] + [MANIFEST] + signed:
         local = delivery.directory / name
         sent = connector.upload(local, posixpath.join(target, name))
         if name in expected and sent.sha256 != expected[name]["sha256"]:
@@ -127,6 +128,9 @@ def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: Recipie
     if agreement.mode == "push":
         connector.upload(receipt, posixpath.join(agreement.delivery["directory"], delivery.manifest["delivery_id"],
                                                  RECEIPT))
+        from samverkan.sharing.erasure import push_tombstones  # builds on this module
+
+        push_tombstones(paths, agreement, connector)  # erasures and expiries since the last run
     rows = {name: d["rows"] for name, d in delivery.manifest["datasets"].items()}
     log.info("%s: delivered night %s to %s: %s (register event %d)", agreement.label, night, destination, rows,
              event["seq"])

@@ -37,6 +37,7 @@ from samverkan.sharing.dictionary import data_dictionary
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 
 MANIFEST = "manifest.json"
+MANIFEST_SIGNATURE = MANIFEST + ".sig"  # the hub's signature (samverkan.sharing.attestation)
 DICTIONARY = "DATA_DICTIONARY.md"
 MANIFEST_VERSION = 1
 PUBLISHED_DATASETS = tuple(SCHEMAS)  # incidents, involvements, observations: what deliveries are built from
@@ -224,6 +225,9 @@ def build_delivery(agreement: Agreement, paths: Paths, night: date, pseudonyms: 
         if register_head is not None:  # the disclosure register's end as of now: the recipient holds it
             manifest["register_head"] = register_head
         _write_text(staging, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        from samverkan.sharing.attestation import sign_manifest, signing_key  # it builds on this module
+
+        sign_manifest(staging, signing_key())  # signed before a recipient can see it
         final = _publish(staging, delivery_dir(paths, agreement.id, night))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -154,24 +154,25 @@ def _ssh_keygen(*args: str, message: str) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=30)
 
 
-def sign(key_file: Path, message: str) -> str:
+def sign(key_file: Path, message: str, namespace: str = REGISTER_NAMESPACE) -> str:
     """An armored SSH signature of ``message`` (ssh-keygen signs a file; a private temporary one)."""
     with tempfile.TemporaryDirectory(prefix="register-sign-") as tmp:
         text = Path(tmp) / "message"
         text.write_text(message, encoding="ascii")
         done = subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", "-q", "-Y", "sign", "-f", str(key_file),
-                               "-n", REGISTER_NAMESPACE, str(text)], capture_output=True, text=True, timeout=30)
+                               "-n", namespace, str(text)], capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
             raise RegisterError(f"register: signing failed: {done.stderr.strip()}")
         return (Path(tmp) / "message.sig").read_text(encoding="ascii")
 
 
-def signature_verifies(allowed_signers: Path, message: str, signature: str) -> bool:
+def signature_verifies(allowed_signers: Path, message: str, signature: str,
+                       namespace: str = REGISTER_NAMESPACE, identity: str | None = None) -> bool:
     with tempfile.TemporaryDirectory(prefix="register-verify-") as tmp:
         sig = Path(tmp) / "event.sig"
         sig.write_text(signature, encoding="ascii")
-        return _ssh_keygen("-Y", "verify", "-f", str(allowed_signers), "-I", REGISTER_NAMESPACE,
-                           "-n", REGISTER_NAMESPACE, "-s", str(sig), message=message).returncode == 0
+        return _ssh_keygen("-Y", "verify", "-f", str(allowed_signers), "-I", identity or namespace,
+                           "-n", namespace, "-s", str(sig), message=message).returncode == 0
 
 
 class Register:

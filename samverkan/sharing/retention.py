@@ -22,6 +22,7 @@ from typing import Any
 
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
+from samverkan.sharing.erasure import tombstone_for_expired
 from samverkan.sharing.outbox import outbox_staging, read_manifest, recipient_outbox, sha256_file, MANIFEST
 from samverkan.sharing.register import RETENTION_DELETION, Event, Register
 
@@ -44,6 +45,9 @@ def apply_retention(agreement: Agreement, paths: Paths, register: Register, toda
             continue
         manifest_sha = sha256_file(directory / MANIFEST)
         _remove(directory, outbox_staging(paths))
+        reason = (f"retention of {agreement.retention_days} days under {agreement.label} ended "
+                  f"(delete by {manifest['retention']['delete_by']})")
+        tombstone = tombstone_for_expired(paths, agreement, manifest, reason)  # the recipient deletes its copy too
         event = register.append(Event(
             event=RETENTION_DELETION, recipient=agreement.id, agreement_id=manifest["agreement"]["id"],
             agreement_version=manifest["agreement"]["version"], delivery_id=manifest["delivery_id"],
@@ -51,8 +55,7 @@ def apply_retention(agreement: Agreement, paths: Paths, register: Register, toda
             period_end=date.fromisoformat(manifest["period"]["end"]), mode=agreement.mode,
             destination=f"outbox:{agreement.id}/{manifest['delivery_id']}", files=manifest["files"],
             manifest_sha256=manifest_sha, run_id=run_id, datasets=sorted(manifest["datasets"]),
-            reason=f"retention of {agreement.retention_days} days under {agreement.label} ended "
-                   f"(delete by {manifest['retention']['delete_by']})"))
+            reason=f"{reason}; tombstone {tombstone.name} sha256 {sha256_file(tombstone)}"))
         log.info("%s: removed delivery %s from the outbox (register event %d)", agreement.label,
                  manifest["delivery_id"], event["seq"])
         removed.append({"delivery_id": manifest["delivery_id"], "register_seq": event["seq"]})

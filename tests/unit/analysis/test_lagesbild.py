@@ -169,6 +169,16 @@ def test_two_consecutive_releases_and_the_aggregates_give_no_suppressed_count_aw
     assert not findings, findings[:5]
 
 
+@pytest.mark.parametrize("universe", ["involvements", "persons"])
+def test_two_consecutive_releases_give_no_suppressed_person_count_away(data, two_releases, universe):
+    """The youth view and repeat involvement, both releases in one system of equations."""
+    _, published = data
+    tables = [t for r in two_releases for t in lagesbild.released_tables(r.directory, published, load_measures(),
+                                                                          THRESHOLD) if t.universe == universe]
+    assert len(tables) >= 2 and any(t.suppressed.any() for t in tables)
+    assert not attack(tables, THRESHOLD)
+
+
 def test_the_attacker_does_find_a_count_left_open(data):
     """The check can fail: a heatmap protected without the cross-table audit (each table on its
     own) gives counts away through the combined map and the other sources."""

@@ -52,7 +52,7 @@ def _write(tmp_path: Path, name: str, change) -> Path:
         (lambda d: d.update(retention_days=0), "retention_days", "less than the minimum"),
         (lambda d: d["scope"]["where"]["any_of"].append({"column": "name", "in": ["x"]}),
          "scope.where.any_of.3.column", "unknown column 'name'"),
-        (lambda d: d["scope"]["sources"].append("taxi"), "scope.sources.3", "unknown source 'taxi'"),
+        (lambda d: d["scope"]["sources"].append("taxi"), "scope.sources.2", "unknown source 'taxi'"),
         (lambda d: d["delivery"].pop("connection_id"), "delivery", "'connection_id' is a required property"),
         (lambda d: d.update(granularity="aggregates_only"), "datasets.incidents", "aggregates_only"),
         (lambda d: d["datasets"]["involvements"]["columns"].remove("incident_id"),

@@ -25,11 +25,11 @@ def transit():
 
 @pytest.fixture
 def paths(tmp_path):
-    """Every night of the window published for the police (a source of the transit agreement)."""
+    """Every night of the window published for the guards (a source of the transit agreement)."""
     paths = Paths(tmp_path / "data").ensure()
     for days in range(8):
         night = RUN_NIGHT - timedelta(days=days)
-        (paths.dataset("incidents") / f"night={night}" / "source=police").mkdir(parents=True)
+        (paths.dataset("incidents") / f"night={night}" / "source=guards").mkdir(parents=True)
     return paths
 
 
