@@ -1,4 +1,7 @@
-"""The weekly lägesbild report (samverkan.orchestration.lagesbild_dags); parsing reads nothing."""
+"""The Airflow DAG of the weekly lägesbild report (samverkan.orchestration.lagesbild_dags).
+
+Parsing it reads nothing: the report is built when the task runs.
+"""
 
 from samverkan.orchestration.lagesbild_dags import build_lagesbild_dag
 

@@ -32,6 +32,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 NIGHT = date(2026, 11, 20)
@@ -335,6 +336,185 @@ def history_report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# --- (e) many small nights: the per-file overhead --------------------------------------------
+
+SMALL_FAULTS = {"police": {"bad_checksum_pnr": 2, "impossible_date": 1, "unknown_category": 1},
+                "guards": {"bad_checksum_pnr": 1, "impossible_date": 1},
+                "transit": {"impossible_date": 1, "bad_json_lines": 1}}  # a little of everything, as a real night
+STAGES = ("parse", "check frames", "validate (GE)", "model + pseudonymise", "Parquet write", "report + receipt",
+          "ledger", "Data Docs", "manifest", "other")
+
+
+class _StageTimers:
+    """Wall-clock time per pipeline stage, by wrapping the functions that make each stage.
+
+    The wrapped functions never nest in one another (a model function runs before the Parquet
+    write it feeds, not inside it), so the stages add up; "other" is the rest of ``process``
+    and "manifest" the rest of ``summarise``. Wrapping costs microseconds per call, so the
+    figures are those of the plain run (a profiler would slow GE's Python several times over).
+    """
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(STAGES + ("process", "summarise"), 0.0)
+        self._undo: list[tuple[object, str, object]] = []
+
+    def __enter__(self) -> Self:
+        from samverkan.core.ledger import Ledger
+        from samverkan.core.publishing import StagedParquet
+        from samverkan.ingest import model, pipeline
+        from samverkan.quality import reports
+        from samverkan.quality.validation import Validator
+
+        for owner, name, stage in [(pipeline, "check_frame", "check frames"),
+                                   (pipeline, "array_check_frame", "check frames"),
+                                   (Validator, "validate_table", "validate (GE)"),
+                                   *[(model.FeedModel, m, "model + pseudonymise")
+                                     for m in ("incidents", "involvements", "observations", "incident_id_map")],
+                                   (StagedParquet, "write", "Parquet write"), (StagedParquet, "commit", "Parquet write"),
+                                   (pipeline, "_report", "report + receipt"), (Ledger, "settle", "ledger"),
+                                   (reports, "render_night", "Data Docs"), (pipeline, "process", "process"),
+                                   (pipeline, "summarise", "summarise")]:
+            self._wrap(owner, name, stage)
+        original = pipeline.read_batches
+
+        def read_batches(*args, **kwargs):
+            batches = original(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                finally:
+                    self.seconds["parse"] += time.perf_counter() - started
+                yield batch
+
+        self._undo.append((pipeline, "read_batches", original))
+        pipeline.read_batches = read_batches
+        return self
+
+    def _wrap(self, owner: object, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+        seconds = self.seconds
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                seconds[stage] += time.perf_counter() - started
+
+        self._undo.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+    def stages(self) -> dict[str, float]:
+        s = dict(self.seconds)
+        inside = sum(s[k] for k in STAGES if k not in ("Data Docs", "manifest", "other"))
+        s["other"] = max(0.0, s["process"] - inside)
+        s["manifest"] = max(0.0, s["summarise"] - s["Data Docs"])
+        return {k: s[k] for k in STAGES}
+
+
+def _nights_one(args: argparse.Namespace) -> int:
+    """Child: every generated night through process + summarise, one file per feed and night, in
+    order, as a DAG run's tasks (or the history import) do them in one worker process."""
+    from samverkan.core.contracts import load_contracts
+    from samverkan.core.ledger import Ledger
+    from samverkan.core.settings import Paths
+    from samverkan.ingest import pipeline
+    from samverkan.privacy.pseudonymise import Pseudonymiser
+    from samverkan.quality.validation import Validator
+
+    work = Path(args.work)
+    contracts, paths = load_contracts(), Paths(work / "data").ensure()
+    ledger, pseudonymiser = Ledger(paths.ledger), Pseudonymiser(bytes.fromhex(args.key))
+    files = json.loads((work / "files.json").read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    validator = Validator()
+    per_file: dict[str, list[float]] = {}
+    rows = 0
+    with _StageTimers() as timers:
+        for i, (feed, night, path) in enumerate(files):
+            landed = _land_at(paths, ledger, feed, night, Path(path))
+            run_id = f"benchmark__{night}__{i}"
+            file_started = time.perf_counter()
+            result = pipeline.process(contracts[feed], landed, paths, ledger, pseudonymiser, validator, run_id=run_id,
+                                      expectations_dir=REPO / "expectations")
+            pipeline.summarise(contracts[feed], paths, [pipeline.result_dict(result)], [], run_id, night)
+            per_file.setdefault(feed, []).append(time.perf_counter() - file_started)
+            rows += result.rows_received
+            if i == 0:
+                first = {"first_file_s": time.perf_counter() - started}  # GE import and context included
+                timers.seconds.update(dict.fromkeys(timers.seconds, 0.0))  # in place: the wrappers hold it
+        stages = timers.stages()
+    warm = [t for times in per_file.values() for t in times][1:]
+    print(json.dumps({**first, "files": len(files), "rows": rows, "warm_s": sum(warm),
+                      "per_feed": {f: sorted(t) for f, t in per_file.items()}, "stages": stages,
+                      "peak_rss_mib": _peak_rss_mib()}))
+    return 0
+
+
+def _land_at(paths, ledger, feed: str, night: str, source: Path) -> dict:
+    """A generated file where fetch would have landed it, recorded in the ledger as fetch does."""
+    import hashlib
+
+    target = paths.landing(feed, night) / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    entry = ledger.record_landed(feed, source.name, night, target.stat().st_size, int(target.stat().st_mtime), digest,
+                                 "benchmark")
+    return {"entry_id": entry, "name": source.name, "night": night, "path": str(target), "sha256": digest,
+            "size": target.stat().st_size, "action": "process"}
+
+
+def _small_nights(work: Path, nights: int, key: str) -> dict:
+    """``nights`` nights × the three feeds at Östersund's demo size, each file through the nightly steps."""
+    from devkit.synthetic import Faults, write_nights
+
+    first = date(2025, 11, 17)
+    dates = [date.fromordinal(first.toordinal() + d) for d in range(nights)]
+    started = time.perf_counter()
+    files = []
+    for feed, rows in HISTORY_SIZES.items():
+        for truth in write_nights(work / "partners", dates, {feed: rows}, seed=13,
+                                  faults={feed: Faults(**SMALL_FAULTS[feed])}):
+            files.append((feed, truth.night.isoformat(), str(truth.path)))
+    files.sort(key=lambda f: (f[1], FEEDS.index(f[0])))
+    (work / "files.json").write_text(json.dumps(files), encoding="utf-8")
+    generated = time.perf_counter() - started
+    load_before = _load()
+    stats = _child(["nights-one", "--work", str(work), "--key", key])
+    stats.update(nights=nights, sizes=HISTORY_SIZES, generate_s=generated, load_before=load_before, load_after=_load())
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"  {small_nights_line(stats)}", flush=True)
+    return stats
+
+
+def small_nights_line(r: dict) -> str:
+    warm = r["files"] - 1
+    return (f"{r['nights']} nights × 3 feeds: {r['files']} files, {r['rows']:,} rows; first file {r['first_file_s']:.1f} s "
+            f"(imports, GE context); the other {warm} in {r['warm_s']:.1f} s = {warm / r['warm_s']:.2f} files/s, "
+            f"{r['warm_s'] / warm:.3f} s/file; load {r['load_before']} → {r['load_after']}")
+
+
+def small_nights_report(r: dict) -> str:
+    lines = [small_nights_line(r), "", "| feed | files | mean s/file | median | 95th percentile |", "|---|---:|---:|---:|---:|"]
+    for feed, times in r["per_feed"].items():
+        times = times[1:] if feed == FEEDS[0] else times  # the cold first file apart
+        lines.append(f"| {feed} | {len(times)} | {sum(times) / len(times):.3f} | {times[len(times) // 2]:.3f} | "
+                     f"{times[min(len(times) - 1, int(0.95 * len(times)))]:.3f} |")
+    total = sum(r["stages"].values())
+    lines += ["", "| stage | s | share | s/file |", "|---|---:|---:|---:|"]
+    for stage, seconds in r["stages"].items():
+        lines.append(f"| {stage} | {seconds:.1f} | {seconds / total:.0%} | {seconds / (r['files'] - 1):.3f} |")
+    return "\n".join(lines)
+
+
 # --- the run -------------------------------------------------------------------------------
 
 
@@ -437,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     hist = sub.add_parser("history-one")
     for name in ("--work", "--feeds", "--first", "--last", "--key"):
         hist.add_argument(name, required=True)
+    nights_one = sub.add_parser("nights-one")
+    for name in ("--work", "--key"):
+        nights_one.add_argument(name, required=True)
     duck = sub.add_parser("duckdb-one")
     for name in ("--feed", "--path", "--out"):
         duck.add_argument(name, required=True)
@@ -450,6 +633,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-scales", type=int, nargs="+", default=[1, 10],
                         help="history sizes as multiples of Östersund's (police 400, transit 150, guards 80 rows)")
     parser.add_argument("--history-only", action="store_true", help="only the history case")
+    parser.add_argument("--small-nights", type=int, default=0,
+                        help="also run this many nights × 3 feeds at demo size (400/150/80 rows) through the "
+                             "nightly steps without SFTP, for files/s and time per stage (365: a year; 0: skip)")
+    parser.add_argument("--small-nights-only", action="store_true", help="only the small-nights case")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -459,20 +646,26 @@ def main(argv: list[str] | None = None) -> int:
         return _duckdb_one(args)
     if args.cmd == "history-one":
         return _history_one(args)
+    if args.cmd == "nights-one":
+        return _nights_one(args)
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="samverkan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     key = os.urandom(32).hex()
     results = {"batch_rows": args.batch_rows, "load_start": _load(), "sizes": []}
     print(f"workdir {work}; load {results['load_start']}", flush=True)
-    for rows in [] if args.history_only else sorted(args.sizes):
+    only = args.history_only or args.small_nights_only
+    if args.small_nights:
+        print(f"small nights: {args.small_nights} nights × 3 feeds at demo size", flush=True)
+        results["small_nights"] = _small_nights(work / "small-nights", args.small_nights, key)
+    for rows in [] if only else sorted(args.sizes):
         print(f"size {rows:,} police rows", flush=True)
         results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows, key))
-    if args.history_days:
+    if args.history_days and not args.small_nights_only:
         print(f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
               flush=True)
         results["history"] = _history(work, args.history_days, args.history_scales, key)
-    if args.sftp_mib and not args.history_only:
+    if args.sftp_mib and not only:
         print(f"SFTP {args.sftp_mib} MiB", flush=True)
         results["sftp"] = _sftp(work / "sftp", args.sftp_mib, args.sftp_repeats)
     results["load_end"] = _load()
@@ -482,6 +675,9 @@ def main(argv: list[str] | None = None) -> int:
     if results.get("history"):
         print(f"history import; load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}")
         print(history_report(results["history"]))
+    if results.get("small_nights"):
+        print(f"small nights; load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}")
+        print(small_nights_report(results["small_nights"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

@@ -123,15 +123,10 @@ def build_catalog(hub: EmbeddedHub) -> Path:
 
 
 def build_report(hub: EmbeddedHub) -> Path | None:
-    """Hook for the lägesbild report (issue 12, part B): build it here and return its HTML path.
+    """The lägesbild (issue 12, part B) over the published data, where the DAG would write it."""
+    from samverkan.analysis.lagesbild import build_report as build, report_dir
 
-    Until that module exists the demo says so instead of pretending there is a report.
-    """
-    try:
-        from samverkan.analysis import lagesbild  # noqa: F401  (issue 12-B)
-    except ImportError:
-        return None
-    return None  # issue 12-B: call the report builder on hub.data and return the HTML file
+    return build(hub.data.published, report_dir(hub.data)).html
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("samverkan.ingest.history", "import a partner's history (many nights) through the nightly steps"),
     "catalog": ("samverkan.analysis.catalog", "create or refresh the analysts' DuckDB catalog over the published data"),
     "lagesbild": ("samverkan.analysis.lagesbild", "build the lägesbild report from the published data"),
+    "dpo": ("samverkan.ops.accountability", "self-test, verify-delivery, erase, withdraw, ack: accountability (issue 15)"),
     "ropa": ("samverkan.sharing.ropa", "write (or --check) the GDPR art. 30 record of processing in docs/"),
 }
 DEV_GROUP = "samverkan.devkit"

@@ -296,28 +296,27 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | N
     for t in tables:
         by_universe.setdefault(t.universe, []).append(t)  # a universe: the tables one attack considers
     for universe, group in by_universe.items():
-        withheld_all = False
+        stage = 0  # 1: every positive cell withheld; 2: every count of this release withheld
         for _ in range(MAX_AUDIT_ROUNDS):
             findings = attack(group, threshold, exact_budget=exact_budget)
             if not findings:
                 break
             log.info("disclosure audit (%s): %d weak entr%s, withholding more", universe, len(findings),
                      "y" if len(findings) == 1 else "ies")
-            if not _fix(group, findings, threshold):
-                if withheld_all:
-                    # Only earlier releases are left to explain the weakness: this release adds nothing.
-                    log.warning("disclosure audit (%s): %d entries stay weak; this release withholds the "
-                                "whole group", universe, len(findings))
-                    _withhold_everything(group)
-                    break
-                _withhold_all(group)
-                withheld_all = True
+            if _fix(group, findings, threshold, publish_only=stage == 2):
+                continue
+            if stage == 2:  # unreachable: an earlier release alone passed its own audit
+                raise RuntimeError(f"disclosure audit ({universe}): weak entries in earlier releases: {findings[:3]}")
+            log.warning("disclosure audit (%s): %s", universe, "withholding every cell" if stage == 0 else
+                        "withholding every count of this release")
+            (_withhold_all if stage == 0 else _withhold_everything)(group)
+            stage += 1
         else:
             raise RuntimeError(f"disclosure audit did not converge for {universe}")
     return list(tables)
 
 
-def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bool:
+def _fix(group: list[CountTable], findings: list[Finding], threshold: int, *, publish_only: bool = False) -> bool:
     """Publish a withheld entry the attacker pins anyway (unless it is small), else withhold one
     more entry per finding. Most findings come from an equation across tables (the
     combined heatmap minus the other sources, the centre minus the rest), which more withholding in
@@ -332,6 +331,8 @@ def _fix(group: list[CountTable], findings: list[Finding], threshold: int) -> bo
             own.suppressed[f.pos] = False  # the attacker knows it exactly anyway: hiding it only misleads
             own.known[f.pos] = True
             changed = True
+            continue
+        if publish_only:
             continue
         candidates = [(k, pos) for k, pos in f.related if not group[k].suppressed[pos] and not group[k].known[pos]
                       and group[k].extended[pos] > 0 and not _grand_total(group[k], pos) and group[k].name != f.table]

@@ -27,7 +27,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -178,7 +178,7 @@ def build_report(published: Path, out: Path, *, as_of: date | None = None, thres
     data = {"release": rid, "as_of": as_of.isoformat(), "weeks": weeks, "threshold": threshold,
             "period": {"current": [release.period.current[0].isoformat(), release.period.end.isoformat()],
                        "previous": [release.period.previous[0].isoformat(),
-                                    release.period.current[0].isoformat()]},
+                                    (release.period.current[0] - timedelta(days=1)).isoformat()]},
             "created_at_utc": now.isoformat(), "sources": release.sources,
             "tables": [t.released() for t in release.tables.values()],
             "measures": results}
@@ -333,7 +333,8 @@ def _document(release: Release, rid: str, results: list[dict[str, Any]], pngs: d
     p, t = release.period, release.tables
     areas = list(common_model()["areas"])
     sections = [f"""<h1>Lägesbild: Gustav III:s torg och centrala Östersund</h1>
-<p>Utgåva {rid}. Period: veckorna {p.current[0]}–{p.end} jämfört med {p.previous[0]}–{p.current[0]}.
+<p>Utgåva {rid}. Period: {p.current[0]}–{p.end} ({p.weeks} veckor) jämfört med
+{p.previous[0]}–{p.current[0] - timedelta(days=1)}.
 Källor: {html.escape(', '.join(release.sources))}. Byggd {now.isoformat()} ur de publicerade
 (pseudonymiserade) data.</p>
 <p>Alla tal följer regeln för små tal: färre än {threshold} visas inte (<span class="s">undertryckt</span>,

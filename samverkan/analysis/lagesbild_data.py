@@ -195,7 +195,8 @@ def _week_labels(mondays: Sequence[date]) -> list[date]:
 
 def build(published: Path, as_of: date, measures: Sequence[Measure], threshold: int,
           *, weeks: int = WEEKS) -> Release:
-    """Every table of the report for the period ending in the last complete week before ``as_of``,
+    """Every table of the report for the period ending in the last complete week before ``as_of``
+    (deterministic: the same data gives the same tables, which is how a release is re-read),
     each protected on its own (the cross-table and cross-release audit is the caller's)."""
     period = Period(as_of, weeks)
     since = min([period.previous[0], period.end - timedelta(days=REPEAT_DAYS)]
@@ -328,11 +329,14 @@ def _people_tables(release: Release, con) -> None:
     release.add(table("youth:hours", "involvements", youth, everyone, "area", areas, "band", HOUR_BANDS))
     repeat = _frame(con, f"""
         WITH recent AS (SELECT * FROM inv WHERE day > ?::DATE - INTERVAL {REPEAT_DAYS} DAY AND day <= ?),
+        roles AS (SELECT person_pseudonym, role, count(*) AS n FROM recent GROUP BY ALL),
         per_person AS (
-            SELECT person_pseudonym, count(DISTINCT incident_id) AS incidents,
-                   arg_max(age_band, day) AS age_band, mode(role) AS role
-            FROM recent GROUP BY person_pseudonym)
-        SELECT hash(person_pseudonym) AS key, age_band, role FROM per_person WHERE incidents >= ?""",
+            SELECT r.person_pseudonym, count(DISTINCT r.incident_id) AS incidents,
+                   first(r.age_band ORDER BY r.day DESC, r.age_band) AS age_band
+            FROM recent r GROUP BY r.person_pseudonym),
+        top_role AS (SELECT person_pseudonym, first(role ORDER BY n DESC, role) AS role FROM roles GROUP BY ALL)
+        SELECT hash(p.person_pseudonym) AS key, p.age_band, t.role
+        FROM per_person p JOIN top_role t USING (person_pseudonym) WHERE p.incidents >= ?""",
                     [period.end, period.end, REPEAT_MIN_INCIDENTS])
     release.add(table("repeat", "persons", repeat, np.ones(len(repeat["key"]), dtype=bool),
                       "age_band", bands, "role", roles))

@@ -57,6 +57,7 @@ def weekly(t: CountTable, current: int, title: str) -> bytes:
             if h:
                 ax.axvspan(j + 0.55, j + 1.45, color=SUPPRESSED_COLOUR, alpha=0.35, linewidth=0)
         ax.set_title(label, fontsize=9)
+        ax.set_xticks(x)
         ax.set_xlabel("vecka i perioden", fontsize=8)
         ax.set_ylim(bottom=0)
         ax.tick_params(labelsize=7)

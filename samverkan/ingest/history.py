@@ -1,11 +1,11 @@
-"""Onboarding a partner's history: many nights of files through the nightly steps, in one process.
+"""Onboarding a partner's history: many nights of files through the nightly steps, without Airflow.
 
 A partner joining the partnership sends what it has (a year of nightly files, or one large
 export named like a nightly file) to its SFTP directory. Running the feed DAG once per night
 would take a scheduler and a day; this runs the same steps (``pipeline.discover`` → ``fetch`` →
 ``process`` → ``summarise``, receipts delivered to the partner, quarantine retention applied)
 over every night of a range in order, with the same manifests, ledger entries and receipts, and
-a progress bar on stderr.
+a progress bar on stderr; two feeds at a time, each in its own process (``import_history``).
 
 It lives in ``ingest`` (not ``orchestration``) because it needs nothing of Airflow: the caller
 hands it a way to connect and the key. The command line reads the partner's connection the way
@@ -185,10 +185,41 @@ def _deliver(contract: Contract, connector: SFTPConnector, receipt_paths: list[s
     return failed
 
 
-def import_history(contracts: list[Contract], first: date, last: date, **kwargs: Any) -> list[FeedHistory]:
-    """Every given feed's history, one feed after the other (see ``import_feed_history``)."""
+WORKERS = 2  # the hub's machines have two cores; a feed's nights stay in order in one process
+
+
+def import_history(contracts: list[Contract], first: date, last: date, *, workers: int = WORKERS,
+                   **kwargs: Any) -> list[FeedHistory]:
+    """Every given feed's history (see ``import_feed_history``), ``workers`` feeds at a time.
+
+    Feeds share nothing but the ledger (made for concurrent tasks) and the staging folder (each
+    file its own names), and a feed's nights stay in order within its process, so the result
+    is the serial one: the same run ids (one ``started``), files, quarantine and ledger. The
+    workers are forked, so the caller's ``connect`` (often a closure over its servers) and
+    validator need not be picklable; only each feed's ``FeedHistory`` comes back.
+    """
     started = kwargs.pop("started", None) or datetime.now(UTC)
-    return [import_feed_history(c, first, last, started=started, **kwargs) for c in contracts]
+    workers = min(workers, len(contracts), os.cpu_count() or 1)
+    if workers <= 1:
+        return [import_feed_history(c, first, last, started=started, **kwargs) for c in contracts]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    token = id(contracts)
+    _FORKED[token] = (contracts, first, last, {**kwargs, "started": started})
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_forked_feed, [token] * len(contracts), range(len(contracts))))
+    finally:
+        del _FORKED[token]
+
+
+_FORKED: dict[int, tuple[list[Contract], date, date, dict[str, Any]]] = {}  # what forked workers inherit
+
+
+def _forked_feed(token: int, index: int) -> FeedHistory:
+    contracts, first, last, kwargs = _FORKED[token]
+    return import_feed_history(contracts[index], first, last, **kwargs)
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -231,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-period-seconds", type=float, help="shorten a quiet-period feed's wait (files at rest)")
     parser.add_argument("--expectations-dir", type=Path, default=CONFIG_ROOT / "expectations")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--workers", type=int, default=WORKERS, help=f"feeds imported at once (default {WORKERS})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from samverkan.quality.validation import Validator
@@ -239,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     done = import_history(list(_iter_feeds(args.feed)), args.first, args.last, connect=airflow_connect,
                           pseudonymiser=pseudonymiser, validator=Validator(), data=default_paths(),
                           expectations_dir=args.expectations_dir, quiet_period_seconds=args.quiet_period_seconds,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, workers=args.workers)
     for feed in done:
         print(feed.line())
     return 0

@@ -81,6 +81,34 @@ INVOLVEMENTS_SCHEMA = pa.schema(
 PERSON_FLAG = "_person_flag"  # the pipeline's column of a record's person faults, read by involvements()
 
 
+CANONICAL = "__canonical"  # beside a personnummer column in the batch: its canonical form (null unless valid)
+PNR_STATUS = "__pnr_status"  # and its status (personnummer.STATUSES)
+
+
+def with_personnummer(contract: Contract, table: pa.Table, night: date) -> pa.Table:
+    """The batch with each personnummer column's canonical form and status beside it.
+
+    Validation needs the status and the model the canonical form; normalising is Python once
+    per distinct value, so it is done once per batch here and both read the result
+    (``normalised``). The columns ride along to the model only: nothing writes a table's
+    columns by name except through the published schemas, and the quarantine keeps only the
+    contract's columns.
+    """
+    for c in contract.columns:
+        if c.type == "personnummer" and c.name in table.column_names:
+            canonical, status = personnummer.normalise_array(table.column(c.name), night)
+            table = table.append_column(c.name + CANONICAL, canonical).append_column(c.name + PNR_STATUS, status)
+    return table
+
+
+def normalised(table: pa.Table, name: str, night: date) -> tuple[pa.Array, pa.Array]:
+    """(canonical, status) of the personnummer column ``name``: as ``with_personnummer`` left
+    them, else normalised now (a caller with a bare batch, such as a test)."""
+    if name + CANONICAL in table.column_names:
+        return table.column(name + CANONICAL).combine_chunks(), table.column(name + PNR_STATUS).combine_chunks()
+    return personnummer.normalise_array(table.column(name), night)
+
+
 def person_fields(contract: Contract) -> dict[str, str]:
     """The columns that describe an involved person, as validation names them (``persons.approx_age``
     for an array's field), each with the ``person_flag`` its fault sets.
@@ -257,7 +285,7 @@ class FeedModel:
         raw = table.column(name).combine_chunks()
         domain = column.personal["domain"]
         if column.type == "personnummer":
-            canonical, _ = personnummer.normalise_array(raw, self.night)
+            canonical, _ = normalised(table, name, self.night)
             return self.pseudonymiser.pseudonymise_array(domain, canonical)
         return self.pseudonymiser.pseudonymise_array(domain, raw)
 
@@ -456,8 +484,7 @@ class FeedModel:
         pseudonyms = pa.nulls(n, pa.string())
         ages = pa.nulls(n, pa.int64())
         if person:
-            raw = table.column(person).combine_chunks()
-            canonical, _ = personnummer.normalise_array(raw, self.night)
+            canonical, _ = normalised(table, person, self.night)
             pseudonyms = self.pseudonymiser.pseudonymise_array(by_name[person].personal["domain"], canonical)
             ages = personnummer.ages_on(canonical, self.night).cast(pa.int64())
         if spec.get("age"):

@@ -23,13 +23,13 @@ import pyarrow.compute as pc
 
 from samverkan.connectors.completeness import Observation, observe, select_complete
 from samverkan.connectors.sftp import RemoteFile, SFTPConnector
-from samverkan.privacy import personnummer
 from samverkan.quality import receipts
 from samverkan.quality import reports
 from samverkan.core.contracts import Contract
 from samverkan.core.ledger import Ledger
 from samverkan.ingest import duplicates
-from samverkan.ingest.model import INCIDENT_IDS_SCHEMA, PERSON_FLAG, SOURCE_TYPE, FeedModel, person_fields
+from samverkan.ingest.model import (INCIDENT_IDS_SCHEMA, PERSON_FLAG, SOURCE_TYPE, FeedModel, normalised,
+                                    person_fields, with_personnummer)
 from samverkan.ingest.parsing import (ROW, Batch, FileInfo, FileRejected, LimitExceeded, count_records,
                                       public_column_names, read_batches)
 from samverkan.privacy.pseudonymise import Pseudonymiser
@@ -230,7 +230,7 @@ def check_frame(contract: Contract, table: pa.Table, night: date, *, arrow: bool
         if c.type == "integer":
             columns[f"{c.name}__int"] = _int_text(raw)
         if c.type == "personnummer":
-            _, status = personnummer.normalise_array(raw, night)
+            _, status = normalised(table, c.name, night)
             columns[f"{c.name}__status"] = pc.if_else(pc.equal(status, "empty"), pa.scalar(None, pa.string()), status)
     return pa.table(columns) if arrow else pa.table(columns).to_pandas()
 
@@ -303,7 +303,7 @@ class _FileRun:
         return self.published[dataset][0].rows if dataset in self.published else 0
 
     def handle(self, batch: Batch) -> None:
-        table = self._drop_repeats(batch.table)
+        table = with_personnummer(self.contract, self._drop_repeats(batch.table), self.night)
         failures: dict[int, list[str]] = {}
         reasons: dict[str, str] = {}
         checked: dict[str, str | None] = {}  # label → the column(s) it checks
@@ -355,7 +355,7 @@ class _FileRun:
                         self.reason_texts.setdefault(label, reasons[label])
                 else:
                     self._count(label, row[ROW], reasons.get(label))
-            raw = {sources[k]: v for k, v in row.items() if k != ROW}
+            raw = {sources[k]: v for k, v in row.items() if k in sources}  # the file's fields, nothing derived
             records.append(self._quarantine_record(row[ROW], labels, "; ".join(reasons.get(l, l) for l in labels),
                                                    json.dumps(raw, ensure_ascii=False), held=row[ROW] in held))
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))

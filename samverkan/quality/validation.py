@@ -379,6 +379,7 @@ class Validator:
         self._source = self._context.data_sources.add_pandas("samverkan")
         self._batch_definitions: dict[str, Any] = {}
         self._suites: dict[str, tuple[str, _CompiledSuite]] = {}
+        self._memo = _VerdictMemo()
 
     def validate(self, suite: str | Mapping[str, Any], frame: Any) -> BatchOutcome:
         """Validate one batch; the GE result is reduced to record numbers, labels and counts at once."""
@@ -403,10 +404,15 @@ class Validator:
         whole = [c for c in runnable if not _distinct_safe(c)]
         reduced: dict[str, tuple[ExpectationOutcome, list[int], bool]] = {}
         if by_values:
+            known, by_values = self._memo.recall(compiled.name, table, by_values)
+            reduced.update(known)
+        if by_values:
             plan = _DistinctPlan(table, by_values, compiled.index)
             layout = tuple(json.dumps(c.config["kwargs"], sort_keys=True, default=str) for c in plan.checks)
             result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
-            reduced.update(plan.reduce(result))
+            fresh = plan.reduce(result)
+            self._memo.remember(compiled.name, table, by_values, plan, fresh)
+            reduced.update(fresh)
         if whole:
             result = self._run(compiled, ("whole", skipped), whole, table.to_pandas())
             by_label = {c.label: c for c in whole}
@@ -641,9 +647,9 @@ class _DistinctPlan:
         return pa.table(columns).to_pandas()
 
     def reduce(self, suite_result: Any) -> dict[str, tuple[ExpectationOutcome, list[int], bool]]:
-        np = self._np
         by_label = {c.label: c for c in self.checks}
         reduced = {}
+        self.failed_values: dict[str, list[int]] = {}  # label → positions (value ids) GE found failing
         for result in suite_result.results:
             check = by_label[result.expectation_config.meta["samverkan_label"]]
             details = result.result or {}
@@ -657,11 +663,19 @@ class _DistinctPlan:
                 continue
             inverse, first = self.keys[key]
             failed = [p for p in {int(e[ROW]) for e in details.get("unexpected_index_list") or ()} if p < len(first)]
-            hit = np.isin(inverse, np.asarray(failed, dtype=np.int64)) if failed else np.zeros(len(inverse), bool)
-            rows = sorted({int(r) for r in self.rows[hit]})
-            summary = ExpectationOutcome(check.label, check.type, check.column, not rows, len(self.rows), int(hit.sum()))
-            reduced[check.label] = (summary, rows, False)
+            self.failed_values[check.label] = failed
+            reduced[check.label] = _spread(check, self.rows, inverse, failed)
         return reduced
+
+
+def _spread(check: _Check, rows: Any, inverse: Any, failed: list[int]) -> tuple[ExpectationOutcome, list[int], bool]:
+    """Verdicts on distinct values (``failed``: the value ids that fail) back to the records."""
+    import numpy as np
+
+    hit = np.isin(inverse, np.asarray(failed, dtype=np.int64)) if failed else np.zeros(len(inverse), bool)
+    failing = sorted({int(r) for r in rows[hit]})
+    summary = ExpectationOutcome(check.label, check.type, check.column, not failing, len(rows), int(hit.sum()))
+    return summary, failing, False
 
 
 def _renamed(check: _Check, names: Mapping[str, str]) -> _Check:
@@ -674,6 +688,107 @@ def _renamed(check: _Check, names: Mapping[str, str]) -> _Check:
     if "column_list" in kwargs:
         kwargs["column_list"] = [names[c] for c in kwargs["column_list"]]
     return dataclasses.replace(check, config={**check.config, "kwargs": kwargs})
+
+
+# --- verdicts remembered across batches: GE is not asked twice about the same value -----------
+
+MEMO_MAX_DISTINCT = 20_000  # a batch with more distinct values per check pays GE's fixed cost anyway
+MEMO_MAX_VALUES = 500_000  # per check; the memo starts afresh beyond it (bounded memory)
+
+
+class _VerdictMemo:
+    """GE's verdict per distinct value (combination) of each row-wise check, kept for the process.
+
+    A row-wise check's verdict on a record depends only on the record's values in the checked
+    columns (``ROW_WISE``), so a value GE has judged once need not be sent again. A small night
+    brings few new values for most checks (categories, roles, statuses, ages), and GE's cost per
+    call grows with the checks it runs, not the rows: a check whose every value is known is left
+    out of the call, and a batch with no new values skips GE altogether. A shape check is
+    remembered by the frame's column names. Only small batches take part (``MEMO_MAX_DISTINCT``);
+    in a large one GE's fixed cost is spread over many rows already.
+
+    Values are remembered as keyed BLAKE2 digests (a random key per memo), never the values
+    themselves, so nothing personal outlives the batch in memory in a readable form.
+    """
+
+    def __init__(self) -> None:
+        self._key = os.urandom(16)
+        self._values: dict[tuple[str, str], dict[bytes, bool]] = {}  # (suite, check) → digest → failed
+        self._shapes: dict[tuple[str, str, tuple[str, ...]], tuple[ExpectationOutcome, list[int], bool]] = {}
+
+    def recall(self, suite: str, table: Any, checks: list[_Check]) -> tuple[dict[str, Any], list[_Check]]:
+        """Outcomes of the checks fully answered by earlier verdicts, and the checks left to run."""
+        from samverkan.core.arrowops import distinct_rows
+
+        known: dict[str, Any] = {}
+        rest: list[_Check] = []
+        names = tuple(sorted(table.column_names))
+        rows = table.column(ROW).to_numpy(zero_copy_only=False) if table.num_rows else None
+        distinct: dict[tuple[str, ...], Any] = {}
+        for check in checks:
+            if check.type in SHAPE_BY_NAME or not check.columns:
+                shape = self._shapes.get((suite, _identity(check), names))
+                (rest.append(check) if shape is None else known.__setitem__(check.label, shape))
+                continue
+            key = _value_key(check)
+            if rows is None:
+                rest.append(check)
+                continue
+            if key not in distinct:
+                inverse, first = distinct_rows([table.column(c) for c in key])
+                distinct[key] = (inverse, first, self._digests(table, key, first) if len(first) <= MEMO_MAX_DISTINCT
+                                 else None)
+            inverse, _, digests = distinct[key]
+            verdicts = self._values.get((suite, _identity(check)), {})
+            if digests is None or not all(d in verdicts for d in digests):
+                rest.append(check)
+                continue
+            known[check.label] = _spread(check, rows, inverse, [i for i, d in enumerate(digests) if verdicts[d]])
+        return known, rest
+
+    def remember(self, suite: str, table: Any, checks: list[_Check], plan: _DistinctPlan,
+                 reduced: Mapping[str, tuple[ExpectationOutcome, list[int], bool]]) -> None:
+        """Keep what GE just found; a check that raised or failed the file, or a large batch, teaches nothing."""
+        import numpy as np
+
+        from samverkan.core.arrowops import distinct_rows
+
+        names = tuple(sorted(table.column_names))
+        for check in checks:
+            if check.type in SHAPE_BY_NAME or not check.columns:
+                if check.label in reduced and reduced[check.label][0].success:
+                    self._shapes[(suite, _identity(check), names)] = reduced[check.label]
+                continue
+            failed = plan.failed_values.get(check.label)
+            if failed is None:
+                continue
+            _, first = distinct_rows([table.column(c) for c in _value_key(check)])
+            if len(first) > MEMO_MAX_DISTINCT:
+                continue
+            # GE judged the values of the check's source columns; each value of the checked
+            # columns is derived from one of them, so it shares that verdict.
+            row_failed = np.isin(plan.keys[plan.key_of[check.label]][0], np.asarray(failed, dtype=np.int64))
+            verdicts = self._values.setdefault((suite, _identity(check)), {})
+            if len(verdicts) + len(first) > MEMO_MAX_VALUES:
+                verdicts.clear()
+            for position, digest in zip(first, self._digests(table, _value_key(check), first)):
+                verdicts[digest] = bool(row_failed[position])
+
+    def _digests(self, table: Any, columns: tuple[str, ...], first: Any) -> list[bytes]:
+        import hashlib
+
+        values = zip(*(table.column(c).take(first).to_pylist() for c in columns))
+        return [hashlib.blake2b(repr(v).encode(), key=self._key, digest_size=16).digest() for v in values]
+
+
+def _value_key(check: _Check) -> tuple[str, ...]:
+    """The columns a row-wise check reads, derived ones included: a derived value may depend on
+    more than its source (a personnummer's status on the night), so it is the value judged."""
+    return tuple(dict.fromkeys(check.columns))
+
+
+def _identity(check: _Check) -> str:
+    return json.dumps([check.label, check.config], sort_keys=True, default=str)
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -39,8 +40,9 @@ from samverkan.core.fsutil import fsync_dir
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
 from samverkan.sharing.attestation import DELIVERY_NAMESPACE, sign_file, sign_manifest, signing_key
-from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, PUBLISHED_DATASETS, read_manifest, recipient_outbox,
-                                      sha256_file)
+from samverkan.sharing.delivery import write_receipt
+from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, PUBLISHED_DATASETS, Delivery, read_manifest,
+                                      recipient_outbox, sha256_file)
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from samverkan.sharing.register import Event, Register
 
@@ -56,10 +58,11 @@ class Target:
     reason: str
     incidents: set[str] = field(default_factory=set)
     persons: set[str] = field(default_factory=set)
+    personnummer: str | None = field(default=None, repr=False)  # canonical; for the hub's raw copies only
 
     def mask(self, table: pa.Table, rekey: RecipientPseudonyms | None = None) -> pa.Array:
         """Rows of ``table`` that go (ids re-keyed first when the table is a recipient's)."""
-        go = pa.array([False] * table.num_rows)
+        go = pa.array([False] * table.num_rows, pa.bool_())
         for column, values in (("incident_id", self.incidents), ("person_pseudonym", self.persons)):
             if column in table.column_names and values:
                 ids = sorted(rekey.one(v) for v in values) if rekey else sorted(values)
@@ -81,7 +84,8 @@ def person_target(personnummer_value: str, pseudonymiser, reason: str, today: da
         raise ValueError(f"not a valid personnummer ({parsed.status})")
     domains = {c.personal["domain"] for contract in load_contracts().values() for c in _columns(contract.columns)
                if c.type == "personnummer" and c.handling == "pseudonymise"}
-    return Target(reason, persons={pseudonymiser.pseudonym(d, parsed.canonical) for d in sorted(domains)})
+    return Target(reason, persons={pseudonymiser.pseudonym(d, parsed.canonical) for d in sorted(domains)},
+                  personnummer=parsed.canonical)
 
 
 def _columns(columns) -> list:
@@ -118,6 +122,42 @@ def _rewrite(path: Path, go: pa.Array) -> int:
         os.replace(tmp, path)
         fsync_dir(path.parent)
     return removed
+
+
+_WRITTEN_RE = re.compile(rb"(?<![0-9])(?:[0-9]{2})?[0-9]{6}[-+]?[0-9]{4}(?![0-9])")
+
+
+def _mentions(data: bytes, canonical: str) -> bool:
+    """Whether raw bytes hold the personnummer written with or without century and separator.
+    A short form may belong to another person a century apart: for erasure, deleting a raw copy
+    too many is the safe side."""
+    short = canonical[2:].encode()
+    for match in _WRITTEN_RE.finditer(data):
+        digits = match.group().replace(b"-", b"").replace(b"+", b"")
+        if digits in (canonical.encode(), short):
+            return True
+    return False
+
+
+def erase_private(paths: Paths, target: Target) -> dict[str, int]:
+    """The hub's raw copies that hold the person: landed and quarantined partner files go whole
+    (their records are published already; the ledger keeps their hashes), quarantined rows that
+    mention them are removed. Counts only, no values."""
+    if target.personnummer is None:
+        return {}
+    files = [f for d in (paths.private / "landing", paths.private / "quarantine") for f in sorted(d.rglob("*"))
+             if f.is_file() and f.suffix != ".parquet" and _mentions(f.read_bytes(), target.personnummer)]
+    for f in files:
+        f.unlink()
+    rows = 0
+    for f in sorted((paths.private / "quarantine").rglob("*.parquet")):
+        table = pq.read_table(f)
+        texts = [pc.cast(table.column(c), pa.string()) for c in table.column_names
+                 if pa.types.is_string(table.schema.field(c).type) or pa.types.is_large_string(table.schema.field(c).type)]
+        go = pa.array([any(_mentions((v or "").encode(), target.personnummer) for v in row)
+                       for row in zip(*(t.to_pylist() for t in texts))] if texts else [False] * table.num_rows, pa.bool_())
+        rows += _rewrite(f, go)
+    return {"raw_files": len(files), "quarantined_rows": rows}
 
 
 def erase_published(paths: Paths, target: Target) -> dict[str, int]:
@@ -160,7 +200,7 @@ def erase_delivery(directory: Path, target: Target, rekey: RecipientPseudonyms) 
     (directory / MANIFEST).write_text(text, encoding="utf-8")
     sign_manifest(directory, signing_key())
     return {"delivery_id": manifest["delivery_id"], "held": held, "files": manifest["files"], "rows_removed": removed,
-            "manifest_sha256": sha256_file(directory / MANIFEST)}
+            "manifest_sha256": sha256_file(directory / MANIFEST), "directory": directory, "manifest": manifest}
 
 
 def write_tombstone(paths: Paths, recipient: str, body: dict[str, Any]) -> Path:
@@ -198,7 +238,8 @@ def erase(paths: Paths, target: Target, agreements: dict[str, Agreement], sharin
           run_id: str | None = None) -> dict[str, Any]:
     """The whole erasure: the hub's zone, every outbox, a tombstone per recipient concerned, the register."""
     erasure_id = uuid.uuid4().hex[:12]
-    summary: dict[str, Any] = {"erasure_id": erasure_id, "published": erase_published(paths, target), "recipients": {}}
+    summary: dict[str, Any] = {"erasure_id": erasure_id, "published": erase_published(paths, target),
+                               "private": erase_private(paths, target), "recipients": {}}
     _record(register, HUB, None, target, [{"name": d, "dataset": d, "rows": n} for d, n in summary["published"].items()],
             None, run_id, erasure_id)
     for agreement in agreements.values():
@@ -224,8 +265,12 @@ def _erase_recipient(paths: Paths, target: Target, agreement: Agreement, sharing
     tombstone = write_tombstone(paths, agreement.id, {
         "erasure_id": erasure_id, "reason": target.reason, "action": "delete these rows from your copies",
         "deliveries": [{"delivery_id": d["delivery_id"], "delete": d["held"]} for d in deliveries]})
-    events = [_record(register, agreement.id, agreement, target, d["files"], tombstone, run_id, d["delivery_id"],
-                      d["manifest_sha256"]) for d in deliveries]
+    events = []
+    for d in deliveries:
+        events.append(_record(register, agreement.id, agreement, target, d["files"], tombstone, run_id,
+                              d["delivery_id"], d["manifest_sha256"]))
+        night = date.fromisoformat(d["manifest"]["period"]["end"])
+        write_receipt(register, Delivery(agreement.id, night, d["directory"], d["manifest"]), events[-1])
     rows = {d["delivery_id"]: d["rows_removed"] for d in deliveries}
     return {"tombstone": str(tombstone), "register_seqs": [e["seq"] for e in events], "rows_removed": rows}
 

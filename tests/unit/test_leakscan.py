@@ -301,3 +301,42 @@ def test_an_employee_number_in_any_other_position_is_found(tmp_path, line):
     (tmp_path / "leak.log").write_text(line + "\n")
     findings = scan([tmp_path], PersonalValues(employee_numbers={"24876"}))
     assert [(f.path.name, f.kind) for f in findings] == [("leak.log", "employee_number")]
+
+
+# --- found where mutation testing showed the checks did not look (scripts/mutation) ---------------
+
+
+@pytest.mark.parametrize("line", [
+    "ärende 5 070-381 58 40",                 # another number before it in the same run of digits
+    "0 12345678901234 0703815840",            # a run too long to be a phone before it
+])
+def test_a_phone_after_other_digits_in_the_same_run_is_found(tmp_path, line):
+    (tmp_path / "leak.log").write_text(line + "\n")
+    assert [f.kind for f in scan([tmp_path], PersonalValues(phones={PHONE}))] == ["phone"]
+
+
+def test_an_eight_digit_phone_is_found_and_another_number_is_not(tmp_path):
+    (tmp_path / "leak.log").write_text("ring 063-123 45\n")
+    (tmp_path / "ok.log").write_text("ring 0709999999 eller 063-123 46\n")
+    findings = scan([tmp_path], PersonalValues(phones={"063-123 45"}))
+    assert [(f.path.name, f.kind) for f in findings] == [("leak.log", "phone")]
+
+
+def test_a_byte_count_at_the_very_start_of_a_line_is_a_byte_count(tmp_path):
+    (tmp_path / "ok.log").write_text("size=24876\n")
+    assert scan([tmp_path], PersonalValues(employee_numbers={"24876"})) == []
+
+
+def test_a_file_that_cannot_be_read_as_its_name_says_is_scanned_as_bytes_and_said_so(tmp_path):
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet " + PNR.encode() + b"\n")
+    findings = scan([tmp_path], PersonalValues(personnummer_canonical={PNR}))
+    notes = [f for f in findings if f.kind == "unreadable"]
+    assert [(f.path.name, f.detail) for f in notes] == [("broken.parquet", "ArrowInvalid; scanned as raw bytes instead")]
+    assert [f.kind for f in findings if f.kind != "unreadable"] == ["personnummer"]
+
+
+def test_parquet_metadata_that_is_not_utf8_is_still_scanned(tmp_path):
+    table = pa.table({"x": [1]}).replace_schema_metadata({b"note": b"\xff\xfe " + PNR.encode()})
+    pq.write_table(table, tmp_path / "meta.parquet")
+    findings = scan([tmp_path], PersonalValues(personnummer_canonical={PNR}))
+    assert findings and {f.kind for f in findings} == {"personnummer"}

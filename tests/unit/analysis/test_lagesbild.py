@@ -23,7 +23,7 @@ from samverkan.analysis.lagesbild_data import build, common_model, connect, _fra
 from samverkan.analysis.measures import load_measures
 from samverkan.sharing.aggregates import WeekTable, suppress
 from samverkan.sharing.agreements import load_agreements
-from tests.unit.analysis.published import write_published
+from devkit.published import write_published
 
 pytestmark = pytest.mark.unit
 

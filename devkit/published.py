@@ -1,10 +1,11 @@
-"""Published-shaped Parquet with a known weekly rate and a known measure effect, for the lägesbild tests.
+"""Published-shaped Parquet with a known rate and a known measure effect (lägesbild tests, benchmark).
 
-Running twelve weeks through the real pipeline takes minutes; the report only reads the published
-datasets, so these tests write them directly, in the pipeline's own schemas, from a seeded
-generator: Poisson incidents per night, source and area; a measure's areas keep each incident
-with probability ``keep`` from its start. People are random hex pseudonyms (synthetic, keyed to
-nothing). The leak test runs the real pipeline instead (test_lagesbild_pipeline.py).
+Running months through the real pipeline takes long; the report only reads the published
+datasets, so the lägesbild's unit tests and its benchmark write them directly, in the pipeline's
+own schemas, from a seeded generator: Poisson incidents per night, source and area; a measure's
+areas keep each incident with probability ``keep`` from its start. People are random hex
+pseudonyms (synthetic, keyed to nothing). The leak test runs the real pipeline instead
+(tests/integration/test_lagesbild_report.py).
 """
 
 from __future__ import annotations
