@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in ("incidents", "involvements", "observations"):
             print(f"  {published / dataset}/night=YYYY-MM-DD/source=<feed>/<file>.parquet")
         print(f"run manifests: {published / '_manifests'}")
-        print(f"private zone (landing, ledger, quarantine): {hub.data.private}\n")
+        print(f"private zone (landing, ledger, quarantine): {hub.data.private}")
+        print(f"recipients verify signed deliveries with: {hub.keys / 'allowed_signers'} (docs/partners.md)\n")
         print(duckdb_summary(published))
         catalog = build_catalog(hub)
         print(f"\nanalyst catalog (DuckDB, views only): {catalog}")

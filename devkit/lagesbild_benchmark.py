@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,10 +27,12 @@ AREAS, SOURCES = 5, 3
 def _build(published: str, out: str, as_of: str) -> int:
     from samverkan.analysis.lagesbild import build_report
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = build_report(Path(published), Path(out), as_of=date.fromisoformat(as_of))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"release": result.release, "seconds": round(time.perf_counter() - started, 2),
-                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                      "cpu_seconds": round(time.process_time() - cpu, 2),  # a loaded machine inflates the wall time
+                      "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "load_average": os.getloadavg()[0]}))
     return 0
 
 

@@ -33,7 +33,8 @@ from typing import Any, Sequence
 
 from samverkan.analysis import lagesbild_figures as figures
 from samverkan.analysis.disclosure import CountTable, audit
-from samverkan.analysis.lagesbild_data import (HOUR_BANDS, WEEKDAYS, Release, build, common_model, scopes)
+from samverkan.analysis.lagesbild_data import (HOUR_BANDS, WEEKDAYS, Period, Release, build, common_model, connect,
+                                               scopes, since)
 from samverkan.analysis.measures import Measure, load_measures
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import DEFAULT_SUPPRESSION_THRESHOLD
@@ -118,18 +119,20 @@ def releases(out: Path) -> list[Path]:
     return sorted(p.parent for p in Path(out).glob(f"*/{JSON_FILE}"))
 
 
-def _previous(out: Path, published: Path, measures: Sequence[Measure], threshold: int) -> list[CountTable]:
-    """The latest release's tables, as released (see ``released_tables``)."""
+def _previous(out: Path) -> dict[str, Any] | None:
+    """The latest release's released numbers, or None before the first release."""
     found = releases(out)
-    return released_tables(found[-1], published, measures, threshold) if found else []
+    return json.loads((found[-1] / JSON_FILE).read_text(encoding="utf-8")) if found else None
 
 
-def released_tables(release: Path, published: Path, measures: Sequence[Measure], threshold: int) -> list[CountTable]:
+def released_tables(release: Path | dict[str, Any], published: Path, measures: Sequence[Measure], threshold: int,
+                    *, con=None) -> list[CountTable]:
     """A release's tables, rebuilt from the data it was built from and carrying exactly the
     suppression it was released with, marked fixed. A table whose published numbers differ from the
     rebuild (a late file corrected the past) cannot be laid over another release and is left out."""
-    stored = json.loads((release / JSON_FILE).read_text(encoding="utf-8"))
-    rebuilt = build(published, date.fromisoformat(stored["as_of"]), measures, threshold, weeks=stored["weeks"])
+    stored = release if isinstance(release, dict) else json.loads((release / JSON_FILE).read_text(encoding="utf-8"))
+    rebuilt = build(published, date.fromisoformat(stored["as_of"]), measures, threshold, weeks=stored["weeks"],
+                    con=con)
     tables = []
     for spec in stored["tables"]:
         t = rebuilt.tables.get(spec["name"])
@@ -167,8 +170,14 @@ def build_report(published: Path, out: Path, *, as_of: date | None = None, thres
     """Build, protect, audit against the previous release, and write the release folder atomically."""
     measures = list(load_measures() if measures is None else measures)
     as_of = as_of or _latest_night(published)
-    release = build(published, as_of, measures, threshold, weeks=weeks)
-    previous = _previous(out, published, measures, threshold)
+    stored = _previous(out)
+    dates = [(as_of, weeks)] + ([(date.fromisoformat(stored["as_of"]), stored["weeks"])] if stored else [])
+    con = connect(published, max(Period(d, w).end for d, w in dates), min(since(d, measures, w) for d, w in dates))
+    try:
+        release = build(published, as_of, measures, threshold, weeks=weeks, con=con)
+        previous = released_tables(stored, published, measures, threshold, con=con) if stored else []
+    finally:
+        con.close()
     audit([*release.tables.values(), *previous], threshold)
     results = measure_results(release, threshold)
     rid = release_id(release)

@@ -132,14 +132,14 @@ def connect(published: Path, as_of: date, since: date):
             CREATE TEMP TABLE inv AS
             SELECT hash(v.night::VARCHAR, v.source, v.incident_id, v.person_pseudonym, v.role) AS key,
                    v.person_pseudonym, v.role, coalesce(v.age_band, 'okänd') AS age_band,
-                   i.area, i.week, i.weekday, i.hour, i.day, i.incident_id
+                   i.area, i.week, i.weekday, i.hour, i.day, i.incident_id, i.night
             FROM read_parquet({_glob(published, "involvements")}, hive_partitioning = true, union_by_name = true) v
             JOIN inc i ON i.night = v.night::DATE AND i.source = v.source AND i.incident_id = v.incident_id
             WHERE v.person_pseudonym IS NOT NULL""")
     else:
         con.execute("CREATE TEMP TABLE inv AS SELECT NULL::UBIGINT AS key, NULL AS person_pseudonym, NULL AS role, "
                     "NULL AS age_band, NULL AS area, NULL::DATE AS week, NULL::INT AS weekday, NULL::INT AS hour, "
-                    "NULL::DATE AS day, NULL AS incident_id WHERE false")
+                    "NULL::DATE AS day, NULL AS incident_id, NULL::DATE AS night WHERE false")
     return con
 
 
@@ -193,23 +193,34 @@ def _week_labels(mondays: Sequence[date]) -> list[date]:
     return list(mondays)
 
 
-def build(published: Path, as_of: date, measures: Sequence[Measure], threshold: int,
-          *, weeks: int = WEEKS) -> Release:
-    """Every table of the report for the period ending in the last complete week before ``as_of``
-    (deterministic: the same data gives the same tables, which is how a release is re-read),
-    each protected on its own (the cross-table and cross-release audit is the caller's)."""
+def since(as_of: date, measures: Sequence[Measure], weeks: int = WEEKS) -> date:
+    """The first local date a release for ``as_of`` reads."""
     period = Period(as_of, weeks)
-    since = min([period.previous[0], period.end - timedelta(days=REPEAT_DAYS)]
-                + [m.start - timedelta(weeks=weeks) for m in measures])
-    con = connect(published, period.end, since)
-    inc = _frame(con, "SELECT key, night, source, area, category, coord_n, coord_e, week, weekday, hour FROM inc")
+    return min([period.previous[0], period.end - timedelta(days=REPEAT_DAYS)]
+               + [m.start - timedelta(weeks=weeks) for m in measures])
+
+
+def build(published: Path, as_of: date, measures: Sequence[Measure], threshold: int,
+          *, weeks: int = WEEKS, con=None) -> Release:
+    """Every table of the report for the period ending in the last complete week before ``as_of``
+    (deterministic: the same data gives the same tables, which is how a release is re-read), each
+    protected on its own (the cross-table and cross-release audit is the caller's). ``con``: a
+    connection from ``connect`` covering this release's nights and dates, to share between releases."""
+    period = Period(as_of, weeks)
+    first = since(as_of, measures, weeks)
+    own = con is None
+    con = connect(published, period.end, first) if own else con
+    window = f"night <= {_day(period.end)} AND day BETWEEN {_day(first)} AND {_day(period.end)}"
+    inc = _frame(con, f"SELECT key, night, source, area, category, coord_n, coord_e, week, weekday, hour FROM inc "
+                      f"WHERE {window}")
     release = Release(period, threshold, sources=sorted(set(inc["source"].tolist())))
     _incident_tables(release, inc)
     _measure_tables(release, inc, measures)
-    _people_tables(release, con)
+    _people_tables(release, con, window)
     for t in release.tables.values():
         t.protect(threshold)
-    con.close()
+    if own:
+        con.close()
     return release
 
 
@@ -315,20 +326,20 @@ def _measure_tables(release: Release, inc: dict[str, np.ndarray], measures: Sequ
                           "group", groups, "phase", ["före", "efter"]))
 
 
-def _people_tables(release: Release, con) -> None:
+def _people_tables(release: Release, con, window: str) -> None:
     period = release.period
     model = common_model()
     bands = [b["label"] for b in model["age_bands"]]
     roles = list(model["roles"])
     areas = tuple(model["areas"])
-    youth = _frame(con, "SELECT key, area, weekday, hour FROM inv WHERE age_band IN (?, ?) AND week IN "
+    youth = _frame(con, f"SELECT key, area, weekday, hour FROM inv WHERE {window} AND age_band IN (?, ?) AND week IN "
                    f"({', '.join('?' * len(period.current))})", [*YOUTH_BANDS, *period.current])
     youth["band"] = np.array([HOUR_BANDS[int(h) // 3] for h in youth["hour"].tolist()], dtype=object)
     everyone = np.ones(len(youth["key"]), dtype=bool)
     release.add(table("youth:weekday", "involvements", youth, everyone, "area", areas, "weekday", range(7)))
     release.add(table("youth:hours", "involvements", youth, everyone, "area", areas, "band", HOUR_BANDS))
     repeat = _frame(con, f"""
-        WITH recent AS (SELECT * FROM inv WHERE day > ?::DATE - INTERVAL {REPEAT_DAYS} DAY AND day <= ?),
+        WITH recent AS (SELECT * FROM inv WHERE {window} AND day > ?::DATE - INTERVAL {REPEAT_DAYS} DAY AND day <= ?),
         roles AS (SELECT person_pseudonym, role, count(*) AS n FROM recent GROUP BY ALL),
         per_person AS (
             SELECT r.person_pseudonym, count(DISTINCT r.incident_id) AS incidents,

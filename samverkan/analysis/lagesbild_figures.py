@@ -44,8 +44,8 @@ def weekly(t: CountTable, current: int, title: str) -> bytes:
     """Incidents per week per source and all sources: this period solid, the previous dashed."""
     plt = _plt()
     labels = [*map(str, t.rows), "alla källor"]
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 2.8), sharey=False, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 2.8), sharey=False, squeeze=False)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.2, top=0.8, wspace=0.25)
     for k, label in enumerate(labels):
         ax = axes[0][k]
         values, hidden = _values(t, None if k == len(t.rows) else k)
@@ -98,8 +98,8 @@ def grids(panels: Sequence[Panel], title: str, *, columns: int = 2, overlay: Cal
     plt = _plt()
     columns = min(columns, len(panels))
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=size or (7.5 * columns, 3.0 * rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(rows, columns, figsize=size or (7.5 * columns, 3.0 * rows), squeeze=False)
+    fig.subplots_adjust(left=0.1, right=0.9, bottom=0.12, top=0.88, wspace=0.25, hspace=0.35)
     vmax = max([1.0] + [float(np.where(t.suppressed[:-1, :-1], 0, t.cells).max()) for t, *_ in panels if t.cells.size])
     for k, (t, panel_title, row_labels, col_labels) in enumerate(panels):
         _panel(axes[k // columns][k % columns], t, panel_title, row_labels, col_labels, vmax, extent, overlay)
@@ -169,7 +169,8 @@ def cell_map(t: CountTable, outlines: dict[str, list[list[float]]], title: str) 
 def measure(t: CountTable, n_before: int, title: str) -> bytes:
     """Incidents per week in the measure's areas and in the comparison areas; the start marked."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 3))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.88)
     x = np.arange(len(t.cols)) - n_before
     for k, (label, colour) in enumerate(zip(t.rows, ("#c0392b", "#7f8c8d"))):
         values, hidden = _values(t, k)

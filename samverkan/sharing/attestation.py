@@ -25,14 +25,27 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from samverkan.sharing.delivery import RECEIPT, REGISTER_KEY_ENV
-from samverkan.sharing.outbox import FILE_MODE, MANIFEST, MANIFEST_SIGNATURE, read_manifest, sha256_file
-from samverkan.sharing.register import (REGISTER_NAMESPACE, Event, Register, RegisterError, signature_verifies,
-                                        signed_message)
+from samverkan.sharing.outbox import (
+    FILE_MODE,
+    MANIFEST,
+    MANIFEST_SIGNATURE,
+    read_manifest,
+    sha256_file,
+)
+from samverkan.sharing.register import (
+    REGISTER_NAMESPACE,
+    Event,
+    Register,
+    RegisterError,
+    signature_verifies,
+    signed_message,
+)
 
 DELIVERY_NAMESPACE = "samverkan-delivery"
 ACK_NAMESPACE = "samverkan-ack"
@@ -53,7 +66,7 @@ def signing_key() -> Path | None:
 
 def _ssh_keygen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", *args], input=stdin, capture_output=True,
-                          timeout=30)
+                          timeout=30, check=False)
 
 
 def sign_file(key: Path, path: Path, namespace: str) -> Path:

@@ -28,7 +28,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,22 @@ import pyarrow.parquet as pq
 from samverkan.core.fsutil import fsync_dir
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
-from samverkan.sharing.attestation import DELIVERY_NAMESPACE, sign_file, sign_manifest, signing_key
+from samverkan.sharing.attestation import (
+    DELIVERY_NAMESPACE,
+    sign_file,
+    sign_manifest,
+    signing_key,
+)
 from samverkan.sharing.delivery import write_receipt
-from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, PUBLISHED_DATASETS, Delivery, read_manifest,
-                                      recipient_outbox, sha256_file)
+from samverkan.sharing.outbox import (
+    FILE_MODE,
+    MANIFEST,
+    PUBLISHED_DATASETS,
+    Delivery,
+    read_manifest,
+    recipient_outbox,
+    sha256_file,
+)
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from samverkan.sharing.register import Event, Register
 
@@ -176,9 +188,11 @@ def erase_delivery(directory: Path, target: Target, rekey: RecipientPseudonyms) 
     """Remove the rows from one delivery in an outbox and re-sign its manifest; what the recipient
     held (its ids, per dataset) or None when the delivery had nothing of the target."""
     manifest = read_manifest(directory)
-    held: dict[str, dict[str, list[str]]] = {}
+    if manifest is None:
+        return None
+    held: dict[str, list[dict[str, str]]] = {}
     removed: dict[str, int] = {}
-    for name, spec in (manifest or {}).get("datasets", {}).items():
+    for name, spec in manifest["datasets"].items():
         path = directory / str(spec.get("file"))
         if not path.is_file() or spec.get("rows") is None:
             continue
@@ -187,8 +201,7 @@ def erase_delivery(directory: Path, target: Target, rekey: RecipientPseudonyms) 
         if not pc.any(go).as_py():
             continue
         gone = table.filter(go)
-        held[name] = {c: sorted({v for v in gone.column(c).to_pylist() if v})
-                      for c in ("incident_id", "person_pseudonym") if c in gone.column_names}
+        held[name] = _rows(gone)
         removed[name] = _rewrite(path, go)
         spec["rows"] -= removed[name]
         entry = next(f for f in manifest["files"] if f["name"] == path.name)
@@ -203,12 +216,53 @@ def erase_delivery(directory: Path, target: Target, rekey: RecipientPseudonyms) 
             "manifest_sha256": sha256_file(directory / MANIFEST), "directory": directory, "manifest": manifest}
 
 
+KEY_COLUMNS = ("incident_id", "person_pseudonym")  # what identifies a delivered row to its recipient
+
+
+def _rows(table: pa.Table) -> list[dict[str, str]]:
+    """Rows by their key columns, distinct and sorted: what a tombstone tells the recipient to delete."""
+    keys = [c for c in KEY_COLUMNS if c in table.column_names]
+    return sorted({tuple(r[c] for c in keys) for r in table.select(keys).to_pylist()} and
+                  [dict(t) for t in {tuple((c, r[c]) for c in keys) for r in table.select(keys).to_pylist()}],
+                  key=lambda r: tuple(str(v) for v in r.values()))
+
+
+def held_rows(directory: Path) -> dict[str, list[dict[str, str]]]:
+    """A delivery's row datasets by key (empty when there is no delivery)."""
+    manifest = read_manifest(directory)
+    out = {}
+    for name in ("incidents", "involvements"):
+        spec = (manifest or {}).get("datasets", {}).get(name)
+        if spec and (directory / spec["file"]).is_file():
+            out[name] = _rows(pq.read_table(directory / spec["file"]))
+    return out
+
+
+def tombstone_superseded(paths: Paths, agreement: Agreement, before: dict[str, list[dict[str, str]]],
+                         directory: Path, register: Register, run_id: str | None) -> Path | None:
+    """A night delivered again (a re-sent or corrected partner file): rows the recipient got
+    before and no longer gets are withdrawn, and it is told so, like any erasure."""
+    after = held_rows(directory)
+    gone = {name: [r for r in rows if r not in after.get(name, [])] for name, rows in before.items()}
+    gone = {name: rows for name, rows in gone.items() if rows}
+    if not gone:
+        return None
+    manifest = read_manifest(directory) or {}
+    reason = "rows no longer in the night's delivery: withdrawn or corrected by the partner"
+    tombstone = write_tombstone(paths, agreement.id, {
+        "reason": reason, "action": "delete these rows from your copies",
+        "deliveries": [{"delivery_id": manifest.get("delivery_id", directory.name), "delete": gone}]})
+    _record(register, agreement.id, agreement, Target(reason), [], tombstone, run_id,
+            manifest.get("delivery_id", directory.name), sha256_file(directory / MANIFEST))
+    return tombstone
+
+
 def write_tombstone(paths: Paths, recipient: str, body: dict[str, Any]) -> Path:
     """``outbox/<recipient>/tombstones/<time>-<id>.json``, signed by the hub when it has a key."""
     directory = recipient_outbox(paths, recipient) / TOMBSTONES
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     path = directory / f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.json"
     path.write_text(json.dumps({"recipient": recipient, "created_at_utc": now.isoformat(), **body}, indent=2,
                                sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -95,7 +95,7 @@ def resolve(spec: dict[str, Any], column: str) -> Basis | None:
     unknown id: ``problems`` reports those)."""
     vocab = vocabulary()
     ref, _ = _reference(spec, column)
-    basis, purpose = ref.get("basis"), ref.get("purpose")
+    basis, purpose = str(ref.get("basis")), str(ref.get("purpose"))
     if basis not in vocab["bases"] or purpose not in vocab["purposes"]:
         return None
     return Basis(basis, purpose, vocab["bases"][basis], vocab["purposes"][purpose])
@@ -137,15 +137,15 @@ def _column_problems(name: str, spec: dict[str, Any], i: int, column: str, offen
     ref, where = _reference(spec, column)
     missing = [k for k in ("basis", "purpose") if k not in ref]
     if missing:
-        return [f"datasets.{name}.columns.{i}: {column!r} has no legal {' or '.join(missing)} (set "
-                f"datasets.{name}.legal_basis or datasets.{name}.column_legal_basis.{column})"]
+        return [(f"datasets.{name}.columns.{i}: {column!r} has no legal {' or '.join(missing)} (set "
+                 f"datasets.{name}.legal_basis or datasets.{name}.column_legal_basis.{column})")]
     basis = resolve(spec, column)
     if basis is None or column not in offence or basis.article_10:
         return []
     art10_sources = sorted(set(sources) & set(vocabulary()["article_10_data"]["sources"]))
-    return [f"datasets.{name}.{where}: {column!r} of {', '.join(art10_sources)} rows is criminal-offence data "
-            f"(GDPR art. 10) and basis {basis.id!r} has no art. 10 ground: grant it under a basis with one, "
-            f"or leave those sources or the column out"]
+    return [(f"datasets.{name}.{where}: {column!r} of {', '.join(art10_sources)} rows is criminal-offence data "
+             f"(GDPR art. 10) and basis {basis.id!r} has no art. 10 ground: grant it under a basis with one, "
+             "or leave those sources or the column out")]
 
 
 def column_bases(data: dict[str, Any]) -> dict[str, dict[str, Basis]]:

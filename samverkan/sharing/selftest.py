@@ -28,7 +28,12 @@ import pyarrow.parquet as pq
 from samverkan.sharing import disclosure_control
 from samverkan.sharing.attestation import DELIVERY_NAMESPACE, file_verifies
 from samverkan.sharing.delivery import RECEIPT
-from samverkan.sharing.outbox import MANIFEST, MANIFEST_SIGNATURE, read_manifest, sha256_file
+from samverkan.sharing.outbox import (
+    MANIFEST,
+    MANIFEST_SIGNATURE,
+    read_manifest,
+    sha256_file,
+)
 from samverkan.sharing.recipient_pseudonyms import IDENTIFIER_COLUMNS
 from samverkan.sharing.register import Register, RegisterError
 
@@ -153,7 +158,7 @@ def run(outbox: Path, register_root: Path, allowed_signers: Path) -> Report:
         report.info(f"{recipient}: {len(folders)} deliveries")
         ids = held.setdefault(recipient, {c: set() for c in IDENTIFIER_COLUMNS})
         for directory in folders:
-            manifest = read_manifest(directory)
+            manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))  # found by its manifest
             tables = _tables(directory, manifest)
             for table in tables.values():
                 for c in IDENTIFIER_COLUMNS:

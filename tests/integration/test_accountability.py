@@ -22,7 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
-from samverkan.connectors.sshd import generate_keypair, sshd_available, start_sftp_server
+from samverkan.connectors.sshd import (
+    generate_keypair,
+    sshd_available,
+    start_sftp_server,
+)
 from samverkan.sharing import attestation, delivery, erasure, selftest
 from samverkan.sharing.agreements import load_agreements
 from samverkan.sharing.outbox import MANIFEST, MANIFEST_SIGNATURE, delivery_dir
@@ -140,12 +144,12 @@ def test_the_three_documented_commands_verify_a_delivery(world, tmp_path):
     folder = shutil.copytree(world.received("police"), tmp_path / "delivery")
     shutil.copy(world.allowed, folder / "allowed_signers")
     for command in commands:
-        done = subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True)
+        done = subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True, text=True, check=False)
         assert done.returncode == 0, (command, done.stdout, done.stderr)
     (folder / "incidents.parquet").write_bytes(b"PAR1 not the delivered file")
-    assert subprocess.run(["bash", "-c", commands[1]], cwd=folder, capture_output=True).returncode != 0
+    assert subprocess.run(["bash", "-c", commands[1]], cwd=folder, capture_output=True, check=False).returncode != 0
     (folder / MANIFEST).write_text((folder / MANIFEST).read_text().replace('"rows": ', '"rows": 1', 1))
-    assert subprocess.run(["bash", "-c", commands[0]], cwd=folder, capture_output=True).returncode != 0
+    assert subprocess.run(["bash", "-c", commands[0]], cwd=folder, capture_output=True, check=False).returncode != 0
 
 
 def test_a_tampered_manifest_is_caught(world, tmp_path):
@@ -181,8 +185,8 @@ def test_a_truncated_register_is_caught(world, tmp_path):
     assert problems == [f"register: event {seq} (anchored by a recipient) is missing"]
     # Without the register at hand: a later delivery whose head is before the held event.
     assert attestation.anchor_problems({"seq": seq - 1, "event_sha256": "0" * 64}, [receipt["register_event"]], None) \
-        == [f"register went back: the hub's head is event {seq - 1}, but event {seq} was already disclosed to this "
-            "recipient"]
+        == [(f"register went back: the hub's head is event {seq - 1}, but event {seq} was already disclosed to "
+             "this recipient")]
 
 
 def test_a_signed_acknowledgement_is_recorded_and_a_forged_one_refused(world, tmp_path):
@@ -270,7 +274,7 @@ def test_erasing_one_person_reaches_both_recipients_and_leaves_nothing_at_the_hu
     after = {"hub published": _count(world.paths.published, "person_pseudonym", hub_value),
              **{f"{r} outbox": _count(world.paths.outbox / r, "person_pseudonym", theirs[r]) for r in RECIPIENTS}}
     with capsys.disabled():
-        print(f"\nerasure of one person, rows before -> after: "
+        print("\nerasure of one person, rows before -> after: "
               + ", ".join(f"{k} {before[k]} -> {after[k]}" for k in before))
         print(f"erasure summary: {json.dumps({k: summary[k] for k in ('published', 'private')})}; recipients: "
               + json.dumps({r: v['rows_removed'] for r, v in summary["recipients"].items()}))
@@ -291,6 +295,27 @@ def test_erasing_one_person_reaches_both_recipients_and_leaves_nothing_at_the_hu
     erased = [e for e in register.events() if e["event"] == erasure.ERASURE]
     assert {e["recipient"] for e in erased} == {erasure.HUB, *RECIPIENTS}
     assert selftest.run(world.paths.outbox, world.paths.register, world.allowed).passed
+
+
+def test_a_partners_withdrawal_list_reaches_the_municipality(world):
+    """The police withdraw one diarienummer: the incident and its people leave the hub, and the
+    municipality (the recipient of police rows) gets the incident's id in its own domain."""
+    mapping = [r for f in sorted(world.paths.incident_ids.rglob("source=police/*.parquet"))
+               for r in pq.read_table(f).to_pylist()]
+    withdrawn = next(r for r in mapping if r["source"] == "police"
+                     and _count(world.paths.published / "involvements", "incident_id", r["incident_id"]))
+    theirs = world.pseudonyms("municipality").one(withdrawn["incident_id"])
+    before = _count(delivery_dir(world.paths, "municipality", world.night), "incident_id", theirs)
+    target = erasure.withdrawal_target(world.paths, "police", [withdrawn["partner_incident_id"]], "police withdrawal W-1")
+    assert target.incidents == {withdrawn["incident_id"]}
+    summary = erasure.erase(world.paths, target, world.agreements, SHARING_KEY, delivery.register_for(world.paths), "t")
+    assert before > 0 and _count(delivery_dir(world.paths, "municipality", world.night), "incident_id", theirs) == 0
+    assert _count(world.paths.published, "incident_id", withdrawn["incident_id"]) == 0
+    assert summary["published"]["incidents"] == 1 and summary["published"]["involvements"] >= 1
+    assert set(summary["recipients"]) == {"municipality"}  # the police recipient never had police rows
+    body = json.loads(world.tombstones("municipality")[-1].read_text())
+    assert body["deliveries"][0]["delete"]["incidents"] == {"incident_id": [theirs]}
+    assert withdrawn["partner_incident_id"] not in json.dumps(body)
 
 
 def test_retention_expiry_sends_a_tombstone_too(world):

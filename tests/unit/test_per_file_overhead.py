@@ -75,7 +75,7 @@ def test_a_batch_of_known_values_does_not_call_ge_and_a_new_value_does(contracts
     same(first, fresh.validate_table(suite(contract), frame))
     assert calls == []
     changed = frame.set_column(frame.column_names.index("handelsetyp"), "handelsetyp",
-                               pa.array(["Okänd händelse"] * frame.num_rows, pa.string()))
+                               pa.array(["Ingen sådan kategori"] * frame.num_rows, pa.string()))
     outcome = fresh.validate_table(suite(contract), changed)
     assert len(calls) == 1
     same(Validator().validate(suite(contract), changed.to_pandas()), outcome)
@@ -88,7 +88,7 @@ def test_a_derived_value_is_judged_not_its_source(contracts, fresh, tmp_path):
     truth = write_night("police", FIRST, tmp_path, rows=30, population=Population(seed=3, size=50), seed=5)
     table = next(read_batches(contract, truth.path)).table
     born = FIRST + timedelta(days=10)
-    pnr = pa.array([canonical_pnr(born, "0017")] * table.num_rows, pa.string())
+    pnr = pa.array([canonical_pnr(born, "017")] * table.num_rows, pa.string())
     table = table.set_column(table.column_names.index("personnummer"), "personnummer", pnr)
     outcomes = []
     for night in (born + timedelta(days=5), born - timedelta(days=5)):
@@ -102,6 +102,7 @@ def test_a_derived_value_is_judged_not_its_source(contracts, fresh, tmp_path):
 def _without_volatile(html: str) -> str:
     """GE's pages carry a fresh element id per render and the time of rendering."""
     html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", html)
+    html = re.sub(r"\d{8}T\d{6}(\.\d+)?Z", "TIME", html)
     return re.sub(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)?", "TIME", html)
 
 

@@ -424,3 +424,34 @@ def test_street_only(place, expected):
 
 def test_street_only_keeps_nulls():
     assert street_only(pa.array([None, "Storgatan 1"])).to_pylist() == [None, "Storgatan"]
+
+
+# --- what mutation testing found unchecked (scripts/mutation) -------------------------------------
+
+
+def test_age_band_of_chunked_all_null_and_no_bands():
+    chunked = pa.chunked_array([pa.array([16], pa.int16()), pa.array([None, 70], pa.int16())])
+    result = age_band(chunked, BANDS)
+    assert (result.type, result.to_pylist()) == (pa.string(), ["15-17", None, "65+"])
+    nothing = age_band(pa.array([None, -1], pa.int16()), BANDS)
+    assert (nothing.type, nothing.to_pylist()) == (pa.string(), [None, None])  # still the column's type
+    with pytest.raises(ValueError, match="^at least one age band is needed$"):
+        age_band(pa.array([1]), [])
+
+
+@pytest.mark.parametrize("metres", [0, -100])
+def test_round_coordinate_refuses_a_grid_that_is_not_positive(metres):
+    with pytest.raises(ValueError, match="^metres must be positive$"):
+        round_coordinate(pa.array([1]), metres)
+
+
+def test_round_coordinate_to_the_metre_and_of_chunked_values():
+    assert round_coordinate(pa.array([6997481], pa.int64()), 1).to_pylist() == [6997481]
+    chunked = pa.chunked_array([pa.array([497149], pa.int64()), pa.array([497150], pa.int64())])
+    assert round_coordinate(chunked).to_pylist() == [497100, 497200]
+
+
+@pytest.mark.parametrize("domain", ["", "person\x1fx"])
+def test_a_bad_domain_is_refused_in_words(domain):
+    with pytest.raises(ValueError, match="^pseudonym domain must be non-empty and must not contain \\\\x1f$"):
+        Pseudonymiser(KEY).pseudonym(domain, "x")

@@ -9,7 +9,12 @@ import pytest
 import yaml
 
 from samverkan.sharing import legal_basis
-from samverkan.sharing.agreements import AGREEMENTS_DIR, AgreementError, load_agreement, load_agreements
+from samverkan.sharing.agreements import (
+    AGREEMENTS_DIR,
+    AgreementError,
+    load_agreement,
+    load_agreements,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,184 @@
+"""The main job on the embedded default: ``python -m devkit.demo`` (via ``scripts/demo``).
+
+Generates twelve weeks of synthetic history for the partners (with the effect of a measure from
+the register: fewer incidents at the bus square after the new lighting; the truth goes to
+``history_truth.json``), serves them from local OpenSSH SFTP servers, loads all but the last
+nights with the history import (as when a partner is onboarded), runs every feed DAG for the
+last nights with ``airflow dags test``, builds the analysts' catalog, and ends by printing where
+the published Parquet, the catalog and the report are and what DuckDB reads from them. ``--ui``
+then keeps the partner servers up and starts ``airflow standalone`` on the same setup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Iterator
+
+from samverkan.core.contracts import load_contracts
+from devkit.embedded import REPO, EmbeddedHub
+
+DEFAULT_ROOT = REPO / "var" / "demo"
+HISTORY_FIRST = date(2026, 8, 31)  # a Monday; the register's lighting measure starts six weeks in
+HISTORY_WEEKS = 12
+DAG_NIGHTS = 2  # the last nights go through the feed DAGs, the rest through the history import
+
+
+def duckdb_summary(published: Path) -> str:
+    """Incidents per source and category, read straight from the dataset root."""
+    import duckdb
+
+    glob = str(published / "incidents" / "**" / "*.parquet")
+    con = duckdb.connect()
+    rows = con.execute(
+        f"""
+        SELECT source, category, count(*) AS incidents
+        FROM read_parquet('{glob}', hive_partitioning = true)
+        GROUP BY ALL ORDER BY source, incidents DESC, category
+        """
+    ).fetchall()
+    nights = con.execute(
+        f"SELECT strftime(date_trunc('week', night), '%Y-%m-%d'), source, count(*) "
+        f"FROM read_parquet('{glob}', hive_partitioning = true) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    people = con.execute(
+        f"""SELECT count(DISTINCT person_pseudonym) FILTER (WHERE person_pseudonym IS NOT NULL), count(*)
+            FROM read_parquet('{published / "involvements" / "**" / "*.parquet"}', hive_partitioning = true)"""
+    ).fetchone()
+    lines = ["incidents per source and category (DuckDB over the published dataset):",
+             f"  {'source':<10} {'category':<15} {'incidents':>9}"]
+    lines += [f"  {s:<10} {c or '(unmapped)':<15} {n:>9}" for s, c, n in rows]
+    lines.append("incidents per week (starting Monday) and source:")
+    lines += [f"  {n} {s:<10} {c:>6}" for n, s, c in nights]
+    lines.append(f"involvements: {people[1]} rows, {people[0]} distinct pseudonymised persons")
+    lines += _sources_summary(con, published)
+    return "\n".join(lines)
+
+
+def _sources_summary(con, published: Path) -> list[str]:
+    """Rows per source in each published dataset: incident-only feeds have no involvements,
+    aggregate feeds publish observations (counts) instead of incidents."""
+    parts = [f"SELECT '{d}' AS dataset, source, count(*) AS n FROM read_parquet("
+             f"'{published / d / '**' / '*.parquet'}', hive_partitioning = true) GROUP BY ALL"
+             for d in ("incidents", "involvements", "observations") if any((published / d).glob("night=*"))]
+    rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY source, dataset").fetchall() if parts else []
+    sources = sorted({str(s) for _, s, _ in rows})
+    lines = [f"published rows per source ({len(sources)} sources: {', '.join(sources)}):",
+             f"  {'source':<12} {'dataset':<13} {'rows':>7}"]
+    return lines + [f"  {s:<12} {d:<13} {n:>7}" for d, s, n in rows]
+
+
+def generate(hub: EmbeddedHub, weeks: int, seed: int) -> list[date]:
+    """Every night of the history, with the register's measure effect; returns the nights."""
+    from devkit.history import DEFAULT_EFFECTS, TRUTH_FILE, effects_from_register, history_nights, write_history
+
+    truth = write_history(hub.partners_root, HISTORY_FIRST, weeks, seed=seed,
+                          effects=effects_from_register(DEFAULT_EFFECTS), truth_path=hub.root / TRUTH_FILE)
+    nights = history_nights(HISTORY_FIRST, weeks)
+    print(f"generated {len(nights)} nights ({nights[0]}..{nights[-1]}) for {', '.join(truth['sizes'])}; "
+          f"measure effect and expected weekly counts in {hub.root / TRUTH_FILE}")
+    for m in truth["measures"]:
+        print(f"  {m['measure']} from {m['start']}: incidents per week in {', '.join(m['areas'])} "
+              f"{m['mean_weekly_before']:.0f} before, {m['mean_weekly_after']:.0f} after (generator keeps {m['keep']:.0%})")
+    return nights
+
+
+def import_history(hub: EmbeddedHub, first: date, last: date) -> None:
+    """The onboarding import over the partners' servers, in this process (no Airflow)."""
+    from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+    from samverkan.ingest.history import import_history as run_import
+    from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
+    from samverkan.quality.validation import Validator
+
+    private, _ = hub.client_key()
+
+    @contextmanager
+    def connect(contract) -> Iterator[SFTPConnector]:
+        server = hub.servers[contract.id]
+        with SFTPConnector(SFTPSettings(host=server.host, port=server.port, username=server.username,
+                                        key_file=str(private), host_key=server.host_key_line,
+                                        path_prefix=server.path_prefix)) as connector:
+            yield connector
+
+    contracts = load_contracts()
+    feeds = [contracts[f] for f in hub.servers]
+    print(f"history import of {first}..{last} for {', '.join(c.id for c in feeds)} (progress on stderr)")
+    for outcome in run_import(feeds, first, last, connect=connect, data=hub.data,
+                              pseudonymiser=Pseudonymiser(key_from_secret(hub.secret())), validator=Validator(),
+                              expectations_dir=REPO / "expectations",
+                              quiet_period_seconds=hub.quiet_period_seconds):
+        print(f"  {outcome.line()}")
+
+
+def build_catalog(hub: EmbeddedHub) -> Path:
+    from samverkan.analysis.catalog import build_catalog as build, default_location
+
+    catalog = build(default_location(hub.data), hub.data)
+    for note in catalog.notes:
+        print(f"catalog note: {note}")
+    return catalog.database
+
+
+def build_report(hub: EmbeddedHub) -> Path | None:
+    """The lägesbild (issue 12, part B) over the published data, where the DAG would write it."""
+    from samverkan.analysis.lagesbild import build_report as build, report_dir
+
+    return build(hub.data.published, report_dir(hub.data)).html
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where the embedded hub lives (default var/demo)")
+    parser.add_argument("--weeks", type=int, default=HISTORY_WEEKS, help="weeks of generated history (default 12)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--ui", action="store_true", help="afterwards, start `airflow standalone` on this setup")
+    args = parser.parse_args(argv)
+
+    hub = EmbeddedHub(args.root.resolve())
+    with hub:
+        nights = generate(hub, args.weeks, args.seed)
+        dag_nights = nights[-DAG_NIGHTS:]
+        hub.start_servers()
+        for feed, server in hub.servers.items():
+            print(f"partner SFTP server {feed}: 127.0.0.1:{server.port} (host key pinned in connection)")
+        env_file = hub.write_env_file()
+        if len(nights) > DAG_NIGHTS:
+            import_history(hub, nights[0], dag_nights[0] - timedelta(days=1))
+        hub.migrate()
+        failures = 0
+        for night in dag_nights:
+            for feed in hub.servers:
+                done = hub.run_feed(feed, night, check=False)
+                status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
+                print(f"airflow dags test samverkan_{feed} for night {night}: {status}")
+                if done.returncode != 0:
+                    failures += 1
+                    print(done.stdout[-4000:], file=sys.stderr)
+        published = hub.data.published
+        print(f"\npublished Parquet: {published}")
+        for dataset in ("incidents", "involvements", "observations"):
+            print(f"  {published / dataset}/night=YYYY-MM-DD/source=<feed>/<file>.parquet")
+        print(f"run manifests: {published / '_manifests'}")
+        print(f"private zone (landing, ledger, quarantine): {hub.data.private}")
+        print(f"recipients verify signed deliveries with: {hub.keys / 'allowed_signers'} (docs/partners.md)\n")
+        print(duckdb_summary(published))
+        catalog = build_catalog(hub)
+        print(f"\nanalyst catalog (DuckDB, views only): {catalog}")
+        print(f"  data dictionary: {catalog.parent / 'DATA_DICTIONARY.md'}")
+        print(f"  open it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog}', read_only=True)"
+              ".sql('SELECT * FROM incidents LIMIT 5'))\"   (docs/analysts.md)")
+        report = build_report(hub)
+        print(f"lägesbild report: {report}" if report else "lägesbild report: not built (samverkan.analysis.lagesbild "
+              "is not there yet)")
+        print(f"\nAirflow on this setup: source {env_file} && airflow standalone   (or: scripts/demo --ui)")
+        if args.ui:
+            print("starting airflow standalone; partner servers stay up until you press Ctrl-C")
+            hub.airflow("standalone", check=False)
+        return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Arrow and numpy steps shared by the model and the validation: work once per distinct value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def distinct_rows(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's combination number, the first row of each combination) over row-aligned
+    columns; null is a value of its own. Expensive per-value work (GE checks, scrubbing) then
+    runs once per combination and is copied back to every row with ``take``."""
+    key = None
+    for values in columns:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if key is None:
+            key = codes
+        else:
+            _, key = np.unique(key, return_inverse=True)
+            key = key.astype(np.int64).reshape(-1) * (int(codes.max(initial=-1)) + 2) + (codes + 1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first

@@ -1,0 +1,40 @@
+"""Durable file-system steps shared by the landing area (connectors) and publishing (samverkan)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# What the hub creates is for the hub's account and a group (analysts, the pull service), never
+# for every local user: the umask of every hub process, and the modes set explicitly on what is
+# shared (published/, outbox/), so a caller with a loose umask cannot widen them.
+HUB_UMASK = 0o027
+SHARED_DIR_MODE, SHARED_FILE_MODE = 0o750, 0o640
+
+
+def restrict_umask() -> int:
+    """Set the hub's umask for this process (task runtimes, command line); returns the old one."""
+    return os.umask(HUB_UMASK)
+
+
+def make_dirs(path: Path, mode: int = SHARED_DIR_MODE) -> Path:
+    """``mkdir -p`` whose new folders get ``mode`` exactly (mkdir's own mode passes the umask)."""
+    missing = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(mode)
+    return Path(path)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory entry, so a rename into it survives a crash (data is only safe once both
+    the file and the directory that names it are on disk)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

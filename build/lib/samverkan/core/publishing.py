@@ -1,0 +1,107 @@
+"""Writing Parquet datasets so that readers never see half a file or a duplicate.
+
+Datasets are hive-partitioned: ``<dataset>/night=YYYY-MM-DD/source=<feed>/<file>.parquet``, one
+Parquet file per partner file. A file is written batch by batch into the private staging area
+(same filesystem) and moved into place with one ``os.replace`` only after every batch is written
+and synced. A re-run or a corrected file therefore replaces its own partition file atomically,
+DuckDB or pandas pointed at the dataset root see either the old or the new version, and a crash
+leaves only a stray file in staging, never in the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from samverkan.core.fsutil import SHARED_FILE_MODE, fsync_dir, make_dirs
+
+COMPRESSION = "zstd"
+SCHEMA_VERSION = 1
+
+
+def partition_file(dataset_root: Path, night: str, source: str, source_file: str) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", source_file)
+    return dataset_root / f"night={night}" / f"source={source}" / f"{stem}.parquet"
+
+
+class StagedParquet:
+    """A Parquet file written in batches to staging and published by ``commit``."""
+
+    def __init__(self, final_path: Path, schema: pa.Schema, staging: Path, metadata: dict[str, str] | None = None):
+        self.final_path = final_path
+        self.schema = schema.with_metadata({**(schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
+        staging.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = staging / f"{uuid.uuid4().hex}.parquet.part"
+        self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression=COMPRESSION)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table.cast(self.schema))
+            self.rows += table.num_rows
+
+    def commit(self) -> Path:
+        self._writer.close()
+        with open(self.tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        make_dirs(self.final_path.parent)
+        self.tmp_path.chmod(SHARED_FILE_MODE)
+        os.replace(self.tmp_path, self.final_path)
+        fsync_dir(self.final_path.parent)
+        return self.final_path
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
+
+
+STALE_STAGING_SECONDS = 12 * 3600  # far longer than any run; younger files may be in use
+
+
+def sweep_staging(staging: Path, *, older_than: float = STALE_STAGING_SECONDS, now: float | None = None) -> int:
+    """Remove what a killed publisher left in staging (never visible in the datasets, but it
+    holds data, quarantined raw rows included, that nobody would ever delete otherwise)."""
+    if not staging.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - older_than
+    removed = 0
+    for leftover in staging.glob("*.part"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # another run swept it first
+    return removed
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, SHARED_FILE_MODE)  # mkstemp makes 0600: the analysts' group reads manifests
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def manifest_name(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id) + ".json"

@@ -1,0 +1,287 @@
+"""The deployment's secrets and shared settings: files, never in the repository or a compose file.
+
+``docker-compose.yml`` and the no-Docker stack read the same shared settings,
+``deploy/airflow.env``; what differs is where things run (endpoints) and the secrets, which both
+take from files made by ``ensure_secrets``: ``deploy/secrets/`` for Compose
+(``samverkan ops secrets``), ``<root>/secrets/`` for the no-Docker stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as random_secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from samverkan.core.ledger import LEDGER_URL_ENV
+from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_variable_env
+
+REPO = CONFIG_ROOT
+DEPLOY = REPO / "deploy"
+SHARED_ENV_FILE = DEPLOY / "airflow.env"
+COMPOSE_SECRETS_DIR = DEPLOY / "secrets"
+SECRETS_ENV_NAME = "airflow-secrets.env"
+POSTGRES_ENV_NAME = "postgres.env"
+DEFAULT_WORKERS = 2
+HOST = "127.0.0.1"
+ADMIN_USER = "admin"
+PSEUDONYM_SECRET_ENV = secret_variable_env(PSEUDONYM_SECRET_VARIABLE)
+SHARING_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_SHARING_SECRET"
+WORKER_NAME_ENV = "SAMVERKAN_WORKER_NAME"
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+TERMINAL_RUN_STATES = {"success", "failed"}
+# Files in a secrets directory, each a random value of its own; made once, never overwritten.
+SECRET_VALUES = ("pseudonym_secret", "sharing_secret", "postgres_password", "fernet_key", "jwt_secret",
+                 "api_secret_key", "admin_password")
+
+
+def conn_env_name(conn_id: str) -> str:
+    """The environment variable Airflow reads an Airflow connection from."""
+    return "AIRFLOW_CONN_" + conn_id.upper()
+
+
+# --- the shared settings -----------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines as Compose's ``env_file`` reads them (comments and blanks skipped)."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().replace("_", "").isalnum():
+            raise ValueError(f"{path}:{number}: not a KEY=VALUE line")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def shared_settings() -> dict[str, str]:
+    return read_env_file(SHARED_ENV_FILE)
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    path.chmod(0o600)
+
+
+def env_line(key: str, value: str) -> str:
+    if "\n" in value:
+        raise ValueError(f"{key}: multi-line values do not fit an env file")
+    return f"{key}={value}"
+
+
+# --- secrets: files, never in the repository or the compose file ------------------------------
+
+
+@dataclass(frozen=True)
+class SecretFiles:
+    """A secrets directory: random values, the hub's SSH key, the demo partners' host keys."""
+
+    dir: Path
+
+    def value(self, name: str) -> str:
+        return (self.dir / name).read_text(encoding="utf-8").strip()
+
+    @property
+    def hub_key(self) -> Path:
+        return self.dir / "hub_ed25519"
+
+    def host_key(self, feed: str) -> Path:
+        return self.dir / "partners" / feed / "ssh_host_ed25519_key"
+
+    def host_key_line(self, feed: str) -> str:
+        key_type, data = Path(f"{self.host_key(feed)}.pub").read_text(encoding="ascii").split()[:2]
+        return f"{key_type} {data}"
+
+    @property
+    def pull_host_key(self) -> Path:
+        """The pull service's host key; recipients pin its public half."""
+        return self.dir / "pull" / "ssh_host_ed25519_key"
+
+    def recipient_key(self, recipient: str) -> Path:
+        """A pull recipient's key pair (demo and tests; a real recipient sends only the public half)."""
+        return self.dir / "recipients" / recipient / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.dir / "simple_auth_manager_passwords.json"
+
+    @property
+    def env_file(self) -> Path:
+        return self.dir / SECRETS_ENV_NAME
+
+    @property
+    def postgres_env_file(self) -> Path:
+        return self.dir / POSTGRES_ENV_NAME
+
+
+def _new_value(name: str) -> str:
+    if name == "fernet_key":
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode("ascii")
+    if name == "admin_password":
+        return random_secrets.token_urlsafe(18)
+    return random_secrets.token_hex(32)
+
+
+def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Iterable[str] = ()) -> SecretFiles:
+    """Create whatever is missing below ``directory`` (0700/0600); existing files are kept.
+    With ``pull_recipients``, also the pull service's host key and a key pair per recipient."""
+    from samverkan.connectors.sshd import generate_keypair
+
+    files = SecretFiles(Path(directory).resolve())
+    files.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files.dir.chmod(0o700)
+    for name in SECRET_VALUES:
+        if not (files.dir / name).exists():
+            write_private(files.dir / name, _new_value(name) + "\n")
+    if not files.hub_key.exists():
+        generate_keypair(files.hub_key)
+    for feed in feeds:
+        if not files.host_key(feed).exists():
+            generate_keypair(files.host_key(feed))
+    pull_recipients = list(pull_recipients)
+    for key in [files.pull_host_key] * bool(pull_recipients) + [files.recipient_key(r) for r in pull_recipients]:
+        if not key.exists():
+            generate_keypair(key)
+    # Airflow's simple auth manager reads (and would otherwise generate) this file.
+    write_private(files.passwords_file, json.dumps({ADMIN_USER: files.value("admin_password")}) + "\n")
+    return files
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the parts are, as the Airflow processes reach them."""
+
+    postgres: str                          # host:port
+    redis: str                             # host:port
+    api_url: str                           # the api-server's base URL
+    partners: dict[str, tuple[str, int]]   # feed -> (host, port) of its SFTP server
+    partner_login: str
+    key_file: str                          # the hub's private SSH key, as the workers see it
+    path_prefix: str = ""                  # prefix of remote paths (empty when sshd chroots)
+    # push recipient (agreement id) -> (host, port) of its SFTP server; the demo's recipients
+    # receive on the server they export from, so its host key is that partner's
+    recipients: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def push_recipients() -> list[str]:
+    """The agreements delivered by push (each needs an SFTP connection to its recipient's server)."""
+    from samverkan.sharing.agreements import load_agreements
+
+    return sorted(a.id for a in load_agreements().values() if a.mode == "push")
+
+
+def pull_recipients() -> list[str]:
+    """The agreements delivered by pull (each gets an account on the pull service)."""
+    from samverkan.sharing.agreements import load_agreements
+
+    return sorted(a.id for a in load_agreements().values() if a.mode == "pull")
+
+
+def compose_endpoints(feeds: Iterable[str]) -> Endpoints:
+    """Service names and container paths of docker-compose.yml."""
+    feeds = list(feeds)
+    return Endpoints(postgres="postgres:5432", redis="redis:6379", api_url="http://airflow-apiserver:8080",
+                     partners={feed: (f"partner-{feed}", 22) for feed in feeds}, partner_login="partner",
+                     key_file="/run/secrets/hub_ssh_key",
+                     recipients={r: (f"partner-{r}", 22) for r in push_recipients() if r in feeds})
+
+
+def database_url(files: SecretFiles, endpoints: Endpoints, driver: str = "postgresql+psycopg2") -> str:
+    password = urllib.parse.quote(files.value("postgres_password"), safe="")
+    return f"{driver}://airflow:{password}@{endpoints.postgres}/airflow"
+
+
+def endpoint_env(endpoints: Endpoints) -> dict[str, str]:
+    """Not secret: where the broker and the execution API are."""
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://{endpoints.redis}/0",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoints.api_url}/execution/",
+    }
+
+
+def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, Any]) -> dict[str, str]:
+    """The secret settings of every Airflow process: DB URL, keys, the pseudonym secret, SFTP connections."""
+
+    env = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(files, endpoints),
+        "AIRFLOW__CELERY__RESULT_BACKEND": database_url(files, endpoints, "db+postgresql"),
+        "AIRFLOW__CORE__FERNET_KEY": files.value("fernet_key"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": files.value("jwt_secret"),
+        "AIRFLOW__API__SECRET_KEY": files.value("api_secret_key"),
+        PSEUDONYM_SECRET_ENV: files.value("pseudonym_secret"),
+        SHARING_SECRET_ENV: files.value("sharing_secret"),
+        # The ledger in the same PostgreSQL (schema samverkan): workers in separate containers or
+        # machines claim and settle files in one place.
+        LEDGER_URL_ENV: database_url(files, endpoints, "postgresql"),
+    }
+    for feed, contract in contracts.items():
+        host, port = endpoints.partners[feed]
+        conn = {"conn_type": "sftp", "host": host, "port": port, "login": endpoints.partner_login,
+                "extra": {"key_file": endpoints.key_file, "host_key": files.host_key_line(feed),
+                          "path_prefix": endpoints.path_prefix}}
+        env[conn_env_name(contract.connection_id)] = json.dumps(conn)
+    env.update(delivery_connections(files, endpoints))
+    return env
+
+
+def delivery_connections(files: SecretFiles, endpoints: Endpoints) -> dict[str, str]:
+    """The SFTP connection of each push recipient in ``endpoints``, its host key pinned."""
+    from samverkan.sharing.agreements import load_agreements
+
+    agreements = load_agreements()
+    env = {}
+    for recipient, (host, port) in endpoints.recipients.items():
+        conn = {"conn_type": "sftp", "host": host, "port": port, "login": endpoints.partner_login,
+                "extra": {"key_file": endpoints.key_file, "host_key": files.host_key_line(recipient),
+                          "path_prefix": endpoints.path_prefix}}
+        env[conn_env_name(agreements[recipient].delivery["connection_id"])] = json.dumps(conn)
+    return env
+
+
+def write_known_hosts(files: SecretFiles, endpoints: Endpoints, feeds: Iterable[str]) -> Path:
+    lines = []
+    for feed in feeds:
+        host, port = endpoints.partners[feed]
+        name = host if port == 22 else f"[{host}]:{port}"
+        lines.append(f"{name} {files.host_key_line(feed)}")
+    write_private(files.known_hosts, "\n".join(lines) + "\n")
+    return files.known_hosts
+
+
+def write_compose_secrets(directory: Path = COMPOSE_SECRETS_DIR, endpoints: Endpoints | None = None) -> SecretFiles:
+    """Everything docker-compose.yml mounts or loads from ``deploy/secrets/``; ``endpoints``
+    other than Compose's service names for another network (docker-compose.test.yml's)."""
+    from samverkan.core.contracts import load_contracts
+
+    contracts = load_contracts()
+    endpoints = endpoints or compose_endpoints(contracts)
+    # The feeds this deployment has a server for (all of them in docker-compose.yml).
+    contracts = {feed: c for feed, c in contracts.items() if feed in endpoints.partners}
+    files = ensure_secrets(directory, contracts, pull_recipients())
+    write_known_hosts(files, endpoints, contracts)
+    env = secret_env(files, endpoints, contracts)
+    header = "# Generated by `samverkan ops secrets`: secret values, keep private, never commit.\n"
+    write_private(files.env_file, header + "\n".join(env_line(k, v) for k, v in sorted(env.items())) + "\n")
+    write_private(files.postgres_env_file, header + env_line("POSTGRES_PASSWORD", files.value("postgres_password")) + "\n")
+    return files
+

@@ -1,0 +1,165 @@
+"""Names in free text that no column announces.
+
+The transit operator's descriptions "may contain names" but the feed has no name column, and a
+police narrative may name a witness who is not the row's person. Row values cannot catch those,
+so free text also loses every word that reads as a proper noun. In Swedish only proper nouns are
+capitalised inside a sentence, which makes the rule sharp:
+
+* inside a sentence, a capitalised word is a name unless it belongs to a known place phrase
+  (the shared areas and ``free_text.keep_phrases`` in ``schemas/common_model.yaml``) or is a
+  short all-capitals abbreviation (LOB, SMS);
+* at the start of a sentence capitals say nothing, so the word goes only when the Swedish word
+  list (Debian's ``wswedish``) knows it as a proper noun, does not know it at all (Özlem,
+  Strömbäck …) and it is not a compound of ordinary words, or when it follows a name
+  (``Anna Svensson``).
+
+The rule errs towards removing: a place nobody listed becomes ``[namn]``, which costs a reader a
+word; a name left in place would cost a person their privacy. Without the word list every
+capitalised word goes, and a warning says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Iterable
+
+log = logging.getLogger(__name__)
+
+NAME_TOKEN = "[namn]"
+DEFAULT_LEXICON = Path("/usr/share/dict/swedish")  # Debian wswedish, ISO-8859-1
+ABBREVIATION_MAX = 5
+MIN_COMPOUND_PART = 3
+
+# A word: letters with inner hyphens or apostrophes (Lars-Göran, O'Brien).
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+# Between a sentence end (. ! ? : or a line break) and the next word: spaces, quotes, brackets.
+_OPENERS = " \t\"'([«»”“‘’–-"
+_SENTENCE_ENDS = ".!?:\n\r"
+_LOOK_BACK = 16
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Ordinary words (lower case) and known proper nouns (as written) of the language."""
+
+    common: frozenset[str]
+    proper: frozenset[str]
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_LEXICON) -> "Lexicon":
+        words = path.read_text(encoding="iso-8859-1").split()
+        return cls(common=frozenset(w for w in words if w[:1].islower()),
+                   proper=frozenset(w.casefold() for w in words if w[:1].isupper()))
+
+    @classmethod
+    def empty(cls) -> "Lexicon":
+        return cls(frozenset(), frozenset())
+
+    def is_proper(self, word: str) -> bool:
+        folded = word.casefold()
+        return folded in self.proper or (folded.endswith("s") and folded[:-1] in self.proper)
+
+    def is_ordinary(self, word: str) -> bool:
+        """A word of the language, or a compound of two (with an optional linking s)."""
+        folded = word.casefold()
+        return folded in self.common or self._is_compound(folded)
+
+    def _is_compound(self, word: str) -> bool:
+        for cut in range(MIN_COMPOUND_PART, len(word) - MIN_COMPOUND_PART + 1):
+            head, tail = word[:cut], word[cut:]
+            if tail in self.common and (head in self.common or (head.endswith("s") and head[:-1] in self.common)):
+                return True
+        return False
+
+
+class ProperNounScrubber:
+    """Replaces names that no column announced; built once per process from configuration."""
+
+    def __init__(self, lexicon: Lexicon, keep_phrases: Iterable[str]) -> None:
+        self.lexicon = lexicon
+        phrases = sorted({p.strip() for p in keep_phrases if p.strip()}, key=len, reverse=True)
+        # One lookbehind before the alternation: the same matches as one per phrase, but a position
+        # inside a word is given up at once instead of once per phrase.
+        self._keep = (re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(p) for p in phrases)})(?!\w)", re.IGNORECASE)
+                      if phrases else None)
+        self._word_kind = cache(self._classify)
+
+    def __call__(self, text: str) -> str:
+        if not any(ch.isupper() for ch in text):
+            return text
+        kept = [m.span() for m in self._keep.finditer(text)] if self._keep else []
+        out, last, previous_was_name = [], 0, False
+        for match in _WORD.finditer(text):
+            start, end = match.span()
+            word = match.group(0)
+            if not word[0].isupper() or _inside_identifier(text, start) or any(a <= start < b for a, b in kept):
+                previous_was_name = False
+                continue
+            sentence_start = _starts_sentence(text, start)
+            if self._is_name(word, sentence_start, previous_was_name):
+                out.append(text[last:start])
+                out.append(NAME_TOKEN)
+                last = end
+                previous_was_name = True
+            else:
+                previous_was_name = False
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
+    def _is_name(self, word: str, sentence_start: bool, after_name: bool) -> bool:
+        kind = self._word_kind(word)
+        if kind == "abbreviation":
+            return False
+        if not sentence_start or after_name:
+            return True
+        return kind == "name"
+
+    def _classify(self, word: str) -> str:
+        """'abbreviation', 'name' (known or unknown proper noun) or 'ordinary' (sentence-initial
+        word of the language). Hyphenated words are names when any part is."""
+        if word.isupper() and len(word) <= ABBREVIATION_MAX and not self.lexicon.is_proper(word):
+            return "abbreviation"
+        parts = [p for p in re.split(r"['’-]", word) if len(p) > 1]
+        if not any(p[0].isupper() for p in parts):  # 'A-huset': only a letter is capitalised
+            return "abbreviation"
+        if any(self.lexicon.is_proper(p) for p in parts):
+            return "name"
+        if all(self.lexicon.is_ordinary(p) for p in parts):
+            return "ordinary"
+        return "name"
+
+
+def _inside_identifier(text: str, start: int) -> bool:
+    """'SE:030:Quay:4021', 'AV-2026', 'A-huset': a word glued to what precedes it is part of a code."""
+    return start > 0 and not text[start - 1].isspace() and text[start - 1] not in _OPENERS
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    """Looks back a few characters only, so a 10 MB line stays linear."""
+    head = text[max(0, start - _LOOK_BACK):start].rstrip(_OPENERS)
+    return not head or head[-1] in _SENTENCE_ENDS
+
+
+@cache
+def default_scrubber() -> ProperNounScrubber:
+    """The scrubber configured in ``schemas/common_model.yaml`` (place phrases, word list)."""
+    from samverkan.core.contracts import common_model
+
+    model = common_model()
+    settings = model.get("free_text", {})
+    phrases = [alias for aliases in model.get("areas", {}).values() for alias in aliases]
+    phrases += settings.get("keep_phrases", [])
+    path = Path(settings.get("lexicon", DEFAULT_LEXICON))
+    try:
+        lexicon = Lexicon.load(path)
+    except OSError:
+        log.warning("Swedish word list %s not found (Debian package wswedish): every capitalised word "
+                    "in free text will be treated as a name", path)
+        lexicon = Lexicon.empty()
+    return ProperNounScrubber(lexicon, phrases)
