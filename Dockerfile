@@ -33,13 +33,16 @@ RUN --mount=type=secret,id=ca_bundle \
  && PIP_USER=false python3 -m venv /opt/venv \
  && PIP_USER=false /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
         -r /tmp/requirements/requirements.txt -c /tmp/requirements/constraints.txt
-# The project itself, as a package (its dependencies are the ones just installed). devkit/ is not
-# copied, so it is not in the package.
+
+# The project itself as a wheel (devkit/ is not copied, so it is not in it). A stage of its own:
+# a code change rebuilds the wheel and one small layer, not the dependencies.
+FROM packages AS wheel
 COPY pyproject.toml README.md requirements.txt requirements-test.txt requirements-dev.txt /tmp/project/
 COPY samverkan /tmp/project/samverkan
 RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
- && PIP_USER=false /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/project
+ && PIP_USER=false /opt/venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps \
+        --wheel-dir /tmp/wheels /tmp/project
 
 # The report pages' libraries at the versions of web/package-lock.json (docs/offline-assets.md),
 # so no page loads a CDN. Debian's node runs npm's own release (checked against the registry's
@@ -68,6 +71,8 @@ COPY expectations /opt/samverkan/expectations
 COPY agreements /opt/samverkan/agreements
 COPY dags /opt/samverkan/dags
 COPY plugins /opt/samverkan/plugins
+RUN --mount=type=bind,from=wheel,source=/tmp/wheels,target=/tmp/wheels \
+    PIP_USER=false /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/wheels/*.whl
 # measures/ where the project has it (the glob copies nothing otherwise).
 COPY pyproject.toml measure[s] /opt/samverkan/measures/
 RUN rm -f /opt/samverkan/measures/pyproject.toml && rmdir --ignore-fail-on-non-empty /opt/samverkan/measures \

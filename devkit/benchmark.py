@@ -290,19 +290,21 @@ def _history_one(args: argparse.Namespace) -> int:
         done = import_history([contracts[f] for f in feeds], date.fromisoformat(args.first),
                               date.fromisoformat(args.last), connect=connect, pseudonymiser=Pseudonymiser(
                                   bytes.fromhex(args.key)), validator=validator, data=Paths(work / "data"),
-                              expectations_dir=REPO / "expectations", quiet_period_seconds=0.5, progress=False)
+                              expectations_dir=REPO / "expectations", quiet_period_seconds=0.5, progress=False,
+                              workers=int(args.workers))
         elapsed = time.perf_counter() - started
     finally:
         for server in servers.values():
             server.stop()
-    print(json.dumps({"seconds": elapsed, "peak_rss_mib": _peak_rss_mib(),
+    workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker (or sshd)
+    print(json.dumps({"seconds": elapsed, "peak_rss_mib": max(_peak_rss_mib(), workers_rss),
                       "rows": sum(d.rows_received for d in done), "files": sum(sum(d.files.values()) for d in done),
                       "feeds": {d.feed: {"seconds": d.seconds, "rows": d.rows_received, "nights": len(d.nights)}
                                 for d in done}}))
     return 0
 
 
-def _history(work: Path, days: int, scales: list[int], key: str) -> list[dict]:
+def _history(work: Path, days: int, scales: list[int], key: str, workers: int = 2) -> list[dict]:
     """A history of ``days`` nights for the three feeds at each scale of Östersund's size."""
     from devkit.history import write_history
 
@@ -316,8 +318,9 @@ def _history(work: Path, days: int, scales: list[int], key: str) -> list[dict]:
         generated = time.perf_counter() - started
         last = first.toordinal() + days - 1
         stats = _child(["history-one", "--work", str(scratch), "--feeds", ",".join(sizes), "--first",
-                        first.isoformat(), "--last", date.fromordinal(last).isoformat(), "--key", key])
-        stats.update(scale=scale, days=days, sizes=sizes, generate_s=generated)
+                        first.isoformat(), "--last", date.fromordinal(last).isoformat(), "--key", key,
+                        "--workers", str(workers)])
+        stats.update(scale=scale, days=days, sizes=sizes, generate_s=generated, workers=workers)
         results.append(stats)
         print(f"  history ×{scale}: {stats['files']} files, {stats['rows']:,} rows in {stats['seconds']:.0f} s = "
               f"{stats['rows'] / stats['seconds']:,.0f} rows/s, {stats['seconds'] / max(1, stats['files']):.2f} s/file, "
@@ -327,10 +330,10 @@ def _history(work: Path, days: int, scales: list[int], key: str) -> list[dict]:
 
 
 def history_report(results: list[dict]) -> str:
-    lines = ["| scale | nights | rows/night (police, transit, guards) | files | rows | import s | rows/s | s/file | "
-             "peak RSS MiB |", "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scale | workers | nights | rows/night (police, transit, guards) | files | rows | import s | rows/s | "
+             "s/file | peak RSS MiB |", "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| ×{r['scale']} | {r['days']} | {', '.join(str(v) for v in r['sizes'].values())} | {r['files']} | "
+        lines.append(f"| ×{r['scale']} | {r.get('workers', 1)} | {r['days']} | {', '.join(str(v) for v in r['sizes'].values())} | {r['files']} | "
                      f"{r['rows']:,} | {r['seconds']:.0f} | {r['rows'] / r['seconds']:,.0f} | "
                      f"{r['seconds'] / max(1, r['files']):.2f} | {r['peak_rss_mib']:,.0f} |")
     return "\n".join(lines)
@@ -617,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     hist = sub.add_parser("history-one")
     for name in ("--work", "--feeds", "--first", "--last", "--key"):
         hist.add_argument(name, required=True)
+    hist.add_argument("--workers", default="2")
     nights_one = sub.add_parser("nights-one")
     for name in ("--work", "--key"):
         nights_one.add_argument(name, required=True)
@@ -633,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-scales", type=int, nargs="+", default=[1, 10],
                         help="history sizes as multiples of Östersund's (police 400, transit 150, guards 80 rows)")
     parser.add_argument("--history-only", action="store_true", help="only the history case")
+    parser.add_argument("--history-workers", type=int, default=2, help="feeds imported at once (1: serial)")
     parser.add_argument("--small-nights", type=int, default=0,
                         help="also run this many nights × 3 feeds at demo size (400/150/80 rows) through the "
                              "nightly steps without SFTP, for files/s and time per stage (365: a year; 0: skip)")
@@ -664,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.history_days and not args.small_nights_only:
         print(f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
               flush=True)
-        results["history"] = _history(work, args.history_days, args.history_scales, key)
+        results["history"] = _history(work, args.history_days, args.history_scales, key, args.history_workers)
     if args.sftp_mib and not only:
         print(f"SFTP {args.sftp_mib} MiB", flush=True)
         results["sftp"] = _sftp(work / "sftp", args.sftp_mib, args.sftp_repeats)

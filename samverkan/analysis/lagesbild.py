@@ -76,11 +76,10 @@ def rate_ratio(a0: int | None, a1: int | None, c0: int | None, c1: int | None,
     """Difference in differences on the log scale: (after/before in the measure's areas) divided by
     (after/before in the comparison areas), same weeks for both, Poisson counts; a 95 % interval
     from the usual variance 1/a0 + 1/a1 + 1/c0 + 1/c1. Withheld or small counts tell nothing."""
-    counts = (a0, a1, c0, c1)
-    if any(c is None or c < threshold for c in counts):
+    if a0 is None or a1 is None or c0 is None or c1 is None or min(a0, a1, c0, c1) < threshold:
         return {"rate_ratio": None, "low": None, "high": None, "verdict": TOO_FEW + "."}
     ratio = (a1 / a0) / (c1 / c0)
-    se = math.sqrt(sum(1 / c for c in counts))
+    se = math.sqrt(1 / a0 + 1 / a1 + 1 / c0 + 1 / c1)
     low, high = ratio * math.exp(-Z95 * se), ratio * math.exp(Z95 * se)
     if low > 1:
         verdict = f"Ökning: omkring {round((ratio - 1) * 100)} % fler händelser än i jämförelseområdena."
@@ -99,7 +98,7 @@ def measure_results(release: Release, threshold: int) -> list[dict[str, Any]]:
         if summary is None:
             result = {"rate_ratio": None, "low": None, "high": None,
                       "verdict": f"{TOO_FEW}: inga veckor efter starten ännu, eller inga jämförelseområden."}
-            counts = (None, None, None, None)
+            counts: tuple[int | None, ...] = (None, None, None, None)
         else:
             counts = (summary.value(0, 0), summary.value(0, 1), summary.value(1, 0), summary.value(1, 1))
             result = rate_ratio(*counts, threshold)

@@ -148,7 +148,7 @@ def _frame(con, sql: str, params: Sequence[Any] = ()) -> dict[str, np.ndarray]:
     out = {}
     for k, v in con.execute(sql, list(params)).fetchnumpy().items():
         if isinstance(v, np.ma.MaskedArray):  # NULLs: NaN for numbers, None otherwise
-            v = v.astype(float).filled(np.nan) if v.dtype.kind in "iuf" else v.astype(object).filled(None)
+            v = np.ma.filled(v.astype(float), np.nan) if v.dtype.kind in "iuf" else np.ma.filled(v.astype(object), None)
         v = np.asarray(v)
         out[k] = v.astype("datetime64[D]").astype(object) if v.dtype.kind == "M" else v
     return out

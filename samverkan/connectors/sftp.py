@@ -134,6 +134,8 @@ class SFTPSettings:
         if not extra.get("host_key"):
             raise ValueError(f"Airflow connection {conn_id!r} has no host_key extra; pin the server's "
                              "host key (\"ssh-ed25519 AAAA...\") before the hub will connect")
+        if not conn.host or not conn.login:
+            raise ValueError(f"Airflow connection {conn_id!r} needs a host and a login (the SFTP user)")
         options: dict[str, Any] = {}
         for name, convert in (("timeout", float), ("prefetch_requests", int), ("path_prefix", str)):
             if extra.get(name) not in (None, ""):
@@ -179,7 +181,7 @@ KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 def _load_private_key(settings: SFTPSettings) -> paramiko.PKey:
     source = "private_key extra" if settings.private_key else f"key_file {settings.key_file}"
     try:
-        text = settings.private_key or Path(settings.key_file).expanduser().read_text(encoding="ascii")
+        text = settings.private_key or Path(str(settings.key_file)).expanduser().read_text(encoding="ascii")
         return _parse_private_key(text, settings.passphrase)
     except paramiko.PasswordRequiredException:
         reason = "is encrypted and no passphrase was given"

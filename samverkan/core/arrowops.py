@@ -11,7 +11,7 @@ def distinct_rows(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray
     """(each row's combination number, the first row of each combination) over row-aligned
     columns; null is a value of its own. Expensive per-value work (GE checks, scrubbing) then
     runs once per combination and is copied back to every row with ``take``."""
-    key = None
+    key: np.ndarray | None = None
     for values in columns:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
@@ -21,5 +21,7 @@ def distinct_rows(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray
         else:
             _, key = np.unique(key, return_inverse=True)
             key = key.astype(np.int64).reshape(-1) * (int(codes.max(initial=-1)) + 2) + (codes + 1)
+    if key is None:
+        raise ValueError("distinct_rows needs at least one column")
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     return inverse.reshape(-1), first

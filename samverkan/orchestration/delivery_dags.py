@@ -94,6 +94,6 @@ def build_delivery_dag(agreement: Agreement) -> DAG:
             night = run_night(context.get("logical_date"), context["params"])
             return runtime.apply_retention(agreement, night + timedelta(days=1), context["run_id"])
 
-        apply_retention(deliver_night.expand(night=plan_nights()))
+        apply_retention(deliver_night.expand(night=plan_nights()))  # type: ignore[arg-type]  # TaskFlow passes XComArgs
 
     return delivery_dag()

@@ -55,11 +55,14 @@ def run_night(logical_date: datetime | None, params: dict[str, Any]) -> date:
     return nights.night_of_run(logical_date or pendulum.now("UTC"))
 
 
+def _personal_row(personal: dict[str, Any]) -> str:
+    detail = personal.get("domain") or personal.get("method")
+    return f"{personal['handling']}{f' ({detail})' if detail else ''}"
+
+
 def _doc_md(contract: Contract) -> str:
     personal = "\n".join(
-        f"| `{c.source}` | {c.personal['handling']}"
-        f"{' (' + c.personal.get('domain', c.personal.get('method', '')) + ')' if c.personal.get('domain') or c.personal.get('method') else ''} |"
-        for c in contract.personal_columns()
+        f"| `{c.source}` | {_personal_row(c.personal)} |" for c in contract.personal_columns() if c.personal
     )
     rule = contract.completeness
     reports_url = f"/{URL_PREFIX}/samverkan_{contract.id}/"
@@ -160,7 +163,7 @@ def build_feed_dag(contract: Contract) -> DAG:
         candidates = discover_files()
         landed = fetch_file.expand(candidate=candidates)
         results = process_file.expand(landed=landed)
-        manifest = write_manifest(landed, results)
+        manifest = write_manifest(landed, results)  # type: ignore[arg-type]  # TaskFlow passes XComArgs
         [candidates, landed, results, manifest] >> fail_run()
 
     return feed_dag()

@@ -9,7 +9,7 @@ masker the moment it is read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timezone
@@ -71,7 +71,7 @@ def checked_at(logical_date: datetime | None) -> datetime:
 
 
 def discover(contract: Contract, night: date, *, run_id: str = "manual", logical_date: datetime | None = None,
-             reprocess: bool = False, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+             reprocess: bool = False, context: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     ledger = _ledger()
     when = checked_at(logical_date)
 
@@ -97,7 +97,7 @@ def fetch(contract: Contract, candidate: dict[str, Any], run_id: str, *, reproce
 
 
 def process(contract: Contract, landed: dict[str, Any], run_id: str, expectations_dir: Path,
-            context: dict[str, Any] | None = None) -> dict[str, Any]:
+            context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if landed.get("action") == "skip":
         result = {"feed": contract.id, "name": landed["name"], "night": landed["night"], "sha256": landed.get("sha256"),
                   "status": landed["status"], "reason": landed["reason"]}

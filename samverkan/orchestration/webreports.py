@@ -85,7 +85,7 @@ def create_app(*, auth: bool = True) -> Any:
 
         def __init__(self, content: Any = None, *args: Any, **kwargs: Any) -> None:
             super().__init__(content, *args, **kwargs)
-            self.headers["Content-Security-Policy"] = assets.policy(self.body.decode("utf-8"), header=True)
+            self.headers["Content-Security-Policy"] = assets.policy(bytes(self.body).decode("utf-8"), header=True)
 
     dag_guard, user_guard = [], []
     if auth:

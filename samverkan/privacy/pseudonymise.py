@@ -95,10 +95,11 @@ def key_from_secret(secret: str | bytes) -> bytes:
     else is a passphrase used as its UTF-8 bytes. Errors never quote the secret."""
     if isinstance(secret, bytes):
         try:
-            secret = secret.decode("utf-8")
+            text = secret.decode("utf-8").strip()
         except UnicodeDecodeError:
             return _long_enough(secret)
-    text = secret.strip()
+    else:
+        text = secret.strip()
     if _HEX_RE.fullmatch(text):
         if len(text) % 2:
             raise ValueError("pseudonymisation secret looks like hex but has an odd number of digits")
@@ -329,7 +330,7 @@ def _scrub_row_values(texts: pa.Array, names: list[pa.Array], extras: list[pa.Ar
         values = [col[i] for col in row_extras if col[i]]
         if values:
             squeezed = _BLANKS_DASHES_RE.sub("", text)
-            values = [v for v in values if (digits_of(v) is None or digits_of(v) in squeezed)]
+            values = [v for v in values if (digits := digits_of(v)) is None or digits in squeezed]
         scrubbed.append(scrub_extras(text, [pattern_of(v) for v in values]) if values else text)
     return pc.replace_with_mask(texts, mask, pa.array(scrubbed, pa.string()))
 

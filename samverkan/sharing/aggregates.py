@@ -202,7 +202,7 @@ def weak_entries(table: WeekTable, primary: np.ndarray, threshold: int) -> list[
     primary entry: could be at least the threshold). One LP pushing all open entries up at once
     usually settles most of them; what is left gets its own LPs.
     """
-    unknown = [tuple(int(v) for v in p) for p in np.argwhere(table.suppressed)]
+    unknown = [(int(p[0]), int(p[1])) for p in np.argwhere(table.suppressed)]
     if not unknown:
         return []
     index = {p: k for k, p in enumerate(unknown)}
@@ -318,7 +318,7 @@ def to_arrow(tables: list[WeekTable], schema: pa.Schema = COUNTS_SCHEMA) -> pa.T
                 hour = j if j < n_cols - 1 else None
                 level = _level(i == n_rows - 1, j == n_cols - 1)
                 hidden = bool(t.suppressed[i, j])
-                records.append({"week": t.week, "area": area, key: row_key, "category_kind": kinds.get(row_key),
+                records.append({"week": t.week, "area": area, key: row_key, "category_kind": kinds.get(row_key) if row_key else None,
                                 "hour_of_day": hour, "level": level,
                                 value: None if hidden else int(t.extended[i, j]), "suppressed": hidden})
     return pa.Table.from_pylist(records, schema=schema)

@@ -114,7 +114,10 @@ def record_delivery(register: Register, agreement: Agreement, delivery: Delivery
 def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: RecipientPseudonyms, run_id: str | None,
             *, connector: SFTPConnector | None = None) -> dict[str, Any]:
     """Build (or reuse an up-to-date build of) the night's delivery, hand it over, register it."""
+    from samverkan.sharing import erasure  # builds on this module
+
     register = register_for(paths)
+    before = erasure.held_rows(delivery_dir(paths, agreement.id, night))
     delivery = _current_build(agreement, paths, night) or build_delivery(agreement, paths, night, pseudonyms, run_id,
                                                                          register_head=register.head())
     if agreement.mode == "push":
@@ -125,12 +128,11 @@ def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: Recipie
         destination = f"outbox:{agreement.delivery['account']}/{delivery.manifest['delivery_id']}"
     event = record_delivery(register, agreement, delivery, destination, run_id)
     receipt = write_receipt(register, delivery, event)
+    erasure.tombstone_superseded(paths, agreement, before, delivery.directory, register, run_id)
     if agreement.mode == "push":
         connector.upload(receipt, posixpath.join(agreement.delivery["directory"], delivery.manifest["delivery_id"],
                                                  RECEIPT))
-        from samverkan.sharing.erasure import push_tombstones  # builds on this module
-
-        push_tombstones(paths, agreement, connector)  # erasures and expiries since the last run
+        erasure.push_tombstones(paths, agreement, connector)  # erasures, withdrawals, expiries since the last run
     rows = {name: d["rows"] for name, d in delivery.manifest["datasets"].items()}
     log.info("%s: delivered night %s to %s: %s (register event %d)", agreement.label, night, destination, rows,
              event["seq"])

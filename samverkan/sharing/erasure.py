@@ -1,8 +1,7 @@
 """Erasure and withdrawals that reach the recipients, not only the hub.
 
-When a partner withdraws records (an explicit list of its incident keys, or a re-sent file
-without them) or a person's data must be erased (the operator gives the personnummer; the hub
-computes its pseudonym), the hub:
+When a partner withdraws records (an explicit list of its incident keys) or a person's data must
+be erased (the operator gives the personnummer; the hub computes its pseudonym), the hub:
 
 1. works out the hub identifiers concerned (a personnummer → the person's hub pseudonym in every
    person domain; partner keys → published incident ids through ``private/incident_ids``);
@@ -16,8 +15,10 @@ computes its pseudonym), the hub:
 4. records one ``erasure`` event per recipient concerned (and one for the hub's published zone)
    in the disclosure register, with the rewritten files' hashes and the tombstone's.
 
-Retention expiry writes a tombstone as well (the whole delivery, by id), so every recipient
-learns of every deletion the same way. A tombstone holds recipient-domain ids only, never a hub
+Retention expiry writes a tombstone as well (the whole delivery, by id), and so does a night
+delivered again without rows the recipient had (a re-sent or corrected partner file:
+``tombstone_superseded``, called by the delivery), so every recipient learns of every deletion
+the same way. A tombstone holds recipient-domain ids only, never a hub
 value or a personnummer.
 """
 
@@ -112,11 +113,6 @@ def withdrawal_target(paths: Paths, feed: str, partner_keys: list[str], reason: 
     table = pa.concat_tables([pq.read_table(f, columns=["incident_id", "partner_incident_id"]) for f in files])
     keep = pc.is_in(table.column("partner_incident_id"), value_set=pa.array(sorted(set(partner_keys)), pa.string()))
     return Target(reason, incidents=set(table.filter(keep).column("incident_id").to_pylist()))
-
-
-def withdrawn_by_resend(before: set[str], after: set[str], reason: str) -> Target:
-    """A re-sent file without some records: the incident ids published before and not after."""
-    return Target(reason, incidents=before - after)
 
 
 # --- removing ------------------------------------------------------------------------------------
@@ -222,9 +218,8 @@ KEY_COLUMNS = ("incident_id", "person_pseudonym")  # what identifies a delivered
 def _rows(table: pa.Table) -> list[dict[str, str]]:
     """Rows by their key columns, distinct and sorted: what a tombstone tells the recipient to delete."""
     keys = [c for c in KEY_COLUMNS if c in table.column_names]
-    return sorted({tuple(r[c] for c in keys) for r in table.select(keys).to_pylist()} and
-                  [dict(t) for t in {tuple((c, r[c]) for c in keys) for r in table.select(keys).to_pylist()}],
-                  key=lambda r: tuple(str(v) for v in r.values()))
+    distinct = {tuple(r[c] for c in keys) for r in table.select(keys).to_pylist()}
+    return [dict(zip(keys, values)) for values in sorted(distinct, key=lambda v: tuple(str(x) for x in v))]
 
 
 def held_rows(directory: Path) -> dict[str, list[dict[str, str]]]:
@@ -262,8 +257,9 @@ def write_tombstone(paths: Paths, recipient: str, body: dict[str, Any]) -> Path:
     directory = recipient_outbox(paths, recipient) / TOMBSTONES
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
-    now = datetime.now(UTC).replace(microsecond=0)
-    path = directory / f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.json"
+    exact = datetime.now(UTC)
+    now = exact.replace(microsecond=0)
+    path = directory / f"{exact:%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:8]}.json"  # names sort in time order
     path.write_text(json.dumps({"recipient": recipient, "created_at_utc": now.isoformat(), **body}, indent=2,
                                sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     path.chmod(FILE_MODE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,18 +96,16 @@ def world(tmp_path_factory):
     if not sshd_available() or shutil.which("ssh-keygen") is None:
         pytest.skip("needs OpenSSH (sshd, ssh-keygen)")
     root = tmp_path_factory.mktemp("accountability")
-    previous = os.environ.get(attestation.DELIVERY_KEY_ENV)
     w = World(root)
-    os.environ[delivery.REGISTER_KEY_ENV] = str(w.key)  # the hub's one key: register events and manifests
+    env = pytest.MonkeyPatch()
+    env.setenv(delivery.REGISTER_KEY_ENV, str(w.key))  # the hub's one key: register events and manifests
     try:
         for recipient in RECIPIENTS:
             w.deliver(recipient)
         yield w
     finally:
         w.server.stop()
-        os.environ.pop(delivery.REGISTER_KEY_ENV, None)
-        if previous is not None:
-            os.environ[attestation.DELIVERY_KEY_ENV] = previous
+        env.undo()
 
 
 def _recipient_sign(key: Path, path: Path, namespace: str) -> None:
@@ -286,8 +283,8 @@ def test_erasing_one_person_reaches_both_recipients_and_leaves_nothing_at_the_hu
         assert attestation.file_verifies(world.allowed, tombstone, Path(f"{tombstone}.sig"),
                                          attestation.DELIVERY_NAMESPACE, attestation.DELIVERY_NAMESPACE)
         body = json.loads(tombstone.read_text())
-        deleted = body["deliveries"][0]["delete"]["involvements"]["person_pseudonym"]
-        assert deleted == [theirs[r]]  # the recipient's own value, nothing of the hub's
+        deleted = body["deliveries"][0]["delete"]["involvements"]
+        assert deleted and {row["person_pseudonym"] for row in deleted} == {theirs[r]}  # the recipient's own value
         assert hub_value not in tombstone.read_text() and canonical not in tombstone.read_text()
     assert _count(world.received("police") / "..", "person_pseudonym", theirs["police"]) == 0  # re-delivered whole
     register = delivery.register_for(world.paths)
@@ -314,8 +311,39 @@ def test_a_partners_withdrawal_list_reaches_the_municipality(world):
     assert summary["published"]["incidents"] == 1 and summary["published"]["involvements"] >= 1
     assert set(summary["recipients"]) == {"municipality"}  # the police recipient never had police rows
     body = json.loads(world.tombstones("municipality")[-1].read_text())
-    assert body["deliveries"][0]["delete"]["incidents"] == {"incident_id": [theirs]}
+    assert body["deliveries"][0]["delete"]["incidents"] == [{"incident_id": theirs}]
+    assert {row["incident_id"] for row in body["deliveries"][0]["delete"]["involvements"]} == {theirs}
     assert withdrawn["partner_incident_id"] not in json.dumps(body)
+
+
+def test_a_resent_file_without_some_records_tombstones_them_at_the_next_delivery(world):
+    """The police send the night again without one event: the municipality's next delivery no
+    longer has it, and the recipient is told to delete the rows it got before."""
+    import csv
+
+    original = world.truths["police"].path
+    with open(original, encoding="cp1252", newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    header, records = rows[0], rows[1:]
+    dropped = records[-1][0]  # Diarienr of the last event
+    resent = world.root / "resent" / original.name
+    resent.parent.mkdir()
+    with open(resent, "w", encoding="cp1252", newline="") as f:
+        csv.writer(f, delimiter=";", lineterminator="\r\n").writerows([header] + [r for r in records if r[0] != dropped])
+    mapping = [r for f in sorted(world.paths.incident_ids.rglob("source=police/*.parquet"))
+               for r in pq.read_table(f).to_pylist() if r["partner_incident_id"] == dropped]
+    theirs = world.pseudonyms("municipality").one(mapping[0]["incident_id"])
+    folder = delivery_dir(world.paths, "municipality", world.night)
+    assert _count(folder, "incident_id", theirs) > 0
+    tombstones_before = len(world.tombstones("municipality"))
+    assert world.hub.process("police", resent).status == "published"
+    world.deliver("municipality")
+    assert _count(folder, "incident_id", theirs) == 0
+    assert len(world.tombstones("municipality")) == tombstones_before + 1
+    body = json.loads(world.tombstones("municipality")[-1].read_text())
+    assert body["deliveries"][0]["delete"]["incidents"] == [{"incident_id": theirs}]
+    assert dropped not in json.dumps(body)
+    assert attestation.verify_delivery(folder, world.allowed) == []
 
 
 def test_retention_expiry_sends_a_tombstone_too(world):

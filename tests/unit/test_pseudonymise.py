@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
+import random
 import re
 from datetime import date
 
@@ -20,6 +22,7 @@ from samverkan.privacy.pseudonymise import (
     Pseudonymiser,
     age_band,
     key_from_secret,
+    key_weakness,
     round_coordinate,
     scrub_text,
     street_only,
@@ -455,3 +458,73 @@ def test_round_coordinate_to_the_metre_and_of_chunked_values():
 def test_a_bad_domain_is_refused_in_words(domain):
     with pytest.raises(ValueError, match="^pseudonym domain must be non-empty and must not contain \\\\x1f$"):
         Pseudonymiser(KEY).pseudonym(domain, "x")
+
+
+# Keys that are weak in exactly one way (or in none), so each of key_weakness's three checks is
+# seen on its own; the shapes and their preconditions are built and checked here, by hand.
+def _walk(steps: list[int], seed: int, n: int = 32) -> bytes:
+    rng, value, out = random.Random(seed), 17, []
+    for _ in range(n):
+        out.append(value)
+        value = (value + rng.choice(steps)) % 256
+    return bytes(out)
+
+
+def _entropy(key: bytes) -> float:
+    return -sum(key.count(b) / len(key) * math.log2(key.count(b) / len(key)) for b in set(key))
+
+
+def _distinct_steps(key: bytes) -> int:
+    return len({(b - a) % 256 for a, b in zip(key, key[1:])})
+
+
+def test_a_key_that_only_repeats_a_block_is_weak_for_that():
+    block = random.Random(1).randbytes(12)
+    key = block * 4  # 48 bytes: 12 distinct values (3.58 bits each), no walk
+    assert _entropy(key) >= 3.5 and _distinct_steps(key) >= 8
+    assert key_weakness(key) == "it repeats a pattern of 12 byte(s)"
+    half = random.Random(2).randbytes(16)
+    assert key_weakness(half * 2) == "it repeats a pattern of 16 byte(s)"
+
+
+def test_a_key_that_only_walks_a_few_steps_is_weak_for_that():
+    key = _walk([53, 61, 71, 83], seed=3)  # wraps around 256 many times
+    assert len(set(key)) == 32 and len({b - a for a, b in zip(key, key[1:])}) >= 8  # without the modulo: 8
+    assert _distinct_steps(key) == 4
+    assert key_weakness(key) == "it walks a sequence"
+
+
+def test_eight_distinct_steps_are_not_a_walk():
+    key = _walk([3, 29, 41, 67, 97, 131, 163, 211], seed=4)
+    assert _distinct_steps(key) == 8 and _entropy(key) >= 3.5
+    assert key_weakness(key) is None
+
+
+def test_few_distinct_bytes_in_a_random_order_are_weak_for_that_and_exactly_3_5_bits_is_enough():
+    rng = random.Random(5)
+    few = [rng.randrange(256) for _ in range(6)]
+    key = bytes(rng.choice(few) for _ in range(32))
+    assert _entropy(key) < 3.5 and _distinct_steps(key) >= 8
+    assert key_weakness(key) == "too few distinct characters"
+    symbols = rng.sample(range(256), 12)
+    exact = bytearray(symbols[:8] * 2 + symbols[8:] * 4)  # 8 values twice, 4 values four times: 3.5 bits
+    rng.shuffle(exact)
+    assert _entropy(bytes(exact)) == 3.5 and _distinct_steps(bytes(exact)) >= 8
+    assert key_weakness(bytes(exact)) is None
+
+
+def test_refusals_say_why_in_words():
+    with pytest.raises(ValueError, match=r"^pseudonymisation secret must give at least 32 bytes, got 31; generate"):
+        key_from_secret("x" * 31)
+    with pytest.raises(ValueError, match=r"^pseudonymisation secret looks like hex but has an odd number of digits$"):
+        key_from_secret("a" * 65)
+    with pytest.raises(ValueError, match=r"^pseudonymisation secret has a 'base64:' prefix but is not valid base64$"):
+        text = base64.b64encode(random.Random(6).randbytes(32)).decode()
+        key_from_secret(f"base64:{text[:10]}*{text[10:]}")  # a stray character is not skipped over
+    with pytest.raises(ValueError, match=r"^pseudonymisation secret is too weak \(it repeats a pattern of 12 byte"):
+        key_from_secret(random.Random(1).randbytes(12).hex() * 4)
+    with pytest.raises(TypeError, match="^pseudonymisation key must be bytes$"):
+        Pseudonymiser("not bytes" * 4)
+    assert repr(Pseudonymiser(KEY)) == str(Pseudonymiser(KEY)) == "Pseudonymiser(key=<hidden>)"
+    with pytest.raises(TypeError, match="^a Pseudonymiser is not picklable: it would write the key out$"):
+        Pseudonymiser(KEY).__reduce__()
