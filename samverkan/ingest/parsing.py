@@ -211,7 +211,7 @@ class _GuardedText:
         self._limit = limit
         self.used = 0
 
-    def __iter__(self) -> "_GuardedText":
+    def __iter__(self) -> _GuardedText:
         return self
 
     def __next__(self) -> str:

@@ -356,7 +356,7 @@ class _FileRun:
                 else:
                     self._count(label, row[ROW], reasons.get(label))
             raw = {sources[k]: v for k, v in row.items() if k in sources}  # the file's fields, nothing derived
-            records.append(self._quarantine_record(row[ROW], labels, "; ".join(reasons.get(l, l) for l in labels),
+            records.append(self._quarantine_record(row[ROW], labels, "; ".join(reasons.get(lb, lb) for lb in labels),
                                                    json.dumps(raw, ensure_ascii=False), held=row[ROW] in held))
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.held_rows += sum(1 for r in records if r["held_for_correction"])
@@ -397,11 +397,11 @@ class _FileRun:
         if not held:
             return table
         rows = table.column(ROW).combine_chunks()
-        for field in set().union(*held.values()):
-            if self.person_fields[field] == "invalid_name":
+        for name in set().union(*held.values()):
+            if self.person_fields[name] == "invalid_name":
                 continue
-            mask = pc.is_in(rows, value_set=pa.array([r for r, f in held.items() if field in f], pa.int64()))
-            array, _, item = field.partition(".")
+            mask = pc.is_in(rows, value_set=pa.array([r for r, f in held.items() if name in f], pa.int64()))
+            array, _, item = name.partition(".")
             at = table.column_names.index(array)
             cleared = _clear_item_field(table.column(array).combine_chunks(), item, mask) if item else \
                 pc.if_else(mask, pa.scalar(None, table.schema.field(array).type), table.column(array).combine_chunks())
