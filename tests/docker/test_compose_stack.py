@@ -45,6 +45,8 @@ SEED, POPULATION = 1, 5000  # devkit.synthetic's defaults: what partner-data gen
 TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
 NIGHTS = [TODAY - timedelta(days=3), TODAY - timedelta(days=2)]
 WORKERS = 3
+# Debian's client, as scripts/docker uses (it matches Debian's dockerd).
+DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 
 
 def _ports() -> dict[str, str]:
@@ -97,7 +99,7 @@ class Stack:
         ids = self.docker("ps", "-q", *([service] if service else [])).stdout.split()
         if not ids:
             return []
-        done = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True)
+        done = subprocess.run([DOCKER, "inspect", *ids], capture_output=True, text=True, check=True)
         return json.loads(done.stdout)
 
     def api(self):
@@ -155,11 +157,11 @@ def _tear_down(s: Stack) -> None:
 
 def test_the_hub_image_has_what_the_dags_need_and_no_test_tools(stack):
     script = ("id -u; test -s /usr/share/dict/swedish && echo wordlist; command -v gcc cc || echo no-compiler; "
-              "pip list --format=freeze 2>/dev/null | cut -d= -f1 | tr A-Z a-z; "
+              "pip list --format=freeze 2>/dev/null | cut -d= -f1 | tr A-Z_ a-z-; "
               "python -c 'import devkit' 2>/dev/null && echo devkit-present; "
               "python -c 'import samverkan.sharing.agreements as a; print(len(a.load_agreements()))'; "
               "ls /opt/samverkan")
-    done = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", "samverkan-airflow:local",
+    done = subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "sh", "samverkan-airflow:local",
                            "-c", script], capture_output=True, text=True, check=True)
     lines = done.stdout.split()
     assert lines[0] == "50000" and "wordlist" in lines and "no-compiler" in lines, done.stdout
@@ -232,7 +234,7 @@ def _kill_a_busy_worker(stack: Stack, api, runs, timeout: float = 600) -> dict:
         if found:
             dag_id, ti = found
             container = ti["hostname"].removeprefix("worker-")
-            subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+            subprocess.run([DOCKER, "kill", container], check=True, capture_output=True)
             return {"dag_id": dag_id, "run_id": ti["dag_run_id"], "task_id": ti["task_id"],
                     "map_index": ti.get("map_index", -1), "worker": ti["hostname"]}
         time.sleep(0.5)

@@ -236,7 +236,8 @@ def test_each_recipient_holds_exactly_its_datasets_and_columns(world):
                                                                    delivery.RECEIPT}, r
             for g in data:
                 schema = pq.read_schema(world.inbox(r) / night.isoformat() / f"{g.name}.parquet")
-                expected = aggregates.COUNTS_SCHEMA.names if g.aggregate else list(g.columns)
+                schema_of = {"observation_counts": aggregates.OBSERVATION_COUNTS_SCHEMA}
+                expected = schema_of.get(g.name, aggregates.COUNTS_SCHEMA).names if g.aggregate else list(g.columns)
                 assert schema.names == expected, (r, g.name)
 
 
