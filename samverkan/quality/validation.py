@@ -403,7 +403,8 @@ class Validator:
         by_values = [c for c in runnable if _distinct_safe(c)]
         whole = [c for c in runnable if not _distinct_safe(c)]
         reduced: dict[str, tuple[ExpectationOutcome, list[int], bool]] = {}
-        if by_values:
+        memo = table.num_rows <= MEMO_MAX_ROWS
+        if by_values and memo:
             known, by_values = self._memo.recall(compiled.name, table, by_values)
             reduced.update(known)
         if by_values:
@@ -411,7 +412,8 @@ class Validator:
             layout = tuple(json.dumps(c.config["kwargs"], sort_keys=True, default=str) for c in plan.checks)
             result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
             fresh = plan.reduce(result)
-            self._memo.remember(compiled.name, table, by_values, plan, fresh)
+            if memo:
+                self._memo.remember(compiled.name, table, by_values, plan, fresh)
             reduced.update(fresh)
         if whole:
             result = self._run(compiled, ("whole", skipped), whole, table.to_pandas())
@@ -692,7 +694,7 @@ def _renamed(check: _Check, names: Mapping[str, str]) -> _Check:
 
 # --- verdicts remembered across batches: GE is not asked twice about the same value -----------
 
-MEMO_MAX_DISTINCT = 20_000  # a batch with more distinct values per check pays GE's fixed cost anyway
+MEMO_MAX_ROWS = 20_000  # a larger batch spreads GE's fixed cost over its rows already; no memo work for it
 MEMO_MAX_VALUES = 500_000  # per check; the memo starts afresh beyond it (bounded memory)
 
 
@@ -704,8 +706,8 @@ class _VerdictMemo:
     brings few new values for most checks (categories, roles, statuses, ages), and GE's cost per
     call grows with the checks it runs, not the rows: a check whose every value is known is left
     out of the call, and a batch with no new values skips GE altogether. A shape check is
-    remembered by the frame's column names. Only small batches take part (``MEMO_MAX_DISTINCT``);
-    in a large one GE's fixed cost is spread over many rows already.
+    remembered by the frame's column names. Only small batches take part (``MEMO_MAX_ROWS``): in a
+    large one GE's fixed cost is spread over many rows already, and hashing values would cost more.
 
     Values are remembered as keyed BLAKE2 digests (a random key per memo), never the values
     themselves, so nothing personal outlives the batch in memory in a readable form.
@@ -736,11 +738,10 @@ class _VerdictMemo:
                 continue
             if key not in distinct:
                 inverse, first = distinct_rows([table.column(c) for c in key])
-                distinct[key] = (inverse, first, self._digests(table, key, first) if len(first) <= MEMO_MAX_DISTINCT
-                                 else None)
-            inverse, _, digests = distinct[key]
+                distinct[key] = (inverse, self._digests(table, key, first))
+            inverse, digests = distinct[key]
             verdicts = self._values.get((suite, _identity(check)), {})
-            if digests is None or not all(d in verdicts for d in digests):
+            if not all(d in verdicts for d in digests):
                 rest.append(check)
                 continue
             known[check.label] = _spread(check, rows, inverse, [i for i, d in enumerate(digests) if verdicts[d]])
@@ -763,8 +764,6 @@ class _VerdictMemo:
             if failed is None:
                 continue
             _, first = distinct_rows([table.column(c) for c in _value_key(check)])
-            if len(first) > MEMO_MAX_DISTINCT:
-                continue
             # GE judged the values of the check's source columns; each value of the checked
             # columns is derived from one of them, so it shares that verdict.
             row_failed = np.isin(plan.keys[plan.key_of[check.label]][0], np.asarray(failed, dtype=np.int64))

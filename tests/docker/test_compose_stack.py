@@ -247,7 +247,7 @@ def nights(stack):
     from devkit.stack import task_report
     from samverkan.core.contracts import load_contracts
 
-    stack.docker("up", "--scale", f"airflow-worker={WORKERS}")
+    stack.docker("up", "--no-deps", "--scale", f"airflow-worker={WORKERS}", "airflow-worker")
     workers = stack.containers("airflow-worker")
     assert len(workers) == WORKERS
     api = stack.api()

@@ -5,12 +5,12 @@ deadline, and one e-mail to a real SMTP server from the deadline on, once."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, timedelta
 
 import pytest
 
 from samverkan.core.contracts import load_contracts
-from samverkan.orchestration import feed_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,19 @@ def police_without_a_file(tmp_path, sftp_server, client_key, monkeypatch):
     return police
 
 
-def test_no_alert_before_the_deadline_and_one_from_it_on(police_without_a_file, smtp):
+@pytest.fixture
+def feed_runtime():
+    """The task runtime; importing it sets the process umask to the hub's (it is meant to run
+    inside tasks only), so the test gives the umask back afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    from samverkan.orchestration import feed_runtime
+
+    yield feed_runtime
+    os.umask(old)
+
+
+def test_no_alert_before_the_deadline_and_one_from_it_on(police_without_a_file, smtp, feed_runtime):
     police = police_without_a_file
     night = date.today() + timedelta(days=30)  # a deadline still ahead of the real clock
     due = police.deadline_for(night)

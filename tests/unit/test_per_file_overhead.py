@@ -81,6 +81,20 @@ def test_a_batch_of_known_values_does_not_call_ge_and_a_new_value_does(contracts
     same(Validator().validate(suite(contract), changed.to_pandas()), outcome)
 
 
+def test_a_large_batch_is_left_to_ge_alone(contracts, fresh, tmp_path, monkeypatch):
+    """Above ``MEMO_MAX_ROWS`` records GE's fixed cost is spread already: nothing is remembered or recalled."""
+    from samverkan.quality import validation
+
+    contract = contracts["police"]
+    truth = write_night("police", FIRST, tmp_path, rows=60, population=Population(seed=3, size=50), seed=5)
+    frame = check_frame(contract, next(read_batches(contract, truth.path)).table, FIRST, arrow=True)
+    monkeypatch.setattr(validation, "MEMO_MAX_ROWS", frame.num_rows - 1)
+    calls = counting_ge_calls(fresh, monkeypatch)
+    outcomes = [fresh.validate_table(suite(contract), frame) for _ in range(2)]
+    assert len(calls) == 2 and not fresh._memo._values
+    same(*outcomes)
+
+
 def test_a_derived_value_is_judged_not_its_source(contracts, fresh, tmp_path):
     """The same personnummer is valid on a night after the birth and not before it: the memo
     remembers the verdict on the status the night gives it, never on the number alone."""
