@@ -39,8 +39,12 @@ NIGHT = date(2026, 11, 20)
 FEEDS = ("police", "transit", "guards")
 SHARE = {"police": 1.0, "transit": 0.25, "guards": 0.25}
 PSEUDONYM_COLUMNS = ("staff_pseudonym", "person_pseudonym")
-TARGETS = {"pipeline/duckdb rows/s": 0.5, "connector/openssh MiB/s": 0.8, "peak RSS largest/500k": 1.5,
-           "parquet with/without pseudonyms": 1.2}
+TARGETS = {
+    "pipeline/duckdb rows/s": 0.5,
+    "connector/openssh MiB/s": 0.8,
+    "peak RSS largest/500k": 1.5,
+    "parquet with/without pseudonyms": 1.2,
+}
 
 
 def _load() -> str:
@@ -52,8 +56,13 @@ def _peak_rss_mib() -> float:
 
 
 def _child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "devkit.benchmark", *args], check=True, capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": str(REPO), "GX_ANALYTICS_ENABLED": "False"})
+    out = subprocess.run(
+        [sys.executable, "-m", "devkit.benchmark", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "GX_ANALYTICS_ENABLED": "False"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -64,9 +73,9 @@ def _process_one(args: argparse.Namespace) -> int:
     """Child: process one landed file and print timing and peak RSS as JSON."""
     from samverkan.core.contracts import load_contracts
     from samverkan.core.ledger import Ledger
+    from samverkan.core.settings import Paths
     from samverkan.ingest.pipeline import process
     from samverkan.privacy.pseudonymise import Pseudonymiser
-    from samverkan.core.settings import Paths
     from samverkan.quality.validation import Validator
 
     contract = load_contracts()[args.feed]
@@ -76,15 +85,41 @@ def _process_one(args: argparse.Namespace) -> int:
     validator = Validator()
     rss_before = _peak_rss_mib()
     started = time.perf_counter()
-    result = process(contract, landed, paths, ledger, Pseudonymiser(bytes.fromhex(args.key)), validator,
-                     run_id="benchmark", expectations_dir=REPO / "expectations", batch_rows=args.batch_rows)
+    result = process(
+        contract,
+        landed,
+        paths,
+        ledger,
+        Pseudonymiser(bytes.fromhex(args.key)),
+        validator,
+        run_id="benchmark",
+        expectations_dir=REPO / "expectations",
+        batch_rows=args.batch_rows,
+    )
     elapsed = time.perf_counter() - started
     peak = _peak_rss_mib()
-    sizes = _parquet_sizes(contract, Path(landed["path"]), date.fromisoformat(landed["night"]), result.outputs,
-                           Pseudonymiser(bytes.fromhex(args.key)))
-    print(json.dumps({"feed": args.feed, "seconds": elapsed, "peak_rss_mib": peak,
-                      "rss_before_mib": rss_before, "rows": result.rows_received, "published": result.rows_published,
-                      "quarantined": result.rows_quarantined, "status": result.status, **sizes}))
+    sizes = _parquet_sizes(
+        contract,
+        Path(landed["path"]),
+        date.fromisoformat(landed["night"]),
+        result.outputs,
+        Pseudonymiser(bytes.fromhex(args.key)),
+    )
+    print(
+        json.dumps(
+            {
+                "feed": args.feed,
+                "seconds": elapsed,
+                "peak_rss_mib": peak,
+                "rss_before_mib": rss_before,
+                "rows": result.rows_received,
+                "published": result.rows_published,
+                "quarantined": result.rows_quarantined,
+                "status": result.status,
+                **sizes,
+            }
+        )
+    )
     return 0
 
 
@@ -103,10 +138,24 @@ def _land(work: Path, feed: str, source: Path) -> dict:
     with open(target, "rb") as f:
         while block := f.read(1 << 22):
             digest.update(block)
-    entry = Ledger(paths.ledger).record_landed(feed, source.name, NIGHT.isoformat(), target.stat().st_size,
-                                               int(target.stat().st_mtime), digest.hexdigest(), "benchmark")
-    return {"entry_id": entry, "name": source.name, "night": NIGHT.isoformat(), "path": str(target),
-            "sha256": digest.hexdigest(), "size": target.stat().st_size, "action": "process"}
+    entry = Ledger(paths.ledger).record_landed(
+        feed,
+        source.name,
+        NIGHT.isoformat(),
+        target.stat().st_size,
+        int(target.stat().st_mtime),
+        digest.hexdigest(),
+        "benchmark",
+    )
+    return {
+        "entry_id": entry,
+        "name": source.name,
+        "night": NIGHT.isoformat(),
+        "path": str(target),
+        "sha256": digest.hexdigest(),
+        "size": target.stat().st_size,
+        "action": "process",
+    }
 
 
 # --- (b) DuckDB ----------------------------------------------------------------------------
@@ -120,9 +169,14 @@ def _duckdb_one(args: argparse.Namespace) -> int:
 
     contract = load_contracts()[args.feed]
     fmt = contract.format
-    hashed = [c.source for c in contract.columns
-              if (c.personal or {}).get("handling") in ("pseudonymise", "drop") and c.type != "array"]
-    encoding = "latin-1" if fmt["encoding"].lower().replace("_", "-") in ("cp1252", "windows-1252", "latin-1") else "utf-8"
+    hashed = [
+        c.source
+        for c in contract.columns
+        if (c.personal or {}).get("handling") in ("pseudonymise", "drop") and c.type != "array"
+    ]
+    encoding = (
+        "latin-1" if fmt["encoding"].lower().replace("_", "-") in ("cp1252", "windows-1252", "latin-1") else "utf-8"
+    )
     replace = ", ".join(f'sha256("{c}") AS "{c}"' for c in hashed)
     select = f"SELECT * REPLACE ({replace})" if hashed else "SELECT *"
     con = duckdb.connect()
@@ -131,11 +185,22 @@ def _duckdb_one(args: argparse.Namespace) -> int:
     con.execute(
         f"COPY ({select} FROM read_csv(?, delim = ?, quote = ?, header = true, all_varchar = true, "
         f"encoding = '{encoding}')) TO '{args.out}' (FORMAT parquet, COMPRESSION zstd)",
-        [args.path, fmt["delimiter"], fmt["quotechar"]])
+        [args.path, fmt["delimiter"], fmt["quotechar"]],
+    )
     elapsed = time.perf_counter() - started
     rows = con.execute("SELECT count(*) FROM read_parquet(?)", [args.out]).fetchone()[0]
-    print(json.dumps({"feed": args.feed, "seconds": elapsed, "rows": rows, "peak_rss_mib": _peak_rss_mib(),
-                      "parquet_bytes": Path(args.out).stat().st_size, "hashed_columns": hashed}))
+    print(
+        json.dumps(
+            {
+                "feed": args.feed,
+                "seconds": elapsed,
+                "rows": rows,
+                "peak_rss_mib": _peak_rss_mib(),
+                "parquet_bytes": Path(args.out).stat().st_size,
+                "hashed_columns": hashed,
+            }
+        )
+    )
     return 0
 
 
@@ -147,8 +212,8 @@ def _identities(contract, source: Path, night: date, pseudonymiser) -> dict[str,
     source file: what the published files would hold had the hub not pseudonymised."""
     import pyarrow as pa
 
-    from samverkan.privacy import personnummer
     from samverkan.ingest.parsing import read_batches
+    from samverkan.privacy import personnummer
 
     columns = [c for c in contract.columns if (c.personal or {}).get("handling") == "pseudonymise"]
     found: dict[str, str] = {}
@@ -185,9 +250,14 @@ def _parquet_sizes(contract, source: Path, night: date, outputs: list[str], pseu
             schema = source_file.schema_arrow
             keep = [n for n in schema.names if n not in PSEUDONYM_COLUMNS]
             raw_path, dropped_path = scratch / f"{i}.raw.parquet", scratch / f"{i}.dropped.parquet"
-            with pq.ParquetWriter(raw_path, schema, compression=COMPRESSION) as raw_writer, \
-                    pq.ParquetWriter(dropped_path, pa.schema([schema.field(n) for n in keep], metadata=schema.metadata),
-                                     compression=COMPRESSION) as dropped:
+            with (
+                pq.ParquetWriter(raw_path, schema, compression=COMPRESSION) as raw_writer,
+                pq.ParquetWriter(
+                    dropped_path,
+                    pa.schema([schema.field(n) for n in keep], metadata=schema.metadata),
+                    compression=COMPRESSION,
+                ) as dropped,
+            ):
                 for g in range(source_file.num_row_groups):
                     table = source_file.read_row_group(g)
                     for name in PSEUDONYM_COLUMNS:
@@ -217,20 +287,41 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
     with open(source, "wb") as f:
         block = os.urandom(1 << 20)
         for i in range(mib):
-            f.write(block[i % 251:] + block[: i % 251])  # incompressible, and no two blocks alike
+            f.write(block[i % 251 :] + block[: i % 251])  # incompressible, and no two blocks alike
     private, public = generate_keypair(work / "keys" / "hub_ed25519")
     server = start_sftp_server(root, public, work / "sshd")
     results: dict = {"mib": mib, "connector_s": [], "openssh_s": []}
     try:
-        settings = SFTPSettings(host=server.host, port=server.port, username=server.username, key_file=str(private),
-                                host_key=server.host_key_line, path_prefix=server.path_prefix)
+        settings = SFTPSettings(
+            host=server.host,
+            port=server.port,
+            username=server.username,
+            key_file=str(private),
+            host_key=server.host_key_line,
+            path_prefix=server.path_prefix,
+        )
         known_hosts = work / "known_hosts"
         known_hosts.write_text(f"[{server.host}]:{server.port} {server.host_key_line}\n", encoding="ascii")
         remote = f"{server.path_prefix.rstrip('/')}/big.bin" if server.path_prefix else "/big.bin"
-        sftp_cmd = [shutil.which("sftp") or "sftp", "-q", "-b", "-", "-i", str(private), "-P", str(server.port),
-                    "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                    "-o", "BatchMode=yes", "-o", "GlobalKnownHostsFile=/dev/null",
-                    f"{server.username}@{server.host}"]
+        sftp_cmd = [
+            shutil.which("sftp") or "sftp",
+            "-q",
+            "-b",
+            "-",
+            "-i",
+            str(private),
+            "-P",
+            str(server.port),
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            f"{server.username}@{server.host}",
+        ]
         for _ in range(repeats):
             target = work / "pulled-connector.bin"
             target.unlink(missing_ok=True)
@@ -279,28 +370,53 @@ def _history_one(args: argparse.Namespace) -> int:
     @contextmanager
     def connect(contract):
         s = servers[contract.id]
-        with SFTPConnector(SFTPSettings(host=s.host, port=s.port, username=s.username, key_file=str(private),
-                                        host_key=s.host_key_line, path_prefix=s.path_prefix)) as connector:
+        with SFTPConnector(
+            SFTPSettings(
+                host=s.host,
+                port=s.port,
+                username=s.username,
+                key_file=str(private),
+                host_key=s.host_key_line,
+                path_prefix=s.path_prefix,
+            )
+        ) as connector:
             yield connector
 
     try:
         contracts = load_contracts()
         validator = Validator()
         started = time.perf_counter()
-        done = import_history([contracts[f] for f in feeds], date.fromisoformat(args.first),
-                              date.fromisoformat(args.last), connect=connect, pseudonymiser=Pseudonymiser(
-                                  bytes.fromhex(args.key)), validator=validator, data=Paths(work / "data"),
-                              expectations_dir=REPO / "expectations", quiet_period_seconds=0.5, progress=False,
-                              workers=int(args.workers))
+        done = import_history(
+            [contracts[f] for f in feeds],
+            date.fromisoformat(args.first),
+            date.fromisoformat(args.last),
+            connect=connect,
+            pseudonymiser=Pseudonymiser(bytes.fromhex(args.key)),
+            validator=validator,
+            data=Paths(work / "data"),
+            expectations_dir=REPO / "expectations",
+            quiet_period_seconds=0.5,
+            progress=False,
+            workers=int(args.workers),
+        )
         elapsed = time.perf_counter() - started
     finally:
         for server in servers.values():
             server.stop()
     workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker (or sshd)
-    print(json.dumps({"seconds": elapsed, "peak_rss_mib": max(_peak_rss_mib(), workers_rss),
-                      "rows": sum(d.rows_received for d in done), "files": sum(sum(d.files.values()) for d in done),
-                      "feeds": {d.feed: {"seconds": d.seconds, "rows": d.rows_received, "nights": len(d.nights)}
-                                for d in done}}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "peak_rss_mib": max(_peak_rss_mib(), workers_rss),
+                "rows": sum(d.rows_received for d in done),
+                "files": sum(sum(d.files.values()) for d in done),
+                "feeds": {
+                    d.feed: {"seconds": d.seconds, "rows": d.rows_received, "nights": len(d.nights)} for d in done
+                },
+            }
+        )
+    )
     return 0
 
 
@@ -317,35 +433,69 @@ def _history(work: Path, days: int, scales: list[int], key: str, workers: int = 
         write_history(scratch / "partners", first, -(-days // 7), sizes=sizes, seed=13)
         generated = time.perf_counter() - started
         last = first.toordinal() + days - 1
-        stats = _child(["history-one", "--work", str(scratch), "--feeds", ",".join(sizes), "--first",
-                        first.isoformat(), "--last", date.fromordinal(last).isoformat(), "--key", key,
-                        "--workers", str(workers)])
+        stats = _child(
+            [
+                "history-one",
+                "--work",
+                str(scratch),
+                "--feeds",
+                ",".join(sizes),
+                "--first",
+                first.isoformat(),
+                "--last",
+                date.fromordinal(last).isoformat(),
+                "--key",
+                key,
+                "--workers",
+                str(workers),
+            ]
+        )
         stats.update(scale=scale, days=days, sizes=sizes, generate_s=generated, workers=workers)
         results.append(stats)
-        print(f"  history ×{scale}: {stats['files']} files, {stats['rows']:,} rows in {stats['seconds']:.0f} s = "
-              f"{stats['rows'] / stats['seconds']:,.0f} rows/s, {stats['seconds'] / max(1, stats['files']):.2f} s/file, "
-              f"peak RSS {stats['peak_rss_mib']:,.0f} MiB (generated in {generated:.0f} s)", flush=True)
+        print(
+            f"  history ×{scale}: {stats['files']} files, {stats['rows']:,} rows in {stats['seconds']:.0f} s = "
+            f"{stats['rows'] / stats['seconds']:,.0f} rows/s, {stats['seconds'] / max(1, stats['files']):.2f} s/file, "
+            f"peak RSS {stats['peak_rss_mib']:,.0f} MiB (generated in {generated:.0f} s)",
+            flush=True,
+        )
         shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 
 def history_report(results: list[dict]) -> str:
-    lines = ["| scale | workers | nights | rows/night (police, transit, guards) | files | rows | import s | rows/s | "
-             "s/file | peak RSS MiB |", "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| scale | workers | nights | rows/night (police, transit, guards) | files | rows | import s | rows/s | "
+        "s/file | peak RSS MiB |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
-        lines.append(f"| ×{r['scale']} | {r.get('workers', 1)} | {r['days']} | {', '.join(str(v) for v in r['sizes'].values())} | {r['files']} | "
-                     f"{r['rows']:,} | {r['seconds']:.0f} | {r['rows'] / r['seconds']:,.0f} | "
-                     f"{r['seconds'] / max(1, r['files']):.2f} | {r['peak_rss_mib']:,.0f} |")
+        lines.append(
+            f"| ×{r['scale']} | {r.get('workers', 1)} | {r['days']} | {', '.join(str(v) for v in r['sizes'].values())} | {r['files']} | "
+            f"{r['rows']:,} | {r['seconds']:.0f} | {r['rows'] / r['seconds']:,.0f} | "
+            f"{r['seconds'] / max(1, r['files']):.2f} | {r['peak_rss_mib']:,.0f} |"
+        )
     return "\n".join(lines)
 
 
 # --- (e) many small nights: the per-file overhead --------------------------------------------
 
-SMALL_FAULTS = {"police": {"bad_checksum_pnr": 2, "impossible_date": 1, "unknown_category": 1},
-                "guards": {"bad_checksum_pnr": 1, "impossible_date": 1},
-                "transit": {"impossible_date": 1, "bad_json_lines": 1}}  # a little of everything, as a real night
-STAGES = ("parse", "check frames", "validate (GE)", "model + pseudonymise", "Parquet write", "report + receipt",
-          "ledger", "Data Docs", "manifest", "other")
+SMALL_FAULTS = {
+    "police": {"bad_checksum_pnr": 2, "impossible_date": 1, "unknown_category": 1},
+    "guards": {"bad_checksum_pnr": 1, "impossible_date": 1},
+    "transit": {"impossible_date": 1, "bad_json_lines": 1},
+}  # a little of everything, as a real night
+STAGES = (
+    "parse",
+    "check frames",
+    "validate (GE)",
+    "model + pseudonymise",
+    "Parquet write",
+    "report + receipt",
+    "ledger",
+    "Data Docs",
+    "manifest",
+    "other",
+)
 
 
 class _StageTimers:
@@ -368,15 +518,22 @@ class _StageTimers:
         from samverkan.quality import reports
         from samverkan.quality.validation import Validator
 
-        for owner, name, stage in [(pipeline, "check_frame", "check frames"),
-                                   (pipeline, "array_check_frame", "check frames"),
-                                   (Validator, "validate_table", "validate (GE)"),
-                                   *[(model.FeedModel, m, "model + pseudonymise")
-                                     for m in ("incidents", "involvements", "observations", "incident_id_map")],
-                                   (StagedParquet, "write", "Parquet write"), (StagedParquet, "commit", "Parquet write"),
-                                   (pipeline, "_report", "report + receipt"), (Ledger, "settle", "ledger"),
-                                   (reports, "render_night", "Data Docs"), (pipeline, "process", "process"),
-                                   (pipeline, "summarise", "summarise")]:
+        for owner, name, stage in [
+            (pipeline, "check_frame", "check frames"),
+            (pipeline, "array_check_frame", "check frames"),
+            (Validator, "validate_table", "validate (GE)"),
+            *[
+                (model.FeedModel, m, "model + pseudonymise")
+                for m in ("incidents", "involvements", "observations", "incident_id_map")
+            ],
+            (StagedParquet, "write", "Parquet write"),
+            (StagedParquet, "commit", "Parquet write"),
+            (pipeline, "_report", "report + receipt"),
+            (Ledger, "settle", "ledger"),
+            (reports, "render_night", "Data Docs"),
+            (pipeline, "process", "process"),
+            (pipeline, "summarise", "summarise"),
+        ]:
             self._wrap(owner, name, stage)
         original = pipeline.read_batches
 
@@ -445,8 +602,16 @@ def _nights_one(args: argparse.Namespace) -> int:
             landed = _land_at(paths, ledger, feed, night, Path(path))
             run_id = f"benchmark__{night}__{i}"
             file_started = time.perf_counter()
-            result = pipeline.process(contracts[feed], landed, paths, ledger, pseudonymiser, validator, run_id=run_id,
-                                      expectations_dir=REPO / "expectations")
+            result = pipeline.process(
+                contracts[feed],
+                landed,
+                paths,
+                ledger,
+                pseudonymiser,
+                validator,
+                run_id=run_id,
+                expectations_dir=REPO / "expectations",
+            )
             pipeline.summarise(contracts[feed], paths, [pipeline.result_dict(result)], [], run_id, night)
             per_file.setdefault(feed, []).append(time.perf_counter() - file_started)
             rows += result.rows_received
@@ -456,10 +621,20 @@ def _nights_one(args: argparse.Namespace) -> int:
                 timers.seconds.update(dict.fromkeys(timers.seconds, 0.0))  # in place: the wrappers hold it
         stages = timers.stages()
     warm = [t for times in per_file.values() for t in times][1:]
-    print(json.dumps({**first, "files": len(files), "rows": rows, "warm_s": sum(warm),
-                      "warm_cpu_s": time.process_time() - cpu_started,
-                      "per_feed": {f: sorted(t) for f, t in per_file.items()}, "stages": stages,
-                      "peak_rss_mib": _peak_rss_mib()}))
+    print(
+        json.dumps(
+            {
+                **first,
+                "files": len(files),
+                "rows": rows,
+                "warm_s": sum(warm),
+                "warm_cpu_s": time.process_time() - cpu_started,
+                "per_feed": {f: sorted(t) for f, t in per_file.items()},
+                "stages": stages,
+                "peak_rss_mib": _peak_rss_mib(),
+            }
+        )
+    )
     return 0
 
 
@@ -471,10 +646,18 @@ def _land_at(paths, ledger, feed: str, night: str, source: Path) -> dict:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    entry = ledger.record_landed(feed, source.name, night, target.stat().st_size, int(target.stat().st_mtime), digest,
-                                 "benchmark")
-    return {"entry_id": entry, "name": source.name, "night": night, "path": str(target), "sha256": digest,
-            "size": target.stat().st_size, "action": "process"}
+    entry = ledger.record_landed(
+        feed, source.name, night, target.stat().st_size, int(target.stat().st_mtime), digest, "benchmark"
+    )
+    return {
+        "entry_id": entry,
+        "name": source.name,
+        "night": night,
+        "path": str(target),
+        "sha256": digest,
+        "size": target.stat().st_size,
+        "action": "process",
+    }
 
 
 def _small_nights(work: Path, nights: int, key: str) -> dict:
@@ -486,8 +669,9 @@ def _small_nights(work: Path, nights: int, key: str) -> dict:
     started = time.perf_counter()
     files = []
     for feed, rows in HISTORY_SIZES.items():
-        for truth in write_nights(work / "partners", dates, {feed: rows}, seed=13,
-                                  faults={feed: Faults(**SMALL_FAULTS[feed])}):
+        for truth in write_nights(
+            work / "partners", dates, {feed: rows}, seed=13, faults={feed: Faults(**SMALL_FAULTS[feed])}
+        ):
             files.append((feed, truth.night.isoformat(), str(truth.path)))
     files.sort(key=lambda f: (f[1], FEEDS.index(f[0])))
     (work / "files.json").write_text(json.dumps(files), encoding="utf-8")
@@ -502,18 +686,27 @@ def _small_nights(work: Path, nights: int, key: str) -> dict:
 
 def small_nights_line(r: dict) -> str:
     warm = r["files"] - 1
-    return (f"{r['nights']} nights × 3 feeds: {r['files']} files, {r['rows']:,} rows; first file {r['first_file_s']:.1f} s "
-            f"(imports, GE context); the other {warm} in {r['warm_s']:.1f} s = {warm / r['warm_s']:.2f} files/s, "
-            f"{r['warm_s'] / warm:.3f} s/file ({r['warm_cpu_s'] / warm:.3f} s of CPU); "
-            f"load {r['load_before']} → {r['load_after']}")
+    return (
+        f"{r['nights']} nights × 3 feeds: {r['files']} files, {r['rows']:,} rows; first file {r['first_file_s']:.1f} s "
+        f"(imports, GE context); the other {warm} in {r['warm_s']:.1f} s = {warm / r['warm_s']:.2f} files/s, "
+        f"{r['warm_s'] / warm:.3f} s/file ({r['warm_cpu_s'] / warm:.3f} s of CPU); "
+        f"load {r['load_before']} → {r['load_after']}"
+    )
 
 
 def small_nights_report(r: dict) -> str:
-    lines = [small_nights_line(r), "", "| feed | files | mean s/file | median | 95th percentile |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        small_nights_line(r),
+        "",
+        "| feed | files | mean s/file | median | 95th percentile |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for feed, times in r["per_feed"].items():
         times = times[1:] if feed == FEEDS[0] else times  # the cold first file apart
-        lines.append(f"| {feed} | {len(times)} | {sum(times) / len(times):.3f} | {times[len(times) // 2]:.3f} | "
-                     f"{times[min(len(times) - 1, int(0.95 * len(times)))]:.3f} |")
+        lines.append(
+            f"| {feed} | {len(times)} | {sum(times) / len(times):.3f} | {times[len(times) // 2]:.3f} | "
+            f"{times[min(len(times) - 1, int(0.95 * len(times)))]:.3f} |"
+        )
     total = sum(r["stages"].values())
     lines += ["", "| stage | s | share | s/file |", "|---|---:|---:|---:|"]
     for stage, seconds in r["stages"].items():
@@ -535,8 +728,11 @@ def _generate(work: Path, police_rows: int) -> dict[str, Path]:
         started = time.perf_counter()
         truth = write_night(feed, NIGHT, partners, rows=rows, population=population, seed=11)
         files[feed] = truth.path
-        print(f"  generated {feed}: {truth.records:,} records, {truth.path.stat().st_size / 2**20:,.1f} MiB "
-              f"in {time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            f"  generated {feed}: {truth.records:,} records, {truth.path.stat().st_size / 2**20:,.1f} MiB "
+            f"in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     return files
 
 
@@ -545,8 +741,21 @@ def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
     measured = {"police_rows": police_rows, "load_before": _load(), "feeds": {}}
     for feed, path in files.items():
         landed = _land(work, feed, path)
-        stats = _child(["process-one", "--feed", feed, "--landed", json.dumps(landed), "--data-root",
-                        str(work / "data"), "--key", key, "--batch-rows", str(batch_rows)])
+        stats = _child(
+            [
+                "process-one",
+                "--feed",
+                feed,
+                "--landed",
+                json.dumps(landed),
+                "--data-root",
+                str(work / "data"),
+                "--key",
+                key,
+                "--batch-rows",
+                str(batch_rows),
+            ]
+        )
         stats["mib"] = path.stat().st_size / 2**20
         if path.name.endswith(".csv"):
             out = work / f"duckdb-{feed}.parquet"
@@ -562,54 +771,80 @@ def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
 
 
 def _feed_line(feed: str, s: dict) -> str:
-    line = (f"{feed}: {s['rows']:,} rows, {s['mib']:,.1f} MiB in {s['seconds']:.1f} s = "
-            f"{s['rows'] / s['seconds']:,.0f} rows/s, {s['mib'] / s['seconds']:,.1f} MiB/s, peak RSS {s['peak_rss_mib']:,.0f} MiB")
+    line = (
+        f"{feed}: {s['rows']:,} rows, {s['mib']:,.1f} MiB in {s['seconds']:.1f} s = "
+        f"{s['rows'] / s['seconds']:,.0f} rows/s, {s['mib'] / s['seconds']:,.1f} MiB/s, peak RSS {s['peak_rss_mib']:,.0f} MiB"
+    )
     if "duckdb" in s:
         d = s["duckdb"]
-        line += (f"; DuckDB {d['seconds']:.1f} s = {d['rows'] / d['seconds']:,.0f} rows/s, peak RSS {d['peak_rss_mib']:,.0f} MiB;"
-                 f" ratio {(s['rows'] / s['seconds']) / (d['rows'] / d['seconds']):.2f}")
+        line += (
+            f"; DuckDB {d['seconds']:.1f} s = {d['rows'] / d['seconds']:,.0f} rows/s, peak RSS {d['peak_rss_mib']:,.0f} MiB;"
+            f" ratio {(s['rows'] / s['seconds']) / (d['rows'] / d['seconds']):.2f}"
+        )
     return line
 
 
 def report(results: dict) -> str:
-    lines = [f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records; "
-             f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}", ""]
-    lines += ["| police rows | feed | rows | MiB | pipeline s | rows/s | MiB/s | peak RSS MiB | DuckDB s | DuckDB rows/s "
-              "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet MiB | Parquet ÷ raw ids | Parquet ÷ no id columns |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records; "
+        f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}",
+        "",
+    ]
+    lines += [
+        "| police rows | feed | rows | MiB | pipeline s | rows/s | MiB/s | peak RSS MiB | DuckDB s | DuckDB rows/s "
+        "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet MiB | Parquet ÷ raw ids | Parquet ÷ no id columns |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for size in results["sizes"]:
         for feed, s in size["feeds"].items():
             d = s.get("duckdb")
             rate = s["rows"] / s["seconds"]
-            duck = (f"{d['seconds']:.1f} | {d['rows'] / d['seconds']:,.0f} | {d['peak_rss_mib']:,.0f} | "
-                    f"{rate / (d['rows'] / d['seconds']):.2f}") if d else "– | – | – | –"
+            duck = (
+                (
+                    f"{d['seconds']:.1f} | {d['rows'] / d['seconds']:,.0f} | {d['peak_rss_mib']:,.0f} | "
+                    f"{rate / (d['rows'] / d['seconds']):.2f}"
+                )
+                if d
+                else "– | – | – | –"
+            )
             vs_raw = s["parquet_with"] / s["parquet_raw_ids"] if s["parquet_raw_ids"] else float("nan")
             vs_none = s["parquet_with"] / s["parquet_without"] if s["parquet_without"] else float("nan")
-            lines.append(f"| {size['police_rows']:,} | {feed} | {s['rows']:,} | {s['mib']:,.1f} | {s['seconds']:.1f} | "
-                         f"{rate:,.0f} | {s['mib'] / s['seconds']:,.1f} | {s['peak_rss_mib']:,.0f} | {duck} | "
-                         f"{s['parquet_with'] / 2**20:,.2f} | {vs_raw:.3f} | {vs_none:.3f} |")
+            lines.append(
+                f"| {size['police_rows']:,} | {feed} | {s['rows']:,} | {s['mib']:,.1f} | {s['seconds']:.1f} | "
+                f"{rate:,.0f} | {s['mib'] / s['seconds']:,.1f} | {s['peak_rss_mib']:,.0f} | {duck} | "
+                f"{s['parquet_with'] / 2**20:,.2f} | {vs_raw:.3f} | {vs_none:.3f} |"
+            )
     lines.append("")
     sizes = results["sizes"]
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
-        lines.append(f"growth {small['police_rows']:,} → {large['police_rows']:,} police rows "
-                     f"(×{large['police_rows'] / small['police_rows']:.0f} data):")
+        lines.append(
+            f"growth {small['police_rows']:,} → {large['police_rows']:,} police rows "
+            f"(×{large['police_rows'] / small['police_rows']:.0f} data):"
+        )
         for feed in small["feeds"]:
             a, b = small["feeds"][feed], large["feeds"][feed]
-            lines.append(f"  {feed}: time ×{b['seconds'] / a['seconds']:.1f}, µs/row {1e6 * a['seconds'] / a['rows']:.1f} → "
-                         f"{1e6 * b['seconds'] / b['rows']:.1f}, peak RSS {a['peak_rss_mib']:,.0f} → {b['peak_rss_mib']:,.0f} MiB")
+            lines.append(
+                f"  {feed}: time ×{b['seconds'] / a['seconds']:.1f}, µs/row {1e6 * a['seconds'] / a['rows']:.1f} → "
+                f"{1e6 * b['seconds'] / b['rows']:.1f}, peak RSS {a['peak_rss_mib']:,.0f} → {b['peak_rss_mib']:,.0f} MiB"
+            )
         mid = next((s for s in sizes if s["police_rows"] == 500_000), None)
         if mid is not None and mid is not large:
             for feed in mid["feeds"]:
-                lines.append(f"  peak RSS {feed} {large['police_rows']:,} / 500,000: "
-                             f"{large['feeds'][feed]['peak_rss_mib'] / mid['feeds'][feed]['peak_rss_mib']:.2f}")
+                lines.append(
+                    f"  peak RSS {feed} {large['police_rows']:,} / 500,000: "
+                    f"{large['feeds'][feed]['peak_rss_mib'] / mid['feeds'][feed]['peak_rss_mib']:.2f}"
+                )
     sftp = results.get("sftp")
     if sftp:
-        lines += ["", f"SFTP pull of {sftp['mib']} MiB over loopback, best of {len(sftp['connector_s'])}: connector "
-                      f"{sftp['connector_mib_s']:,.0f} MiB/s, OpenSSH sftp {sftp['openssh_mib_s']:,.0f} MiB/s; "
-                      f"connector/OpenSSH {sftp['ratio']:.2f} (all runs: connector "
-                      f"{', '.join(f'{t:.2f}' for t in sftp['connector_s'])} s; OpenSSH "
-                      f"{', '.join(f'{t:.2f}' for t in sftp['openssh_s'])} s)"]
+        lines += [
+            "",
+            f"SFTP pull of {sftp['mib']} MiB over loopback, best of {len(sftp['connector_s'])}: connector "
+            f"{sftp['connector_mib_s']:,.0f} MiB/s, OpenSSH sftp {sftp['openssh_mib_s']:,.0f} MiB/s; "
+            f"connector/OpenSSH {sftp['ratio']:.2f} (all runs: connector "
+            f"{', '.join(f'{t:.2f}' for t in sftp['connector_s'])} s; OpenSSH "
+            f"{', '.join(f'{t:.2f}' for t in sftp['openssh_s'])} s)",
+        ]
     return "\n".join(lines)
 
 
@@ -630,20 +865,38 @@ def main(argv: list[str] | None = None) -> int:
     duck = sub.add_parser("duckdb-one")
     for name in ("--feed", "--path", "--out"):
         duck.add_argument(name, required=True)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 500_000, 5_000_000],
-                        help="police rows per size; transit and guards get a quarter each")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[100_000, 500_000, 5_000_000],
+        help="police rows per size; transit and guards get a quarter each",
+    )
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--sftp-mib", type=int, default=500, help="size of the SFTP test file (0: skip)")
     parser.add_argument("--sftp-repeats", type=int, default=3)
-    parser.add_argument("--history-days", type=int, default=0,
-                        help="also import this many nights of history for three feeds (365: a year; 0: skip)")
-    parser.add_argument("--history-scales", type=int, nargs="+", default=[1, 10],
-                        help="history sizes as multiples of Östersund's (police 400, transit 150, guards 80 rows)")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="also import this many nights of history for three feeds (365: a year; 0: skip)",
+    )
+    parser.add_argument(
+        "--history-scales",
+        type=int,
+        nargs="+",
+        default=[1, 10],
+        help="history sizes as multiples of Östersund's (police 400, transit 150, guards 80 rows)",
+    )
     parser.add_argument("--history-only", action="store_true", help="only the history case")
     parser.add_argument("--history-workers", type=int, default=2, help="feeds imported at once (1: serial)")
-    parser.add_argument("--small-nights", type=int, default=0,
-                        help="also run this many nights × 3 feeds at demo size (400/150/80 rows) through the "
-                             "nightly steps without SFTP, for files/s and time per stage (365: a year; 0: skip)")
+    parser.add_argument(
+        "--small-nights",
+        type=int,
+        default=0,
+        help="also run this many nights × 3 feeds at demo size (400/150/80 rows) through the "
+        "nightly steps without SFTP, for files/s and time per stage (365: a year; 0: skip)",
+    )
     parser.add_argument("--small-nights-only", action="store_true", help="only the small-nights case")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -670,8 +923,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"size {rows:,} police rows", flush=True)
         results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows, key))
     if args.history_days and not args.small_nights_only:
-        print(f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
-              flush=True)
+        print(
+            f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
+            flush=True,
+        )
         results["history"] = _history(work, args.history_days, args.history_scales, key, args.history_workers)
     if args.sftp_mib and not only:
         print(f"SFTP {args.sftp_mib} MiB", flush=True)
@@ -681,7 +936,9 @@ def main(argv: list[str] | None = None) -> int:
     if results["sizes"]:
         print(report(results))
     if results.get("history"):
-        print(f"history import; load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}")
+        print(
+            f"history import; load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}"
+        )
         print(history_report(results["history"]))
     if results.get("small_nights"):
         print(f"small nights; load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}")

@@ -27,9 +27,13 @@ from typing import Any
 
 NIGHT = date(2026, 11, 20)
 CHUNK = 4 << 20
-GOOD_TRANSIT = ('{"incident_id": "0f8fad5b-d9cb-469f-a165-%012d", "occurred_at": "2026-11-20T23:10:00+0100", '
-                '"category": "THREAT", "persons": [{"role": "VICTIM", "approx_age": 30}]}\n')
-POLICE_HEADER = "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
+GOOD_TRANSIT = (
+    '{"incident_id": "0f8fad5b-d9cb-469f-a165-%012d", "occurred_at": "2026-11-20T23:10:00+0100", '
+    '"category": "THREAT", "persons": [{"role": "VICTIM", "approx_age": 30}]}\n'
+)
+POLICE_HEADER = (
+    "Diarienr;Händelsetid;Registrerad;Plats;Koord_N;Koord_E;Händelsetyp;Roll;Personnummer;Namn;Ålder;Fritext"
+)
 GOOD_POLICE = "5000-K%d-26;2026-11-20 23:14;2026-11-21 00:02;Stortorget 3, Östersund;6997480;497120;Rån;Vittne;;;31;x"
 # Limits that let a bomb through to the line reader: the worst case for memory is reading it all.
 LIFTED = {"max_decompressed_bytes": 1 << 40, "max_compression_ratio": 1e9}
@@ -63,7 +67,9 @@ def write_bomb(kind: str, directory: Path, size: int, *, good_records: int = 20)
     csv_feed = bomb.feed == "police"
     encoding = "cp1252" if csv_feed else "utf-8"
     head = (POLICE_HEADER + "\r\n" if csv_feed else "").encode(encoding)
-    good = [((GOOD_POLICE % i) + "\r\n" if csv_feed else GOOD_TRANSIT % i).encode(encoding) for i in range(good_records)]
+    good = [
+        ((GOOD_POLICE % i) + "\r\n" if csv_feed else GOOD_TRANSIT % i).encode(encoding) for i in range(good_records)
+    ]
     opener = gzip.open if bomb.gzip else open
     with opener(path, "wb") as out:  # type: ignore[operator]
         out.write(head + b"".join(good[:1]))
@@ -97,8 +103,14 @@ def measure(kind: str, path: Path, limits: dict[str, Any] | None = None, *, time
     bomb = KINDS[kind]
     spec = {"feed": bomb.feed, "gzip": bomb.gzip, "path": str(path), "limits": limits or {}}
     env = {**os.environ, "GX_ANALYTICS_ENABLED": "False"}
-    done = subprocess.run([sys.executable, "-m", "devkit.bombs", "--child", json.dumps(spec)], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "devkit.bombs", "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     if done.returncode != 0:
         raise RuntimeError(f"child failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -115,8 +127,11 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     from samverkan.quality.validation import EXPECTATIONS_DIR, Validator
 
     contract = load_contracts()[spec["feed"]]
-    raw = {**contract.raw, "limits": {**contract.raw.get("limits", {}), **spec["limits"]},
-           "format": {**contract.format, "compression": "gzip" if spec["gzip"] else "none"}}
+    raw = {
+        **contract.raw,
+        "limits": {**contract.raw.get("limits", {}), **spec["limits"]},
+        "format": {**contract.format, "compression": "gzip" if spec["gzip"] else "none"},
+    }
     contract = dataclasses.replace(contract, raw=raw)
     source = Path(spec["path"])
     root = Path(tempfile.mkdtemp(prefix="bomb-hub-", dir=source.parent))
@@ -127,18 +142,41 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     os.link(source, target)
     sha = hashlib.sha256(source.read_bytes()).hexdigest() if source.stat().st_size < (256 << 20) else "0" * 64
     entry = ledger.record_landed(contract.id, source.name, NIGHT.isoformat(), target.stat().st_size, 0, sha, "bombs")
-    landed = {"entry_id": entry, "name": source.name, "night": NIGHT.isoformat(), "path": str(target),
-              "sha256": sha, "size": target.stat().st_size, "action": "process"}
+    landed = {
+        "entry_id": entry,
+        "name": source.name,
+        "night": NIGHT.isoformat(),
+        "path": str(target),
+        "sha256": sha,
+        "size": target.stat().st_size,
+        "action": "process",
+    }
     validator = Validator()
     before = _peak_rss_mib()
     started = time.monotonic()
-    result = process(contract, landed, paths, ledger, Pseudonymiser(bytes(range(32))), validator, run_id="bombs",
-                     expectations_dir=EXPECTATIONS_DIR)
-    return {"status": result.status, "reason": result.reason, "received": result.rows_received,
-            "published": result.rows_published, "quarantined": result.rows_quarantined,
-            "quarantine_reasons": result.quarantine_reasons, "ledger_status": ledger.entry(entry).status,
-            "seconds": round(time.monotonic() - started, 2), "rss_before_mib": before, "peak_rss_mib": _peak_rss_mib(),
-            "stored_mib": round(source.stat().st_size / 2**20, 2)}
+    result = process(
+        contract,
+        landed,
+        paths,
+        ledger,
+        Pseudonymiser(bytes(range(32))),
+        validator,
+        run_id="bombs",
+        expectations_dir=EXPECTATIONS_DIR,
+    )
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "received": result.rows_received,
+        "published": result.rows_published,
+        "quarantined": result.rows_quarantined,
+        "quarantine_reasons": result.quarantine_reasons,
+        "ledger_status": ledger.entry(entry).status,
+        "seconds": round(time.monotonic() - started, 2),
+        "rss_before_mib": before,
+        "peak_rss_mib": _peak_rss_mib(),
+        "stored_mib": round(source.stat().st_size / 2**20, 2),
+    }
 
 
 def _peak_rss_mib() -> float:
@@ -173,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for kind, feed, mib, label, r in rows:
         outcome = r["status"] if r["status"] == "rejected" else f"{r['status']}, {r['quarantined']} quarantined"
-        print(f"| {kind} | {feed} | {mib} | {label} | {r['stored_mib']} | {outcome} ({r['ledger_status']}) | "
-              f"{r['seconds']} | {r['peak_rss_mib']} |")
+        print(
+            f"| {kind} | {feed} | {mib} | {label} | {r['stored_mib']} | {outcome} ({r['ledger_status']}) | "
+            f"{r['seconds']} | {r['peak_rss_mib']} |"
+        )
     return 0
 
 

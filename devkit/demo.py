@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterator
 
-from samverkan.core.contracts import load_contracts
 from devkit.embedded import REPO, EmbeddedHub
+from samverkan.core.contracts import load_contracts
 
 DEFAULT_ROOT = REPO / "var" / "demo"
 HISTORY_FIRST = date(2026, 8, 31)  # a Monday; the register's lighting measure starts six weeks in
@@ -48,8 +48,10 @@ def duckdb_summary(published: Path) -> str:
         f"""SELECT count(DISTINCT person_pseudonym) FILTER (WHERE person_pseudonym IS NOT NULL), count(*)
             FROM read_parquet('{published / "involvements" / "**" / "*.parquet"}', hive_partitioning = true)"""
     ).fetchone()
-    lines = ["incidents per source and category (DuckDB over the published dataset):",
-             f"  {'source':<10} {'category':<15} {'incidents':>9}"]
+    lines = [
+        "incidents per source and category (DuckDB over the published dataset):",
+        f"  {'source':<10} {'category':<15} {'incidents':>9}",
+    ]
     lines += [f"  {s:<10} {c or '(unmapped)':<15} {n:>9}" for s, c, n in rows]
     lines.append("incidents per week (starting Monday) and source:")
     lines += [f"  {n} {s:<10} {c:>6}" for n, s, c in nights]
@@ -61,13 +63,18 @@ def duckdb_summary(published: Path) -> str:
 def _sources_summary(con, published: Path) -> list[str]:
     """Rows per source in each published dataset: incident-only feeds have no involvements,
     aggregate feeds publish observations (counts) instead of incidents."""
-    parts = [f"SELECT '{d}' AS dataset, source, count(*) AS n FROM read_parquet("
-             f"'{published / d / '**' / '*.parquet'}', hive_partitioning = true) GROUP BY ALL"
-             for d in ("incidents", "involvements", "observations") if any((published / d).glob("night=*"))]
+    parts = [
+        f"SELECT '{d}' AS dataset, source, count(*) AS n FROM read_parquet("
+        f"'{published / d / '**' / '*.parquet'}', hive_partitioning = true) GROUP BY ALL"
+        for d in ("incidents", "involvements", "observations")
+        if any((published / d).glob("night=*"))
+    ]
     rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY source, dataset").fetchall() if parts else []
     sources = sorted({str(s) for _, s, _ in rows})
-    lines = [f"published rows per source ({len(sources)} sources: {', '.join(sources)}):",
-             f"  {'source':<12} {'dataset':<13} {'rows':>7}"]
+    lines = [
+        f"published rows per source ({len(sources)} sources: {', '.join(sources)}):",
+        f"  {'source':<12} {'dataset':<13} {'rows':>7}",
+    ]
     return lines + [f"  {s:<12} {d:<13} {n:>7}" for d, s, n in rows]
 
 
@@ -75,14 +82,24 @@ def generate(hub: EmbeddedHub, weeks: int, seed: int) -> list[date]:
     """Every night of the history, with the register's measure effect; returns the nights."""
     from devkit.history import DEFAULT_EFFECTS, TRUTH_FILE, effects_from_register, history_nights, write_history
 
-    truth = write_history(hub.partners_root, HISTORY_FIRST, weeks, seed=seed,
-                          effects=effects_from_register(DEFAULT_EFFECTS), truth_path=hub.root / TRUTH_FILE)
+    truth = write_history(
+        hub.partners_root,
+        HISTORY_FIRST,
+        weeks,
+        seed=seed,
+        effects=effects_from_register(DEFAULT_EFFECTS),
+        truth_path=hub.root / TRUTH_FILE,
+    )
     nights = history_nights(HISTORY_FIRST, weeks)
-    print(f"generated {len(nights)} nights ({nights[0]}..{nights[-1]}) for {', '.join(truth['sizes'])}; "
-          f"measure effect and expected weekly counts in {hub.root / TRUTH_FILE}")
+    print(
+        f"generated {len(nights)} nights ({nights[0]}..{nights[-1]}) for {', '.join(truth['sizes'])}; "
+        f"measure effect and expected weekly counts in {hub.root / TRUTH_FILE}"
+    )
     for m in truth["measures"]:
-        print(f"  {m['measure']} from {m['start']}: incidents per week in {', '.join(m['areas'])} "
-              f"{m['mean_weekly_before']:.0f} before, {m['mean_weekly_after']:.0f} after (generator keeps {m['keep']:.0%})")
+        print(
+            f"  {m['measure']} from {m['start']}: incidents per week in {', '.join(m['areas'])} "
+            f"{m['mean_weekly_before']:.0f} before, {m['mean_weekly_after']:.0f} after (generator keeps {m['keep']:.0%})"
+        )
     return nights
 
 
@@ -98,23 +115,38 @@ def import_history(hub: EmbeddedHub, first: date, last: date) -> None:
     @contextmanager
     def connect(contract) -> Iterator[SFTPConnector]:
         server = hub.servers[contract.id]
-        with SFTPConnector(SFTPSettings(host=server.host, port=server.port, username=server.username,
-                                        key_file=str(private), host_key=server.host_key_line,
-                                        path_prefix=server.path_prefix)) as connector:
+        with SFTPConnector(
+            SFTPSettings(
+                host=server.host,
+                port=server.port,
+                username=server.username,
+                key_file=str(private),
+                host_key=server.host_key_line,
+                path_prefix=server.path_prefix,
+            )
+        ) as connector:
             yield connector
 
     contracts = load_contracts()
     feeds = [contracts[f] for f in hub.servers]
     print(f"history import of {first}..{last} for {', '.join(c.id for c in feeds)} (progress on stderr)")
-    for outcome in run_import(feeds, first, last, connect=connect, data=hub.data,
-                              pseudonymiser=Pseudonymiser(key_from_secret(hub.secret())), validator=Validator(),
-                              expectations_dir=REPO / "expectations",
-                              quiet_period_seconds=hub.quiet_period_seconds):
+    for outcome in run_import(
+        feeds,
+        first,
+        last,
+        connect=connect,
+        data=hub.data,
+        pseudonymiser=Pseudonymiser(key_from_secret(hub.secret())),
+        validator=Validator(),
+        expectations_dir=REPO / "expectations",
+        quiet_period_seconds=hub.quiet_period_seconds,
+    ):
         print(f"  {outcome.line()}")
 
 
 def build_catalog(hub: EmbeddedHub) -> Path:
-    from samverkan.analysis.catalog import build_catalog as build, default_location
+    from samverkan.analysis.catalog import build_catalog as build
+    from samverkan.analysis.catalog import default_location
 
     catalog = build(default_location(hub.data), hub.data)
     for note in catalog.notes:
@@ -124,14 +156,17 @@ def build_catalog(hub: EmbeddedHub) -> Path:
 
 def build_report(hub: EmbeddedHub) -> Path | None:
     """The lägesbild (issue 12, part B) over the published data, where the DAG would write it."""
-    from samverkan.analysis.lagesbild import build_report as build, report_dir
+    from samverkan.analysis.lagesbild import build_report as build
+    from samverkan.analysis.lagesbild import report_dir
 
     return build(hub.data.published, report_dir(hub.data)).html
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where the embedded hub lives (default var/demo)")
+    parser.add_argument(
+        "--root", type=Path, default=DEFAULT_ROOT, help="where the embedded hub lives (default var/demo)"
+    )
     parser.add_argument("--weeks", type=int, default=HISTORY_WEEKS, help="weeks of generated history (default 12)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--ui", action="store_true", help="afterwards, start `airflow standalone` on this setup")
@@ -168,11 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         catalog = build_catalog(hub)
         print(f"\nanalyst catalog (DuckDB, views only): {catalog}")
         print(f"  data dictionary: {catalog.parent / 'DATA_DICTIONARY.md'}")
-        print(f"  open it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog}', read_only=True)"
-              ".sql('SELECT * FROM incidents LIMIT 5'))\"   (docs/analysts.md)")
+        print(
+            f"  open it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog}', read_only=True)"
+            ".sql('SELECT * FROM incidents LIMIT 5'))\"   (docs/analysts.md)"
+        )
         report = build_report(hub)
-        print(f"lägesbild report: {report}" if report else "lägesbild report: not built (samverkan.analysis.lagesbild "
-              "is not there yet)")
+        print(
+            f"lägesbild report: {report}"
+            if report
+            else "lägesbild report: not built (samverkan.analysis.lagesbild is not there yet)"
+        )
         print(f"\nAirflow on this setup: source {env_file} && airflow standalone   (or: scripts/demo --ui)")
         if args.ui:
             print("starting airflow standalone; partner servers stay up until you press Ctrl-C")

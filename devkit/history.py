@@ -107,8 +107,9 @@ def _read_csv(path: Path, fmt: _Format) -> tuple[list[str], list[list[str]]]:
 
 def _write_csv(path: Path, fmt: _Format, header: list[str], rows: list[list[str]]) -> None:
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, delimiter=fmt.delimiter, quotechar='"', lineterminator=fmt.newline,
-                        quoting=csv.QUOTE_MINIMAL)
+    writer = csv.writer(
+        buf, delimiter=fmt.delimiter, quotechar='"', lineterminator=fmt.newline, quoting=csv.QUOTE_MINIMAL
+    )
     writer.writerow(header)
     writer.writerows(rows)
     data = buf.getvalue().encode(fmt.encoding)
@@ -187,9 +188,18 @@ def week_of(night: date) -> str:
     return (night - timedelta(days=night.weekday())).isoformat()
 
 
-def write_history(out_root: Path, first_monday: date, weeks: int, *, sizes: dict[str, int] | None = None,
-                  seed: int = 2026, effects: Iterable[Effect] = (), population: Population | None = None,
-                  truth_path: Path | None = None, collect: PersonalValues | None = None) -> dict[str, Any]:
+def write_history(
+    out_root: Path,
+    first_monday: date,
+    weeks: int,
+    *,
+    sizes: dict[str, int] | None = None,
+    seed: int = 2026,
+    effects: Iterable[Effect] = (),
+    population: Population | None = None,
+    truth_path: Path | None = None,
+    collect: PersonalValues | None = None,
+) -> dict[str, Any]:
     """Write the partner files of every night and return (and write) the truth.
 
     ``collect`` gathers every personal value written, for a leak scan of what the hub makes of it.
@@ -208,16 +218,26 @@ def write_history(out_root: Path, first_monday: date, weeks: int, *, sizes: dict
                 for f in fields(PersonalValues):
                     getattr(collect, f.name).update(getattr(written.personal_values, f.name))
             areas = incidents_in(feed, path, aliases)
-            drop = {i for i, a in areas.items() for e in effects
-                    if a in e.areas and night >= e.start and not _kept(seed, feed, i, e.keep)}
+            drop = {
+                i
+                for i, a in areas.items()
+                for e in effects
+                if a in e.areas and night >= e.start and not _kept(seed, feed, i, e.keep)
+            }
             thin(feed, path, drop)
             for incident, area in areas.items():
                 if incident not in drop:
                     cell = weekly.setdefault(feed, {}).setdefault(area or "(none)", {})
                     cell[week_of(night)] = cell.get(week_of(night), 0) + 1
-    truth = {"first_night": nights[0].isoformat(), "last_night": nights[-1].isoformat(), "weeks": weeks,
-             "seed": seed, "sizes": sizes, "weekly_incidents": weekly,
-             "measures": [_measure_truth(e, weekly, nights) for e in effects]}
+    truth = {
+        "first_night": nights[0].isoformat(),
+        "last_night": nights[-1].isoformat(),
+        "weeks": weeks,
+        "seed": seed,
+        "sizes": sizes,
+        "weekly_incidents": weekly,
+        "measures": [_measure_truth(e, weekly, nights) for e in effects],
+    }
     if truth_path is not None:
         truth_path.parent.mkdir(parents=True, exist_ok=True)
         truth_path.write_text(json.dumps(truth, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -234,10 +254,17 @@ def _measure_truth(effect: Effect, weekly: dict[str, dict[str, dict[str, int]]],
     per_week = {w: sum(weekly[f].get(a, {}).get(w, 0) for f in weekly for a in effect.areas) for w in weeks}
     before = [per_week[w] for w in weeks if w < effect.start.isoformat()]
     after = [per_week[w] for w in weeks if w >= effect.start.isoformat()]
-    return {"measure": effect.measure, "areas": sorted(effect.areas), "start": effect.start.isoformat(),
-            "keep": effect.keep, "expected_rate_ratio": effect.keep, "weekly": per_week,
-            "mean_weekly_before": _mean(before), "mean_weekly_after": _mean(after),
-            "observed_rate_ratio": (_mean(after) / _mean(before)) if after and _mean(before) else None}
+    return {
+        "measure": effect.measure,
+        "areas": sorted(effect.areas),
+        "start": effect.start.isoformat(),
+        "keep": effect.keep,
+        "expected_rate_ratio": effect.keep,
+        "weekly": per_week,
+        "mean_weekly_before": _mean(before),
+        "mean_weekly_after": _mean(after),
+        "observed_rate_ratio": (_mean(after) / _mean(before)) if after and _mean(before) else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,8 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--truth", type=Path, help=f"where to write the truth (default <out>/{TRUTH_FILE})")
     args = parser.parse_args(argv)
-    truth = write_history(args.out, args.first_monday, args.weeks, seed=args.seed,
-                          effects=effects_from_register(DEFAULT_EFFECTS), truth_path=args.truth or args.out / TRUTH_FILE)
+    truth = write_history(
+        args.out,
+        args.first_monday,
+        args.weeks,
+        seed=args.seed,
+        effects=effects_from_register(DEFAULT_EFFECTS),
+        truth_path=args.truth or args.out / TRUTH_FILE,
+    )
     json.dump(truth["measures"], sys.stdout, indent=2, ensure_ascii=False)
     print()
     return 0

@@ -30,9 +30,17 @@ def _build(published: str, out: str, as_of: str) -> int:
     started, cpu = time.perf_counter(), time.process_time()
     result = build_report(Path(published), Path(out), as_of=date.fromisoformat(as_of))
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"release": result.release, "seconds": round(time.perf_counter() - started, 2),
-                      "cpu_seconds": round(time.process_time() - cpu, 2),  # a loaded machine inflates the wall time
-                      "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "load_average": os.getloadavg()[0]}))
+    print(
+        json.dumps(
+            {
+                "release": result.release,
+                "seconds": round(time.perf_counter() - started, 2),
+                "cpu_seconds": round(time.process_time() - cpu, 2),  # a loaded machine inflates the wall time
+                "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+                "load_average": os.getloadavg()[0],
+            }
+        )
+    )
     return 0
 
 
@@ -48,14 +56,31 @@ def main(argv: list[str] | None = None) -> int:
     from devkit.published import write_published
 
     started = time.perf_counter()
-    published = write_published(args.work, FIRST, 7 * args.weeks, rate=args.per_night / AREAS / SOURCES,
-                                effects={"gustav_iii_torg": (date(2026, 10, 12), 0.5)})
+    published = write_published(
+        args.work,
+        FIRST,
+        7 * args.weeks,
+        rate=args.per_night / AREAS / SOURCES,
+        effects={"gustav_iii_torg": (date(2026, 10, 12), 0.5)},
+    )
     rows = sum(1 for _ in (published / "incidents").rglob("*.parquet"))
     print(json.dumps({"generated_files": rows, "seconds": round(time.perf_counter() - started, 1)}))
     last = FIRST + timedelta(weeks=args.weeks, days=-1)
     for as_of in (last - timedelta(days=7), last):
-        subprocess.run([sys.executable, "-m", "devkit.lagesbild_benchmark", "--work", str(args.work), "--build",
-                        str(published), str(args.work / "out"), as_of.isoformat()], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devkit.lagesbild_benchmark",
+                "--work",
+                str(args.work),
+                "--build",
+                str(published),
+                str(args.work / "out"),
+                as_of.isoformat(),
+            ],
+            check=True,
+        )
     return 0
 
 

@@ -25,8 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("samverkan", "devkit", "tests", "schemas", "expectations", "agreements", "measures", "plugins", "dags",
-          "pyproject.toml")
+COPIED = (
+    "samverkan",
+    "devkit",
+    "tests",
+    "schemas",
+    "expectations",
+    "agreements",
+    "measures",
+    "plugins",
+    "dags",
+    "pyproject.toml",
+)
 
 
 @dataclass(frozen=True)
@@ -36,15 +46,23 @@ class Target:
 
 
 TARGETS = {
-    "personnummer": Target("samverkan/privacy/personnummer.py",
-                           ("tests/unit/test_personnummer.py", "tests/unit/test_luhn_lookup.py")),
-    "pseudonymise": Target("samverkan/privacy/pseudonymise.py",
-                           ("tests/unit/test_pseudonymise.py", "tests/unit/test_keyed_hash.py",
-                            "tests/unit/test_scrub_prefilter.py",
-                            "tests/integration/test_resilience_privacy.py::test_item7_weak_keys_are_refused_with_how_to_make_one",
-                            "tests/integration/test_resilience_privacy.py::test_item7_generated_keys_pass")),
-    "proper_nouns": Target("samverkan/privacy/proper_nouns.py",
-                           ("tests/unit/test_proper_nouns.py", "tests/unit/test_proper_noun_phrases.py")),
+    "personnummer": Target(
+        "samverkan/privacy/personnummer.py", ("tests/unit/test_personnummer.py", "tests/unit/test_luhn_lookup.py")
+    ),
+    "pseudonymise": Target(
+        "samverkan/privacy/pseudonymise.py",
+        (
+            "tests/unit/test_pseudonymise.py",
+            "tests/unit/test_keyed_hash.py",
+            "tests/unit/test_scrub_prefilter.py",
+            "tests/integration/test_resilience_privacy.py::test_item7_weak_keys_are_refused_with_how_to_make_one",
+            "tests/integration/test_resilience_privacy.py::test_item7_generated_keys_pass",
+        ),
+    ),
+    "proper_nouns": Target(
+        "samverkan/privacy/proper_nouns.py",
+        ("tests/unit/test_proper_nouns.py", "tests/unit/test_proper_noun_phrases.py"),
+    ),
     "suppression": Target("samverkan/sharing/aggregates.py", ("tests/unit/sharing/test_suppression.py",)),
     "completeness": Target("samverkan/connectors/completeness.py", ("tests/unit/test_completeness.py",)),
     "leakscan": Target("devkit/leakscan.py", ("tests/unit/test_leakscan.py",)),
@@ -54,11 +72,13 @@ TARGETS = {
 def mutmut_config(target: Target) -> str:
     """The [tool.mutmut] section for one module (appended to the copy's pyproject.toml)."""
     others = [p for p in COPIED if p != "pyproject.toml"]
-    return ("\n[tool.mutmut]\n"
-            f"source_paths = {json.dumps([target.source])}\n"
-            f"also_copy = {json.dumps(others)}\n"
-            f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}\n"
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]\n')
+    return (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {json.dumps([target.source])}\n"
+        f"also_copy = {json.dumps(others)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(list(target.tests))}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]\n'
+    )
 
 
 def copy_tree(into: Path) -> None:
@@ -94,22 +114,31 @@ def run(name: str, out: Path, children: int) -> dict:
 def _survivors(mutmut: list[str], work: Path, env: dict[str, str]) -> list[str]:
     listing = subprocess.run([*mutmut, "results"], cwd=work, env=env, check=True, capture_output=True, text=True)
     names = [line.split(":")[0].strip() for line in listing.stdout.splitlines() if line.strip().endswith("survived")]
-    shown = [subprocess.run([*mutmut, "show", n], cwd=work, env=env, capture_output=True, text=True, check=False)
-             for n in names]
+    shown = [
+        subprocess.run([*mutmut, "show", n], cwd=work, env=env, capture_output=True, text=True, check=False)
+        for n in names
+    ]
     return [s.stdout + "\n" for s in shown]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/mutation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", choices=[[], *TARGETS], metavar="module",
-                        help=f"one or more of {', '.join(TARGETS)} (default: all)")
+    parser.add_argument(
+        "modules",
+        nargs="*",
+        choices=[[], *TARGETS],
+        metavar="module",
+        help=f"one or more of {', '.join(TARGETS)} (default: all)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "var" / "mutation")
     parser.add_argument("--children", type=int, default=1, help="parallel mutmut workers (default 1: shared cores)")
     args = parser.parse_args(argv)
     for name in args.modules or TARGETS:
         stats = run(name, args.out, args.children)
-        print(f"{name}: {stats['killed']} of {stats['total']} mutants killed ({stats['score']} %), "
-              f"{stats['survived']} survived, {stats.get('no_tests', 0)} not covered by the selection")
+        print(
+            f"{name}: {stats['killed']} of {stats['total']} mutants killed ({stats['score']} %), "
+            f"{stats['survived']} survived, {stats.get('no_tests', 0)} not covered by the selection"
+        )
     return 0
 
 

@@ -20,17 +20,30 @@ import pyarrow.parquet as pq
 
 from samverkan.ingest.model import INCIDENTS_SCHEMA, INVOLVEMENTS_SCHEMA
 
-CENTRES = {"gustav_iii_torg": (7004450, 483880), "resecentrum": (7004020, 483600),
-           "stortorget": (7004560, 483950), "prastgatan": (7004660, 484030), "storsjostrand": (7005215, 483410)}
+CENTRES = {
+    "gustav_iii_torg": (7004450, 483880),
+    "resecentrum": (7004020, 483600),
+    "stortorget": (7004560, 483950),
+    "prastgatan": (7004660, 484030),
+    "storsjostrand": (7005215, 483410),
+}
 CATEGORIES = ("violence", "threat", "theft", "vandalism", "disorder", "intoxication", "other")
 ROLES = ("suspect", "victim", "witness", "detained")
 BANDS = ("0-14", "15-17", "18-24", "25-34", "35-44", "45-64", "65+")
 HOURS = (6, 5, 5, 3, 2, 1, 1, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 6, 6, 7, 8, 9, 9, 8)
 
 
-def write_published(root: Path, first_night: date, nights: int, *, rate: dict[str, float] | float = 1.5,
-                    effects: dict[str, tuple[date, float]] | None = None, seed: int = 1,
-                    sources: tuple[str, ...] = ("police", "transit", "guards"), people: int = 400) -> Path:
+def write_published(
+    root: Path,
+    first_night: date,
+    nights: int,
+    *,
+    rate: dict[str, float] | float = 1.5,
+    effects: dict[str, tuple[date, float]] | None = None,
+    seed: int = 1,
+    sources: tuple[str, ...] = ("police", "transit", "guards"),
+    people: int = 400,
+) -> Path:
     """``rate``: incidents per night, source and area (a mapping per area, or one for all);
     ``effects``: area → (start, keep). Returns the published root."""
     published = root / "published"
@@ -48,20 +61,34 @@ def write_published(root: Path, first_night: date, nights: int, *, rate: dict[st
                     if start is not None and night >= start and rng.random() >= keep:
                         continue
                     hour = int(rng.choice(24, p=np.array(HOURS) / sum(HOURS)))
-                    at = datetime.combine(night, datetime.min.time()) + timedelta(hours=hour, minutes=int(rng.integers(60)))
+                    at = datetime.combine(night, datetime.min.time()) + timedelta(
+                        hours=hour, minutes=int(rng.integers(60))
+                    )
                     iid = f"{source}:{night:%Y%m%d}-{area}-{k}"
                     coord = source == "police" and rng.random() < 0.9
-                    incidents.append({
-                        "incident_id": iid, "source": source, "source_file": f"{source}-{night}.csv",
-                        "occurred_at_local": at, "place": area, "area": area,
-                        "coord_n": int(round((north + rng.integers(-60, 60)) / 100) * 100) if coord else None,
-                        "coord_e": int(round((east + rng.integers(-60, 60)) / 100) * 100) if coord else None,
-                        "category": CATEGORIES[int(rng.integers(len(CATEGORIES)))]})
+                    incidents.append(
+                        {
+                            "incident_id": iid,
+                            "source": source,
+                            "source_file": f"{source}-{night}.csv",
+                            "occurred_at_local": at,
+                            "place": area,
+                            "area": area,
+                            "coord_n": int(round((north + rng.integers(-60, 60)) / 100) * 100) if coord else None,
+                            "coord_e": int(round((east + rng.integers(-60, 60)) / 100) * 100) if coord else None,
+                            "category": CATEGORIES[int(rng.integers(len(CATEGORIES)))],
+                        }
+                    )
                     for _ in range(int(rng.integers(0, 3))):
-                        involvements.append({"incident_id": iid, "source": source,
-                                             "person_pseudonym": pool[int(rng.zipf(1.6)) % people],
-                                             "role": ROLES[int(rng.integers(len(ROLES)))],
-                                             "age_band": BANDS[int(rng.integers(len(BANDS)))]})
+                        involvements.append(
+                            {
+                                "incident_id": iid,
+                                "source": source,
+                                "person_pseudonym": pool[int(rng.zipf(1.6)) % people],
+                                "role": ROLES[int(rng.integers(len(ROLES)))],
+                                "age_band": BANDS[int(rng.integers(len(BANDS)))],
+                            }
+                        )
             _write(published, "incidents", night, source, incidents, INCIDENTS_SCHEMA)
             _write(published, "involvements", night, source, involvements, INVOLVEMENTS_SCHEMA)
     return published

@@ -25,14 +25,14 @@ import sys
 import time
 import uuid
 from bisect import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
-from samverkan.core import nights
 from devkit.leakscan import PersonalValues, name_tokens_of
+from samverkan.core import nights
 
 TZ = nights.zone()
 FEEDS = ("police", "transit", "guards", "felanmalan", "uppsokande")
@@ -50,54 +50,251 @@ NOT_OBJECT = "not_object"
 # Saga, Berg, Holm, Lind …) and none matches a place name: the leak check looks for name tokens
 # as whole words, and an ordinary word would make it cry wolf on clean output.
 FIRST_NAMES = (
-    "Anna", "Märta", "Åsa", "Özlem", "Lars-Göran", "Karl-Erik", "Anna-Karin", "Eva-Lena",
-    "Jan-Åke", "Ann-Sofie", "Britt-Marie", "Carl-Johan", "Lars-Åke", "Sven-Olof", "Elsa",
-    "Alice", "Astrid", "Sigrid", "Ingrid", "Kerstin", "Birgitta", "Margareta", "Agneta",
-    "Solveig", "Gunilla", "Ulrika", "Johanna", "Linnéa", "Renée", "Zoé", "Hélène", "Maja",
-    "Wilma", "Alva", "Ronja", "Tilda", "Selma", "Agnes", "Greta", "Frida", "Hanna", "Sara",
-    "Emma", "Julia", "Rebecka", "Fatima", "Amina", "Leyla", "Zeynep", "Nadia", "Yasmin",
-    "Lars", "Göran", "Håkan", "Örjan", "Åke", "Jörgen", "Mikael", "Johan", "Anders", "Magnus",
-    "Fredrik", "Henrik", "Mattias", "Oskar", "Ludvig", "Vilhelm", "Malte", "Elias", "Hampus",
-    "Albin", "Filip", "Isak", "Melvin", "Viktor", "Anton", "Emil", "Sixten", "Ragnar",
-    "Gunnar", "Arne", "Bertil", "Evert", "Harald", "Sigvard", "Valdemar", "Yngve", "Torsten",
-    "Kjell", "Gösta", "Olle", "Omar", "Karim", "Samir", "Yusuf", "Mehmet", "André", "José",
+    "Anna",
+    "Märta",
+    "Åsa",
+    "Özlem",
+    "Lars-Göran",
+    "Karl-Erik",
+    "Anna-Karin",
+    "Eva-Lena",
+    "Jan-Åke",
+    "Ann-Sofie",
+    "Britt-Marie",
+    "Carl-Johan",
+    "Lars-Åke",
+    "Sven-Olof",
+    "Elsa",
+    "Alice",
+    "Astrid",
+    "Sigrid",
+    "Ingrid",
+    "Kerstin",
+    "Birgitta",
+    "Margareta",
+    "Agneta",
+    "Solveig",
+    "Gunilla",
+    "Ulrika",
+    "Johanna",
+    "Linnéa",
+    "Renée",
+    "Zoé",
+    "Hélène",
+    "Maja",
+    "Wilma",
+    "Alva",
+    "Ronja",
+    "Tilda",
+    "Selma",
+    "Agnes",
+    "Greta",
+    "Frida",
+    "Hanna",
+    "Sara",
+    "Emma",
+    "Julia",
+    "Rebecka",
+    "Fatima",
+    "Amina",
+    "Leyla",
+    "Zeynep",
+    "Nadia",
+    "Yasmin",
+    "Lars",
+    "Göran",
+    "Håkan",
+    "Örjan",
+    "Åke",
+    "Jörgen",
+    "Mikael",
+    "Johan",
+    "Anders",
+    "Magnus",
+    "Fredrik",
+    "Henrik",
+    "Mattias",
+    "Oskar",
+    "Ludvig",
+    "Vilhelm",
+    "Malte",
+    "Elias",
+    "Hampus",
+    "Albin",
+    "Filip",
+    "Isak",
+    "Melvin",
+    "Viktor",
+    "Anton",
+    "Emil",
+    "Sixten",
+    "Ragnar",
+    "Gunnar",
+    "Arne",
+    "Bertil",
+    "Evert",
+    "Harald",
+    "Sigvard",
+    "Valdemar",
+    "Yngve",
+    "Torsten",
+    "Kjell",
+    "Gösta",
+    "Olle",
+    "Omar",
+    "Karim",
+    "Samir",
+    "Yusuf",
+    "Mehmet",
+    "André",
+    "José",
 )
 SURNAMES = (
-    "Svensson", "Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsson",
-    "Olsson", "Persson", "Pettersson", "Jonsson", "Hansson", "Bengtsson", "Jönsson",
-    "Lindberg", "Magnusson", "Lindström", "Olofsson", "Lindqvist", "Lindgren", "Axelsson",
-    "Bergström", "Lundberg", "Lundgren", "Mattsson", "Berglund", "Fredriksson", "Sandberg",
-    "Henriksson", "Forsberg", "Sjöberg", "Wallin", "Engström", "Eklund", "Danielsson",
-    "Håkansson", "Gunnarsson", "Wikström", "Isaksson", "Nyström", "Holmberg", "Arvidsson",
-    "Löfgren", "Söderberg", "Nyberg", "Blomqvist", "Mårtensson", "Åkesson", "Öberg",
-    "Häggström", "Strömbäck", "Sjögren", "Ekström", "Åström", "Östlund", "Hedström",
-    "Dahlberg", "Söderström", "Lindén", "Rosén", "Nordén", "Sandén", "Lidén", "Ali",
-    "Hassan", "Mohammed", "Yilmaz", "Demir", "Nguyen", "Persson-Öberg", "Sandberg-Åkesson",
+    "Svensson",
+    "Andersson",
+    "Johansson",
+    "Karlsson",
+    "Nilsson",
+    "Eriksson",
+    "Larsson",
+    "Olsson",
+    "Persson",
+    "Pettersson",
+    "Jonsson",
+    "Hansson",
+    "Bengtsson",
+    "Jönsson",
+    "Lindberg",
+    "Magnusson",
+    "Lindström",
+    "Olofsson",
+    "Lindqvist",
+    "Lindgren",
+    "Axelsson",
+    "Bergström",
+    "Lundberg",
+    "Lundgren",
+    "Mattsson",
+    "Berglund",
+    "Fredriksson",
+    "Sandberg",
+    "Henriksson",
+    "Forsberg",
+    "Sjöberg",
+    "Wallin",
+    "Engström",
+    "Eklund",
+    "Danielsson",
+    "Håkansson",
+    "Gunnarsson",
+    "Wikström",
+    "Isaksson",
+    "Nyström",
+    "Holmberg",
+    "Arvidsson",
+    "Löfgren",
+    "Söderberg",
+    "Nyberg",
+    "Blomqvist",
+    "Mårtensson",
+    "Åkesson",
+    "Öberg",
+    "Häggström",
+    "Strömbäck",
+    "Sjögren",
+    "Ekström",
+    "Åström",
+    "Östlund",
+    "Hedström",
+    "Dahlberg",
+    "Söderström",
+    "Lindén",
+    "Rosén",
+    "Nordén",
+    "Sandén",
+    "Lidén",
+    "Ali",
+    "Hassan",
+    "Mohammed",
+    "Yilmaz",
+    "Demir",
+    "Nguyen",
+    "Persson-Öberg",
+    "Sandberg-Åkesson",
 )
 
 POLICE_HEADER = (
-    "Diarienr", "Händelsetid", "Registrerad", "Plats", "Koord_N", "Koord_E", "Händelsetyp",
-    "Roll", "Personnummer", "Namn", "Ålder", "Fritext",
+    "Diarienr",
+    "Händelsetid",
+    "Registrerad",
+    "Plats",
+    "Koord_N",
+    "Koord_E",
+    "Händelsetyp",
+    "Roll",
+    "Personnummer",
+    "Namn",
+    "Ålder",
+    "Fritext",
 )
 GUARDS_HEADER = (
-    "rapport_nr", "datum", "klockslag", "plats", "ingripande", "personnummer", "namn",
-    "telefon", "ordningsvakt_id", "polis_underrattad", "beskrivning",
+    "rapport_nr",
+    "datum",
+    "klockslag",
+    "plats",
+    "ingripande",
+    "personnummer",
+    "namn",
+    "telefon",
+    "ordningsvakt_id",
+    "polis_underrattad",
+    "beskrivning",
 )
 TRANSIT_FIELDS = (
-    "incident_id", "occurred_at", "reported_at", "line", "stop_id", "stop_name", "vehicle_id",
-    "category", "severity", "police_called", "reported_by", "persons", "description",
+    "incident_id",
+    "occurred_at",
+    "reported_at",
+    "line",
+    "stop_id",
+    "stop_name",
+    "vehicle_id",
+    "category",
+    "severity",
+    "police_called",
+    "reported_by",
+    "persons",
+    "description",
 )
 
 POLICE_CATEGORIES = (
-    "Misshandel", "Olaga hot", "Ofredande", "Rån", "Stöld", "Skadegörelse", "Narkotikabrott",
-    "Ordningsstörning", "Berusad person (LOB)", "Övrigt",
+    "Misshandel",
+    "Olaga hot",
+    "Ofredande",
+    "Rån",
+    "Stöld",
+    "Skadegörelse",
+    "Narkotikabrott",
+    "Ordningsstörning",
+    "Berusad person (LOB)",
+    "Övrigt",
 )
 POLICE_ROLES = ("Misstänkt", "Målsägande", "Vittne", "Omhändertagen", "Anmälare")
 GUARD_INTERVENTIONS = (
-    "Tillsägelse", "Avvisning", "Omhändertagande", "Gripande", "Första hjälpen", "Övrigt",
+    "Tillsägelse",
+    "Avvisning",
+    "Omhändertagande",
+    "Gripande",
+    "Första hjälpen",
+    "Övrigt",
 )
 TRANSIT_CATEGORIES = (
-    "THREAT", "VIOLENCE", "VANDALISM", "DISTURBANCE", "INTOXICATION", "FARE_CONFLICT", "OTHER",
+    "THREAT",
+    "VIOLENCE",
+    "VANDALISM",
+    "DISTURBANCE",
+    "INTOXICATION",
+    "FARE_CONFLICT",
+    "OTHER",
 )
 UNKNOWN_CATEGORIES = {
     "police": ("Trafikbrott", "Bedrägeri", "Okänd händelse"),
@@ -133,8 +330,7 @@ POLICE_PERSON_TEXTS = (
     "Gärningspersonen sprang mot Storsjön.",
     "Personen uppgav namnet {last}, {first} och pnr {pnr}.",
     "Patrull på plats fyra minuter efter larm. {first} samarbetade.",
-    "Ordningsstörning utanför krogen; flera personer inblandade.\n"
-    "{first} {last} avvisades. Kontakt {phone}.",
+    "Ordningsstörning utanför krogen; flera personer inblandade.\n{first} {last} avvisades. Kontakt {phone}.",
     "Anmälan om skadegörelse på busskur.",
 )
 POLICE_ANONYMOUS_TEXTS = (
@@ -165,26 +361,55 @@ TRANSIT_TEXTS = (
 # The municipality: fault reports (felanmälan) and the outreach team's observations (uppsökande).
 FELANMALAN_HEADER = ("Ärendenr", "Skapad", "Plats", "Kategori", "Beskrivning", "Anmälarens telefon")
 UPPSOKANDE_HEADER = ("Datum", "Från", "Till", "Plats", "Unga", "Vuxna", "Påverkade", "Grupper", "Anteckning")
-FAULT_PLACES = ("Busstorget", "Gustav III:s torg", "Resecentrum, busskur 3", "Prästgatan {}", "Stortorget",
-                "Storsjöstrand", "Badhusparken")
+FAULT_PLACES = (
+    "Busstorget",
+    "Gustav III:s torg",
+    "Resecentrum, busskur 3",
+    "Prästgatan {}",
+    "Stortorget",
+    "Storsjöstrand",
+    "Badhusparken",
+)
 FAULT_TEXTS = {  # category → what residents and staff write; {first} {last} {phone}: the reporter
-    "Klotter": ("Klotter på busskuren vid {place}.",
-                "Nytt klotter på väggen mot {place}. Anmälare {first} {last}, ring {phone}.",
-                "Taggar på elskåpet, ungefär två meter brett."),
-    "Krossat glas": ("Krossad glasruta i väntkuren vid {place}.",
-                     "Glasrutan i entrédörren är krossad. Ring mig på {phone}, mvh {first}."),
-    "Trasig belysning": ("Belysningen längs gångvägen är trasig, mörkt hela kvällen.",
-                         "Två stolpar släckta vid {place}. Frågor till {first} {last} på {phone}."),
-    "Nedskräpning": ("Mycket skräp och flaskor vid {place} efter helgen.",
-                     "Nedskräpat runt bänkarna.\nAnmält av {first}, tel {phone}."),
+    "Klotter": (
+        "Klotter på busskuren vid {place}.",
+        "Nytt klotter på väggen mot {place}. Anmälare {first} {last}, ring {phone}.",
+        "Taggar på elskåpet, ungefär två meter brett.",
+    ),
+    "Krossat glas": (
+        "Krossad glasruta i väntkuren vid {place}.",
+        "Glasrutan i entrédörren är krossad. Ring mig på {phone}, mvh {first}.",
+    ),
+    "Trasig belysning": (
+        "Belysningen längs gångvägen är trasig, mörkt hela kvällen.",
+        "Två stolpar släckta vid {place}. Frågor till {first} {last} på {phone}.",
+    ),
+    "Nedskräpning": (
+        "Mycket skräp och flaskor vid {place} efter helgen.",
+        "Nedskräpat runt bänkarna.\nAnmält av {first}, tel {phone}.",
+    ),
     "Övrigt": ("Bänken sitter löst i fästet.",),
 }
-FAULT_CATEGORIES = ("Klotter", "Klotter", "Krossat glas", "Trasig belysning", "Trasig belysning", "Nedskräpning",
-                    "Nedskräpning", "Övrigt")
+FAULT_CATEGORIES = (
+    "Klotter",
+    "Klotter",
+    "Krossat glas",
+    "Trasig belysning",
+    "Trasig belysning",
+    "Nedskräpning",
+    "Nedskräpning",
+    "Övrigt",
+)
 OUTREACH_PLACES = ("Busstorget", "Resecentrum", "Stortorget", "Badhusparken", "Storsjöstrand")
 OUTREACH_SLOTS = (("18:00", "20:00"), ("20:00", "22:00"), ("22:00", "00:00"))
-OUTREACH_NOTES = ("", "", "Lugnt.", "Pratade med {first} som brukar vara här.", "Stökigt vid kiosken, polis på plats.",
-                  "{first} {last} frågade efter fritidsgården.")
+OUTREACH_NOTES = (
+    "",
+    "",
+    "Lugnt.",
+    "Pratade med {first} som brukar vara här.",
+    "Stökigt vid kiosken, polis på plats.",
+    "{first} {last} frågade efter fritidsgården.",
+)
 
 # Events per local hour: quiet mornings, busy evenings and nights.
 HOUR_WEIGHTS = (6, 5, 5, 3, 2, 1, 1, 2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 6, 6, 7, 8, 9, 9, 8)
@@ -194,6 +419,7 @@ DST_GUARANTEED = 4
 
 
 # --- personnummer ----------------------------------------------------------------------
+
 
 def luhn_check_digit(digits: str) -> int:
     """Check digit over YYMMDDNNN (weights 2,1,2,…); kept here so the generator stands alone."""
@@ -231,16 +457,17 @@ def age_on(birth: date, day: date) -> int:
 
 # --- phone numbers ---------------------------------------------------------------------
 
+
 def phone_forms(national: str) -> tuple[str, ...]:
     """Written forms of a national number, the usual '070-123 45 67' first and most often."""
     split = 6 if national.startswith("07") else 5  # 070-123 45 67, 063-12 34 56
-    a, b, c, d = national[:3], national[3:split], national[split:split + 2], national[split + 2:]
+    a, b, c, d = national[:3], national[3:split], national[split : split + 2], national[split + 2 :]
     dashed = f"{a}-{b} {c} {d}"
-    return (dashed, dashed, dashed, national, f"{a} {b} {c} {d}", f"+46 {a[1:]} {b} {c} {d}",
-            "+46" + national[1:])
+    return (dashed, dashed, dashed, national, f"{a} {b} {c} {d}", f"+46 {a[1:]} {b} {c} {d}", "+46" + national[1:])
 
 
 # --- population ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Person:
@@ -303,15 +530,13 @@ def _make_people(rng: random.Random, size: int) -> list[Person]:
             continue
         seen_pnr.add(pnr)
         seen_phone.add(phone)
-        people.append(Person(rng.choice(FIRST_NAMES), rng.choice(SURNAMES), birth, pnr,
-                             coordination, phone))
+        people.append(Person(rng.choice(FIRST_NAMES), rng.choice(SURNAMES), birth, pnr, coordination, phone))
     return people
 
 
 def _birth_date(rng: random.Random) -> date:
     r = rng.random()
-    year = rng.randint(1920, 1924) if r < 0.015 else (
-        rng.randint(1925, 1984) if r < 0.3 else rng.randint(1985, 2012))
+    year = rng.randint(1920, 1924) if r < 0.015 else (rng.randint(1925, 1984) if r < 0.3 else rng.randint(1985, 2012))
     return date(year, 1, 1) + timedelta(days=rng.randrange(365))
 
 
@@ -336,6 +561,7 @@ def derive_seed(*parts: object) -> int:
 
 # --- faults and truth ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Faults:
     """Known bad records to inject; each is its own record, so the truth can name it."""
@@ -347,10 +573,12 @@ class Faults:
     missing_column: str | None = None
 
     def record_kinds(self) -> list[str]:
-        return ([BAD_CHECKSUM_PNR] * self.bad_checksum_pnr
-                + [IMPOSSIBLE_DATE] * self.impossible_date
-                + [UNKNOWN_CATEGORY] * self.unknown_category
-                + [NOT_JSON if i % 2 == 0 else NOT_OBJECT for i in range(self.bad_json_lines)])
+        return (
+            [BAD_CHECKSUM_PNR] * self.bad_checksum_pnr
+            + [IMPOSSIBLE_DATE] * self.impossible_date
+            + [UNKNOWN_CATEGORY] * self.unknown_category
+            + [NOT_JSON if i % 2 == 0 else NOT_OBJECT for i in range(self.bad_json_lines)]
+        )
 
 
 @dataclass
@@ -386,10 +614,15 @@ class NightTruth:
 
     def summary(self) -> dict:
         return {
-            "feed": self.feed, "night": self.night.isoformat(), "path": str(self.path),
-            "records": self.records, "quarantined_records": self.quarantined_records,
-            "incidents": self.incidents, "involvements": self.involvements,
-            "persons": len(self.persons), "missing_column": self.missing_column,
+            "feed": self.feed,
+            "night": self.night.isoformat(),
+            "path": str(self.path),
+            "records": self.records,
+            "quarantined_records": self.quarantined_records,
+            "incidents": self.incidents,
+            "involvements": self.involvements,
+            "persons": len(self.persons),
+            "missing_column": self.missing_column,
             "observations": self.observations,
         }
 
@@ -424,11 +657,23 @@ class _Tracker:
             person = self.population.people[idx]
             values.names.update((person.name_last_first, person.name_first_last))
             values.name_tokens.update(name_tokens_of(person.name_first_last))
-        return NightTruth(feed, night, path, self.records, dict(sorted(self.quarantined.items())),
-                          self.incidents, self.involvements, self.persons, values, missing, self.observations)
+        return NightTruth(
+            feed,
+            night,
+            path,
+            self.records,
+            dict(sorted(self.quarantined.items())),
+            self.incidents,
+            self.involvements,
+            self.persons,
+            values,
+            missing,
+            self.observations,
+        )
 
 
 # --- the night -------------------------------------------------------------------------
+
 
 def dst_transition(night: date) -> str | None:
     """'spring' (02:00–03:00 does not exist) or 'autumn' (it happens twice), else None."""
@@ -441,8 +686,7 @@ def dst_transition(night: date) -> str | None:
 class _Face:
     """One person as written on one night (the '+' form depends on the age that night)."""
 
-    __slots__ = ("pnr", "age", "pnr_forms", "phone_forms", "first", "last", "last_first",
-                 "first_last")
+    __slots__ = ("pnr", "age", "pnr_forms", "phone_forms", "first", "last", "last_first", "first_last")
 
     def __init__(self, person: Person, night: date) -> None:
         self.pnr = person.pnr
@@ -475,7 +719,7 @@ class _Night:
             return self.pick(self.crowd)
         return int(self.rnd() * len(self.pop.people))
 
-    def face(self, idx: int) -> "_Face":
+    def face(self, idx: int) -> _Face:
         """A person's strings on this night, computed once: rows repeat people a lot."""
         face = self._faces.get(idx)
         if face is None:
@@ -531,7 +775,9 @@ class _Night:
             self.truth.person(idx)
         p = self.face(idx) if idx is not None else None
         return template.format(
-            first=p.first if p else "", last=p.last if p else "", place=place,
+            first=p.first if p else "",
+            last=p.last if p else "",
+            place=place,
             phone=self.written_phone(idx) if "{phone}" in template else "",
             pnr=self.written_pnr(idx) if "{pnr}" in template else "",
         )
@@ -574,8 +820,7 @@ def _check_faults(feed: str, faults: Faults | None, columns: Sequence[str]) -> N
             raise ValueError(f"cannot inject a fault into the missing column {column!r}")
 
 
-def _record_numbers(rows: int, plan: dict[int, str],
-                    event_size: Callable[[], int]) -> Iterator[tuple[int, int | str]]:
+def _record_numbers(rows: int, plan: dict[int, str], event_size: Callable[[], int]) -> Iterator[tuple[int, int | str]]:
     """(first record number, number of records) of each normal event, or (record, fault kind).
 
     A normal event is cut short rather than run into a fault record, so every fault record is a
@@ -599,6 +844,7 @@ def _record_numbers(rows: int, plan: dict[int, str],
 
 # --- CSV writing -----------------------------------------------------------------------
 
+
 def _quote(value: str, delimiter: str) -> str:
     if delimiter in value or '"' in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
@@ -607,12 +853,20 @@ def _quote(value: str, delimiter: str) -> str:
 
 def _quote_all(fields: list[str], d: str) -> list[str]:
     """`_quote` over a row, inlined because half the police rows carry multi-line text."""
-    return ['"' + v.replace('"', '""') + '"'
-            if (d in v or '"' in v or "\n" in v or "\r" in v) else v for v in fields]
+    return ['"' + v.replace('"', '""') + '"' if (d in v or '"' in v or "\n" in v or "\r" in v) else v for v in fields]
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Iterator[list[str]], *, delimiter: str,
-               newline: str, encoding: str, bom: bool, drop: str | None) -> None:
+def _write_csv(
+    path: Path,
+    header: Sequence[str],
+    rows: Iterator[list[str]],
+    *,
+    delimiter: str,
+    newline: str,
+    encoding: str,
+    bom: bool,
+    drop: str | None,
+) -> None:
     """Stream rows to disk in chunks; quoting is decided on the joined line, which is cheap."""
     drop_at = header.index(drop) if drop else None
     columns = [h for h in header if h != drop]
@@ -636,6 +890,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterator[list[str]], *, 
 
 
 # --- police ----------------------------------------------------------------------------
+
 
 def _police_event_size(n: _Night) -> int:
     r = n.rnd()
@@ -716,11 +971,24 @@ def _police_fault_row(n: _Night, diarienr: str, kind: str) -> list[str]:
     pnr = n.wrong_pnr(idx) if kind == BAD_CHECKSUM_PNR else n.written_pnr(idx)
     address, north, east = POLICE_PLACES[2]
     text = n.text(POLICE_PERSON_TEXTS[0], idx, "Resecentrum")
-    return [diarienr, when, n.local_minutes[n.later_minute(minute, 600)], address, str(north),
-            str(east), category, n.pick(POLICE_ROLES), pnr, face.last_first, str(face.age), text]
+    return [
+        diarienr,
+        when,
+        n.local_minutes[n.later_minute(minute, 600)],
+        address,
+        str(north),
+        str(east),
+        category,
+        n.pick(POLICE_ROLES),
+        pnr,
+        face.last_first,
+        str(face.age),
+        text,
+    ]
 
 
 # --- guards ----------------------------------------------------------------------------
+
 
 def _guards_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[list[str]]:
     def report_size() -> int:
@@ -755,8 +1023,7 @@ def _guards_report(n: _Night, report: str, size: int) -> Iterator[list[str]]:
         else:
             idx = n.person(0.8)
             person, text = _guards_person(n, idx), n.text(n.pick(GUARD_TEXTS), idx, place)
-        yield [report, n.night.isoformat(), clock, place, intervention, *person, guard, police,
-               text]
+        yield [report, n.night.isoformat(), clock, place, intervention, *person, guard, police, text]
 
 
 def _guards_person(n: _Night, idx: int) -> list[str]:
@@ -781,11 +1048,23 @@ def _guards_fault_row(n: _Night, report: str, kind: str) -> list[str]:
     pnr = n.wrong_pnr(idx) if kind == BAD_CHECKSUM_PNR else n.written_pnr(idx)
     guard = n.pick(n.pop.guard_ids)
     n.truth.values.guard_ids.add(guard)
-    return [report, day, n.local_minutes[minute][11:], "Busstorget", intervention, pnr,
-            person.name_first_last, "", guard, "Nej", GUARD_TEXTS[0]]
+    return [
+        report,
+        day,
+        n.local_minutes[minute][11:],
+        "Busstorget",
+        intervention,
+        pnr,
+        person.name_first_last,
+        "",
+        guard,
+        "Nej",
+        GUARD_TEXTS[0],
+    ]
 
 
 # --- the municipality ------------------------------------------------------------------
+
 
 def _felanmalan_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[list[str]]:
     """One fault report per row; no person is involved, the reporter is named only in the text."""
@@ -805,8 +1084,14 @@ def _felanmalan_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[lis
             n.truth.quarantined[record] = kind
         else:
             n.truth.incidents += 1
-        yield [f"FA-{n.night.year}-{n.night.timetuple().tm_yday * 1000 + record:06d}", created, place, category,
-               text, phone]
+        yield [
+            f"FA-{n.night.year}-{n.night.timetuple().tm_yday * 1000 + record:06d}",
+            created,
+            place,
+            category,
+            text,
+            phone,
+        ]
     n.truth.records = rows
 
 
@@ -834,6 +1119,7 @@ def _uppsokande_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[lis
 
 # --- transit ---------------------------------------------------------------------------
 
+
 class _TransitClock:
     """ISO timestamps with the right Stockholm offset; on the autumn night 02:xx gets both."""
 
@@ -846,7 +1132,7 @@ class _TransitClock:
         if key not in self._cache:
             midnight = datetime(self.night.year, self.night.month, self.night.day, tzinfo=TZ)
             wall = (midnight + timedelta(minutes=minute)).replace(fold=fold)
-            self._cache[key] = wall.astimezone(timezone.utc).astimezone(TZ)
+            self._cache[key] = wall.astimezone(UTC).astimezone(TZ)
         return self._cache[key]
 
 
@@ -876,7 +1162,7 @@ def _transit_incident(n: _Night, clock: _TransitClock, kind: str | None) -> dict
     fold = n.events % 2 if n.dst == "autumn" and 120 <= minute < 180 else 0
     occurred = clock.instant(minute, fold)
     delay = timedelta(seconds=60 + int(n.rnd() * 7200))
-    reported = (occurred.astimezone(timezone.utc) + delay).astimezone(TZ)
+    reported = (occurred.astimezone(UTC) + delay).astimezone(TZ)
     occurred_at = occurred.isoformat()
     if kind == IMPOSSIBLE_DATE:
         occurred_at = f"{n.night.year}-02-30T{occurred_at[11:]}"
@@ -891,8 +1177,7 @@ def _transit_incident(n: _Night, clock: _TransitClock, kind: str | None) -> dict
         "stop_id": stop_id,
         "stop_name": stop_name,
         "vehicle_id": str(6200 + int(n.rnd() * 100)),
-        "category": n.pick(
-            UNKNOWN_CATEGORIES["transit"] if kind == UNKNOWN_CATEGORY else TRANSIT_CATEGORIES),
+        "category": n.pick(UNKNOWN_CATEGORIES["transit"] if kind == UNKNOWN_CATEGORY else TRANSIT_CATEGORIES),
         "severity": 1 + int(n.rnd() * 3),
         "police_called": n.rnd() < 0.3,
         "reported_by": {"employee_no": employee, "role": _reporter_role(n)},
@@ -949,8 +1234,10 @@ def _bad_json_line(n: _Night, kind: str) -> str:
 def _write_jsonl_gz(final: Path, lines: Iterator[str]) -> None:
     """Upload as .tmp, then rename: the partner's own completion signal."""
     tmp = final.with_name(final.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename=final.name[:-3], mode="wb", fileobj=raw,
-                                               compresslevel=6, mtime=0) as gz:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename=final.name[:-3], mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
+    ):
         buf: list[str] = []
         for line in lines:
             buf.append(line)
@@ -963,6 +1250,7 @@ def _write_jsonl_gz(final: Path, lines: Iterator[str]) -> None:
 
 
 # --- public API ------------------------------------------------------------------------
+
 
 def feed_path(feed: str, night: date, out_root: Path) -> Path:
     """Where the partner puts the night's file, under out_root/<feed>/."""
@@ -980,12 +1268,25 @@ def feed_path(feed: str, night: date, out_root: Path) -> Path:
     raise ValueError(f"unknown feed {feed!r}; expected one of {FEEDS}")
 
 
-def write_night(feed: str, night: date, out_root: Path, *, rows: int, population: Population,
-                seed: int, faults: Faults | None = None) -> NightTruth:
+def write_night(
+    feed: str,
+    night: date,
+    out_root: Path,
+    *,
+    rows: int,
+    population: Population,
+    seed: int,
+    faults: Faults | None = None,
+) -> NightTruth:
     """Write one partner's file for one night exactly as the partner would, and its truth."""
     path = feed_path(feed, night, out_root)
-    columns = {"police": POLICE_HEADER, "guards": GUARDS_HEADER, "transit": TRANSIT_FIELDS,
-               "felanmalan": FELANMALAN_HEADER, "uppsokande": UPPSOKANDE_HEADER}[feed]
+    columns = {
+        "police": POLICE_HEADER,
+        "guards": GUARDS_HEADER,
+        "transit": TRANSIT_FIELDS,
+        "felanmalan": FELANMALAN_HEADER,
+        "uppsokande": UPPSOKANDE_HEADER,
+    }[feed]
     _check_faults(feed, faults, columns)
     n = _Night(feed, night, population, seed)
     plan = _fault_plan(rows, faults, n.rng)
@@ -994,41 +1295,78 @@ def write_night(feed: str, night: date, out_root: Path, *, rows: int, population
     if feed == "police":
         marker = path.with_name(path.name + ".ok")
         marker.unlink(missing_ok=True)
-        _write_csv(path, POLICE_HEADER, _police_rows(n, rows, plan), delimiter=";",
-                   newline="\r\n", encoding="cp1252", bom=False, drop=drop)
+        _write_csv(
+            path,
+            POLICE_HEADER,
+            _police_rows(n, rows, plan),
+            delimiter=";",
+            newline="\r\n",
+            encoding="cp1252",
+            bom=False,
+            drop=drop,
+        )
         marker.touch()
     elif feed == "guards":
-        _write_csv(path, GUARDS_HEADER, _guards_rows(n, rows, plan), delimiter=",",
-                   newline="\n", encoding="utf-8", bom=True, drop=drop)
+        _write_csv(
+            path,
+            GUARDS_HEADER,
+            _guards_rows(n, rows, plan),
+            delimiter=",",
+            newline="\n",
+            encoding="utf-8",
+            bom=True,
+            drop=drop,
+        )
     elif feed == "felanmalan":  # uploaded as .part, then renamed: the system's completion signal
         part = path.with_name(path.name + ".part")
-        _write_csv(part, FELANMALAN_HEADER, _felanmalan_rows(n, rows, plan), delimiter=";",
-                   newline="\r\n", encoding="utf-8", bom=True, drop=drop)
+        _write_csv(
+            part,
+            FELANMALAN_HEADER,
+            _felanmalan_rows(n, rows, plan),
+            delimiter=";",
+            newline="\r\n",
+            encoding="utf-8",
+            bom=True,
+            drop=drop,
+        )
         os.replace(part, path)
     elif feed == "uppsokande":
-        _write_csv(path, UPPSOKANDE_HEADER, _uppsokande_rows(n, rows, plan), delimiter=";",
-                   newline="\n", encoding="utf-8", bom=False, drop=drop)
+        _write_csv(
+            path,
+            UPPSOKANDE_HEADER,
+            _uppsokande_rows(n, rows, plan),
+            delimiter=";",
+            newline="\n",
+            encoding="utf-8",
+            bom=False,
+            drop=drop,
+        )
     else:
         _write_jsonl_gz(path, _transit_lines(n, rows, plan, drop))
     return n.truth.finish(feed, night, path, drop)
 
 
-def write_nights(out_root: Path, nights: list[date], sizes: dict[str, int], seed: int,
-                 faults: dict[str, Faults] | None = None, *,
-                 population: Population | None = None) -> list[NightTruth]:
+def write_nights(
+    out_root: Path,
+    nights: list[date],
+    sizes: dict[str, int],
+    seed: int,
+    faults: dict[str, Faults] | None = None,
+    *,
+    population: Population | None = None,
+) -> list[NightTruth]:
     """Several nights of several feeds from one population; faults apply to every night."""
     population = population or Population(seed)
     faults = faults or {}
     return [
-        write_night(feed, night, out_root, rows=rows, population=population, seed=seed,
-                    faults=faults.get(feed))
-        for night in nights for feed, rows in sizes.items()
+        write_night(feed, night, out_root, rows=rows, population=population, seed=seed, faults=faults.get(feed))
+        for night in nights
+        for feed, rows in sizes.items()
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devkit.synthetic",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devkit.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--nights", type=date.fromisoformat, nargs="+", required=True)
     parser.add_argument("--police", type=int, default=500)
@@ -1041,8 +1379,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = {f: getattr(args, f) for f in FEEDS if getattr(args, f) > 0}
     started = time.perf_counter()
-    truths = write_nights(args.out, args.nights, sizes, args.seed,
-                          population=Population(args.seed, args.population))
+    truths = write_nights(args.out, args.nights, sizes, args.seed, population=Population(args.seed, args.population))
     seconds = time.perf_counter() - started
     summary = {"seconds": round(seconds, 3), "files": [t.summary() for t in truths]}
     json.dump(summary, sys.stdout, ensure_ascii=False, indent=2)

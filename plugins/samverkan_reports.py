@@ -22,10 +22,24 @@ class SamverkanReportsPlugin(AirflowPlugin):
     name = "samverkan_reports"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Samverkan Data Docs"}]
     external_views = [
-        {"name": "Data Docs", "href": "samverkan-reports/{DAG_ID}/runs/{RUN_ID}", "destination": "dag_run",
-         "url_route": "samverkan-data-docs"},
-        {"name": "Data quality", "href": "samverkan-reports/", "destination": "nav", "category": "browse",
-         "url_route": "samverkan-data-quality"},
-        {"name": "Lägesbild", "href": "samverkan-reports/lagesbild/", "destination": "nav", "category": "browse",
-         "url_route": "samverkan-lagesbild"},
+        {
+            "name": "Data Docs",
+            "href": "samverkan-reports/{DAG_ID}/runs/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "samverkan-data-docs",
+        },
+        {
+            "name": "Data quality",
+            "href": "samverkan-reports/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "samverkan-data-quality",
+        },
+        {
+            "name": "Lägesbild",
+            "href": "samverkan-reports/lagesbild/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "samverkan-lagesbild",
+        },
     ]

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from typing import Callable, Sequence
 
 # subcommand -> (module with main(argv), one line of help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ops": ("samverkan.ops.commands", "operator commands: backfill, rotate-key, new-key, add-partner, check-contract, secrets"),
+    "ops": (
+        "samverkan.ops.commands",
+        "operator commands: backfill, rotate-key, new-key, add-partner, check-contract, secrets",
+    ),
     "quarantine": ("samverkan.quality.quarantine", "list, reprocess or purge quarantined records and files"),
     "suites": ("samverkan.quality.validation", "generate or check the Great Expectations suites from the contracts"),
     "import": ("samverkan.ingest.history", "import a partner's history (many nights) through the nightly steps"),
     "catalog": ("samverkan.analysis.catalog", "create or refresh the analysts' DuckDB catalog over the published data"),
     "lagesbild": ("samverkan.analysis.lagesbild", "build the lägesbild report from the published data"),
-    "dpo": ("samverkan.ops.accountability", "self-test, verify-delivery, erase, withdraw, ack: accountability (issue 15)"),
+    "dpo": (
+        "samverkan.ops.accountability",
+        "self-test, verify-delivery, erase, withdraw, ack: accountability (issue 15)",
+    ),
     "ropa": ("samverkan.sharing.ropa", "write (or --check) the GDPR art. 30 record of processing in docs/"),
 }
 DEV_GROUP = "samverkan.devkit"
@@ -58,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             entry = dev[name].load()  # type: ignore[attr-defined]
         except ModuleNotFoundError:
-            print(f"samverkan: '{name}' is a development command and the dev kit is not installed here "
-                  "(install the project from a checkout: pip install -e '.[test]')", file=sys.stderr)
+            print(
+                f"samverkan: '{name}' is a development command and the dev kit is not installed here "
+                "(install the project from a checkout: pip install -e '.[test]')",
+                file=sys.stderr,
+            )
             return 2
         return int(entry(rest) or 0)
     print(f"samverkan: unknown command '{name}'\n\n{_usage(dev)}", file=sys.stderr)

@@ -35,16 +35,35 @@ NIGHT_DOC = "date — the night the partner's file covers (00:00–24:00 local t
 
 # Which published columns a contract's `model:` entry feeds.
 MODEL_OUTPUTS = {
-    "incidents": {"key": ("incident_id",), "occurred_at": ("occurred_at_utc", "occurred_at_local"),
-                  "reported_at": ("reported_at_utc",), "place": ("place", "area"), "coord_n": ("coord_n",),
-                  "coord_e": ("coord_e",), "stop_id": ("stop_id",), "line": ("line",), "vehicle_id": ("vehicle_id",),
-                  "category": ("category", "source_category", "category_kind"), "severity": ("severity",),
-                  "police_notified": ("police_notified",), "staff": ("staff_pseudonym",),
-                  "staff_role": ("staff_role",), "description": ("description",)},
-    "involvements": {"person": ("person_pseudonym",), "role": ("role", "source_role"), "age": ("age_band",),
-                     "gender": ("gender",)},
-    "observations": {"slot_start": ("slot_start_utc", "slot_start_local"), "slot_end": ("slot_end_local",),
-                     "place": ("place", "area"), "counts": ("measure", "count")},
+    "incidents": {
+        "key": ("incident_id",),
+        "occurred_at": ("occurred_at_utc", "occurred_at_local"),
+        "reported_at": ("reported_at_utc",),
+        "place": ("place", "area"),
+        "coord_n": ("coord_n",),
+        "coord_e": ("coord_e",),
+        "stop_id": ("stop_id",),
+        "line": ("line",),
+        "vehicle_id": ("vehicle_id",),
+        "category": ("category", "source_category", "category_kind"),
+        "severity": ("severity",),
+        "police_notified": ("police_notified",),
+        "staff": ("staff_pseudonym",),
+        "staff_role": ("staff_role",),
+        "description": ("description",),
+    },
+    "involvements": {
+        "person": ("person_pseudonym",),
+        "role": ("role", "source_role"),
+        "age": ("age_band",),
+        "gender": ("gender",),
+    },
+    "observations": {
+        "slot_start": ("slot_start_utc", "slot_start_local"),
+        "slot_end": ("slot_end_local",),
+        "place": ("place", "area"),
+        "counts": ("measure", "count"),
+    },
 }
 
 
@@ -204,10 +223,15 @@ def _source_comment(contract: Contract, dataset: str) -> str:
     description = " ".join(str(contract.raw.get("description", "")).split())
     what = {"incidents": "incidents", "involvements": "people involved in incidents"}.get(dataset, dataset)
     spec = contract.raw["model"].get(MODEL_SECTION.get(dataset, ""), {})
-    rows = (f" One row per entry of the partner's `{_source_names(contract).get(spec['from'], spec['from'])}`."
-            if isinstance(spec, dict) and spec.get("from") not in (None, "rows") else "")
-    return (f"{contract.title}: {what} from {partner} only (contract {contract.id} v{contract.version}).{rows} "
-            f"{description}").strip()
+    rows = (
+        f" One row per entry of the partner's `{_source_names(contract).get(spec['from'], spec['from'])}`."
+        if isinstance(spec, dict) and spec.get("from") not in (None, "rows")
+        else ""
+    )
+    return (
+        f"{contract.title}: {what} from {partner} only (contract {contract.id} v{contract.version}).{rows} "
+        f"{description}"
+    ).strip()
 
 
 def _areas_rows(model: dict[str, Any]) -> list[tuple]:
@@ -227,8 +251,9 @@ def _category_rows(model: dict[str, Any]) -> list[tuple]:
     kinds = model.get("category_kind") or {}
     for category, spec in model["categories"].items():
         if isinstance(spec, dict):
-            rows.append((category, spec.get("description") or spec.get("label") or "",
-                         spec.get("kind") or kinds.get(category)))
+            rows.append(
+                (category, spec.get("description") or spec.get("label") or "", spec.get("kind") or kinds.get(category))
+            )
         else:
             rows.append((category, str(spec), kinds.get(category)))
     return rows
@@ -244,8 +269,11 @@ def _mapping_rows(contracts: dict[str, Contract]) -> list[tuple]:
 
 
 def _outline_rows(model: dict[str, Any]) -> list[tuple]:
-    return [(area, i, int(n), int(e)) for area, corners in (model.get("area_outlines") or {}).items()
-            for i, (n, e) in enumerate(corners, start=1)]
+    return [
+        (area, i, int(n), int(e))
+        for area, corners in (model.get("area_outlines") or {}).items()
+        for i, (n, e) in enumerate(corners, start=1)
+    ]
 
 
 def _measure_view(notes: list[str]) -> View | None:
@@ -255,65 +283,132 @@ def _measure_view(notes: list[str]) -> View | None:
         notes.append("measures: samverkan.analysis.measures not available; no measures view")
         return None
     measures = load_measures()
-    rows = [(m.id, m.title, m.kind, list(m.areas), m.start.isoformat(), m.end.isoformat() if m.end else None,
-             m.owner, list(getattr(m, "partners", ()) or ()), getattr(m, "description", "")) for m in measures]
+    rows = [
+        (
+            m.id,
+            m.title,
+            m.kind,
+            list(m.areas),
+            m.start.isoformat(),
+            m.end.isoformat() if m.end else None,
+            m.owner,
+            list(getattr(m, "partners", ()) or ()),
+            getattr(m, "description", ""),
+        )
+        for m in measures
+    ]
     if not rows:
         notes.append("measures: the register (measures/) is empty")
-    return View("measures", _values_view(rows, ["measure", "title", "kind", "areas", "start", "end", "owner",
-                                                 "partners", "description"],
-                                         ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "DATE", "DATE", "VARCHAR",
-                                          "VARCHAR[]", "VARCHAR"]),
-                "The measures register (åtgärder, measures/*.yaml): what the partnership did, where and from when.",
-                {"measure": "measure id (its file name in measures/)", "title": "what was done, in the owner's words",
-                 "kind": "kind of measure (lighting, guards, outreach …)",
-                 "areas": "shared area ids the measure covers (join with areas.area / incidents.area)",
-                 "start": "first day in force", "end": "last day in force; null while it continues",
-                 "owner": "who is responsible", "partners": "partners taking part (feed ids)",
-                 "description": "longer description"})
+    return View(
+        "measures",
+        _values_view(
+            rows,
+            ["measure", "title", "kind", "areas", "start", "end", "owner", "partners", "description"],
+            ["VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR[]", "DATE", "DATE", "VARCHAR", "VARCHAR[]", "VARCHAR"],
+        ),
+        "The measures register (åtgärder, measures/*.yaml): what the partnership did, where and from when.",
+        {
+            "measure": "measure id (its file name in measures/)",
+            "title": "what was done, in the owner's words",
+            "kind": "kind of measure (lighting, guards, outreach …)",
+            "areas": "shared area ids the measure covers (join with areas.area / incidents.area)",
+            "start": "first day in force",
+            "end": "last day in force; null while it continues",
+            "owner": "who is responsible",
+            "partners": "partners taking part (feed ids)",
+            "description": "longer description",
+        },
+    )
 
 
 def model_views(contracts: dict[str, Contract], notes: list[str]) -> list[View]:
     """The common model's code lists and the measures register, as views over literal rows."""
     model = common_model()
     views = [
-        View("areas", _values_view(_areas_rows(model), ["area", "label", "place_names"],
-                                   ["VARCHAR", "VARCHAR", "VARCHAR[]"]),
-             "Shared areas of the common model (schemas/common_model.yaml): partners' place names mapped onto them.",
-             {"area": "shared area id, as in incidents.area", "label": "a readable name",
-              "place_names": "place texts (before the first comma, house numbers removed) that mean this area"}),
-        View("categories", _values_view(_category_rows(model), ["category", "description", "kind"],
-                                        ["VARCHAR", "VARCHAR", "VARCHAR"]),
-             "Shared incident categories of the common model, as in incidents.category.",
-             {"category": "shared category id", "description": "what it covers",
-              "kind": "its kind (see category_kinds); null where the common model gives none"}),
-        View("category_kinds", _values_view([(k, str(v)) for k, v in (model.get("category_kinds") or {}).items()],
-                                            ["kind", "description"], ["VARCHAR", "VARCHAR"]),
-             "Kinds of category (crime, disorder, environment, care …), as in categories.kind and "
-             "incidents.category_kind.",
-             {"kind": "kind id", "description": "what it covers"}),
-        View("category_mappings", _values_view(_mapping_rows(contracts), ["source", "source_category", "category"],
-                                               ["VARCHAR", "VARCHAR", "VARCHAR"]),
-             "How each partner's own category values map onto the shared categories (from the contracts).",
-             {"source": "feed id", "source_category": "the partner's own value, as in incidents.source_category",
-              "category": "shared category id"}),
-        View("area_outlines", _values_view(_outline_rows(model), ["area", "corner", "coord_n", "coord_e"],
-                                           ["VARCHAR", "INTEGER", "INTEGER", "INTEGER"]),
-             "Outlines of the shared areas, corner by corner (SWEREF 99 TM metres), for maps drawn without web tiles.",
-             {"area": "shared area id", "corner": "corner number, in drawing order",
-              "coord_n": "SWEREF 99 TM northing", "coord_e": "SWEREF 99 TM easting"}),
-        View("observation_measures", _values_view([(k, str(v)) for k, v in
-                                                   (model.get("observation_measures") or {}).items()],
-                                                  ["measure", "description"], ["VARCHAR", "VARCHAR"]),
-             "What aggregate feeds count per place and time slot, as in observations.measure.",
-             {"measure": "shared measure id", "description": "what is counted"}),
-        View("roles", _values_view([(k, str(v)) for k, v in model["roles"].items()], ["role", "description"],
-                                   ["VARCHAR", "VARCHAR"]),
-             "Shared roles of people in incidents, as in involvements.role.",
-             {"role": "shared role id", "description": "what it means"}),
-        View("age_bands", _values_view([(b["label"], b["min"]) for b in model["age_bands"]], ["age_band", "min_age"],
-                                       ["VARCHAR", "INTEGER"]),
-             "Age bands of the common model, as in involvements.age_band (exact ages are never published).",
-             {"age_band": "band label", "min_age": "lowest age in the band (inclusive)"}),
+        View(
+            "areas",
+            _values_view(_areas_rows(model), ["area", "label", "place_names"], ["VARCHAR", "VARCHAR", "VARCHAR[]"]),
+            "Shared areas of the common model (schemas/common_model.yaml): partners' place names mapped onto them.",
+            {
+                "area": "shared area id, as in incidents.area",
+                "label": "a readable name",
+                "place_names": "place texts (before the first comma, house numbers removed) that mean this area",
+            },
+        ),
+        View(
+            "categories",
+            _values_view(_category_rows(model), ["category", "description", "kind"], ["VARCHAR", "VARCHAR", "VARCHAR"]),
+            "Shared incident categories of the common model, as in incidents.category.",
+            {
+                "category": "shared category id",
+                "description": "what it covers",
+                "kind": "its kind (see category_kinds); null where the common model gives none",
+            },
+        ),
+        View(
+            "category_kinds",
+            _values_view(
+                [(k, str(v)) for k, v in (model.get("category_kinds") or {}).items()],
+                ["kind", "description"],
+                ["VARCHAR", "VARCHAR"],
+            ),
+            "Kinds of category (crime, disorder, environment, care …), as in categories.kind and "
+            "incidents.category_kind.",
+            {"kind": "kind id", "description": "what it covers"},
+        ),
+        View(
+            "category_mappings",
+            _values_view(
+                _mapping_rows(contracts), ["source", "source_category", "category"], ["VARCHAR", "VARCHAR", "VARCHAR"]
+            ),
+            "How each partner's own category values map onto the shared categories (from the contracts).",
+            {
+                "source": "feed id",
+                "source_category": "the partner's own value, as in incidents.source_category",
+                "category": "shared category id",
+            },
+        ),
+        View(
+            "area_outlines",
+            _values_view(
+                _outline_rows(model),
+                ["area", "corner", "coord_n", "coord_e"],
+                ["VARCHAR", "INTEGER", "INTEGER", "INTEGER"],
+            ),
+            "Outlines of the shared areas, corner by corner (SWEREF 99 TM metres), for maps drawn without web tiles.",
+            {
+                "area": "shared area id",
+                "corner": "corner number, in drawing order",
+                "coord_n": "SWEREF 99 TM northing",
+                "coord_e": "SWEREF 99 TM easting",
+            },
+        ),
+        View(
+            "observation_measures",
+            _values_view(
+                [(k, str(v)) for k, v in (model.get("observation_measures") or {}).items()],
+                ["measure", "description"],
+                ["VARCHAR", "VARCHAR"],
+            ),
+            "What aggregate feeds count per place and time slot, as in observations.measure.",
+            {"measure": "shared measure id", "description": "what is counted"},
+        ),
+        View(
+            "roles",
+            _values_view(
+                [(k, str(v)) for k, v in model["roles"].items()], ["role", "description"], ["VARCHAR", "VARCHAR"]
+            ),
+            "Shared roles of people in incidents, as in involvements.role.",
+            {"role": "shared role id", "description": "what it means"},
+        ),
+        View(
+            "age_bands",
+            _values_view(
+                [(b["label"], b["min"]) for b in model["age_bands"]], ["age_band", "min_age"], ["VARCHAR", "INTEGER"]
+            ),
+            "Age bands of the common model, as in involvements.age_band (exact ages are never published).",
+            {"age_band": "band label", "min_age": "lowest age in the band (inclusive)"},
+        ),
     ]
     measures = _measure_view(notes)
     return views + ([measures] if measures else [])
@@ -322,24 +417,40 @@ def model_views(contracts: dict[str, Contract], notes: list[str]) -> list[View]:
 def dataset_views(data: Paths, contracts: dict[str, Contract], notes: list[str]) -> list[View]:
     """``incidents``/``involvements`` over the published globs, and one view per source of each."""
     if not _has_files(data, "incidents"):
-        raise CatalogError(f"nothing published yet under {data.dataset('incidents')}: run the feeds "
-                           "(or the history import) first, then build the catalog again")
+        raise CatalogError(
+            f"nothing published yet under {data.dataset('incidents')}: run the feeds "
+            "(or the history import) first, then build the catalog again"
+        )
     model = common_model()["datasets"]
     views = []
     for dataset in model:
         if not _has_files(data, dataset):
             notes.append(f"{dataset}: no published file yet; view left out (build again once there is one)")
             continue
-        reader = (f"SELECT * FROM read_parquet({_lit(dataset_glob(data, dataset))}, hive_partitioning = true, "
-                  "union_by_name = true)")
-        views.append(View(dataset, reader, f"{model[dataset]['description']} Every feed, every published night; "
-                                           "new nights are seen without rebuilding the catalog.",
-                          dataset_columns(dataset)))
+        reader = (
+            f"SELECT * FROM read_parquet({_lit(dataset_glob(data, dataset))}, hive_partitioning = true, "
+            "union_by_name = true)"
+        )
+        views.append(
+            View(
+                dataset,
+                reader,
+                f"{model[dataset]['description']} Every feed, every published night; "
+                "new nights are seen without rebuilding the catalog.",
+                dataset_columns(dataset),
+            )
+        )
         for feed, contract in sorted(contracts.items()):
             if MODEL_SECTION.get(dataset) not in contract.raw["model"]:
                 continue  # e.g. an incident-only feed has no involvements
-            views.append(View(f"{dataset}_{feed}", f"SELECT * FROM {dataset} WHERE source = {_lit(feed)}",
-                              _source_comment(contract, dataset), source_columns(contract, dataset)))
+            views.append(
+                View(
+                    f"{dataset}_{feed}",
+                    f"SELECT * FROM {dataset} WHERE source = {_lit(feed)}",
+                    _source_comment(contract, dataset),
+                    source_columns(contract, dataset),
+                )
+            )
     return views
 
 
@@ -350,8 +461,10 @@ def _create(con: Any, view: View) -> None:
     view.comment = _plain(view.comment)
     con.execute(f"CREATE OR REPLACE VIEW {_ident(view.name)} AS {view.sql}")
     con.execute(f"COMMENT ON VIEW {_ident(view.name)} IS {_lit(view.comment)}")
-    for name, type_ in con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
-                                   f"WHERE table_name = {_lit(view.name)} ORDER BY ordinal_position").fetchall():
+    for name, type_ in con.execute(
+        f"SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_name = {_lit(view.name)} ORDER BY ordinal_position"
+    ).fetchall():
         view.types[name] = type_
         comment = _plain(view.columns.get(name) or "not described in the common model")
         view.columns[name] = comment
@@ -362,13 +475,20 @@ def _create(con: Any, view: View) -> None:
 
 def dictionary_markdown(views: list[View], database: Path, notes: list[str]) -> str:
     """The data dictionary: the same comments as the catalog, for reading without DuckDB."""
-    lines = ["# Samverkan analyst catalog — data dictionary", "",
-             (f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with `{database.name}`, from the "
-              "data contracts (schemas/), the common model (schemas/common_model.yaml) and the measures register "
-              "(measures/). Every view below is in the catalog with these comments (`duckdb_views()`, "
-              "`duckdb_columns()`). Person and staff identifiers are keyed pseudonyms: no name, personnummer or "
-              "phone number is ever published."), "",
-             "| view | what it is |", "|---|---|"]
+    lines = [
+        "# Samverkan analyst catalog — data dictionary",
+        "",
+        (
+            f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with `{database.name}`, from the "
+            "data contracts (schemas/), the common model (schemas/common_model.yaml) and the measures register "
+            "(measures/). Every view below is in the catalog with these comments (`duckdb_views()`, "
+            "`duckdb_columns()`). Person and staff identifiers are keyed pseudonyms: no name, personnummer or "
+            "phone number is ever published."
+        ),
+        "",
+        "| view | what it is |",
+        "|---|---|",
+    ]
     lines += [f"| [`{v.name}`](#{v.name.replace('_', '-')}) | {v.comment} |" for v in views]
     for v in views:
         lines += ["", f"## {v.name}", "", v.comment, "", "| column | type | meaning |", "|---|---|---|"]
@@ -414,10 +534,14 @@ def default_location(data: Paths | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samverkan.analysis.catalog",
-                                     description="Create or refresh the analysts' DuckDB catalog.")
-    parser.add_argument("--out", type=Path, help="folder for samverkan.duckdb and DATA_DICTIONARY.md "
-                                                 "(default: <data root>/published/catalog)")
+    parser = argparse.ArgumentParser(
+        prog="python -m samverkan.analysis.catalog", description="Create or refresh the analysts' DuckDB catalog."
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for samverkan.duckdb and DATA_DICTIONARY.md (default: <data root>/published/catalog)",
+    )
     args = parser.parse_args(argv)
     try:
         catalog = build_catalog(args.out or default_location())

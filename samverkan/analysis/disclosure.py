@@ -20,8 +20,9 @@ tables of earlier releases and the partners' aggregates are never changed: they 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class CountTable:
         """What the report may show: the count, or None when withheld."""
         return None if self.suppressed[i, j] else int(self.extended[i, j])
 
-    def protect(self, threshold: int) -> "CountTable":
+    def protect(self, threshold: int) -> CountTable:
         """The shared aggregates' rule on this table alone (primary, complementary, LP audit); for a
         table without margins, primary suppression and one complement when a cell would be its
         grand total minus the rest."""
@@ -121,10 +122,14 @@ class CountTable:
     def released(self) -> dict[str, Any]:
         """The table as it leaves the hub: labels and counts, None where withheld."""
         r, c = self.cells.shape
-        return {"name": self.name, "universe": self.universe, "margins": self.margins,
-                "rows": [str(x) for x in self.rows],
-                "cols": [str(x) for x in self.cols],
-                "values": [[self.value(i, j) for j in range(c + 1)] for i in range(r + 1)]}
+        return {
+            "name": self.name,
+            "universe": self.universe,
+            "margins": self.margins,
+            "rows": [str(x) for x in self.rows],
+            "cols": [str(x) for x in self.cols],
+            "values": [[self.value(i, j) for j in range(c + 1)] for i in range(r + 1)],
+        }
 
 
 # --- the attacker ------------------------------------------------------------------------------
@@ -155,7 +160,7 @@ def _atoms(tables: Sequence[CountTable]) -> tuple[np.ndarray, list[np.ndarray]]:
     counts = np.bincount(atom_of)
     unique = np.zeros((len(counts), signature.shape[1]), dtype=np.int64)
     unique[atom_of] = signature
-    per_table = [unique[:, 2 * k: 2 * k + 2] for k in range(len(tables))]
+    per_table = [unique[:, 2 * k : 2 * k + 2] for k in range(len(tables))]
     return counts.astype(float), per_table
 
 
@@ -187,8 +192,13 @@ class Finding:
     related: list[tuple[int, tuple[int, int]]] = field(default_factory=list)
 
 
-def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | None = None,
-           targets: Iterable[int] | None = None) -> list[Finding]:
+def attack(
+    tables: Sequence[CountTable],
+    threshold: int,
+    *,
+    exact_budget: int | None = None,
+    targets: Iterable[int] | None = None,
+) -> list[Finding]:
     """The LP attacker over every published entry of ``tables`` (one universe): withheld entries
     pinned to their value, or primary ones whose greatest possible value is below ``threshold``.
 
@@ -205,8 +215,11 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
     entries = _entries(tables, per_table)
     published = [e for e in entries if tables[e.table].shown[e.pos] and not tables[e.table].suppressed[e.pos]]
     wanted = set(range(len(tables)) if targets is None else targets)
-    hidden = [e for e in entries if e.table in wanted and tables[e.table].shown[e.pos]
-              and tables[e.table].suppressed[e.pos] and len(e.atoms)]
+    hidden = [
+        e
+        for e in entries
+        if e.table in wanted and tables[e.table].shown[e.pos] and tables[e.table].suppressed[e.pos] and len(e.atoms)
+    ]
     if not hidden:
         return []
     n = len(truth)
@@ -217,8 +230,13 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
     upper = float(truth.sum() + threshold)
 
     def solve(objective: np.ndarray) -> np.ndarray:
-        result = linprog(objective, A_eq=a_eq if published else None, b_eq=b_eq if published else None,
-                         bounds=(0, upper), method="highs")
+        result = linprog(
+            objective,
+            A_eq=a_eq if published else None,
+            b_eq=b_eq if published else None,
+            bounds=(0, upper),
+            method="highs",
+        )
         if result.status != 0:
             raise RuntimeError(f"disclosure audit LP failed: {result.message}")
         return result.x
@@ -238,8 +256,11 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
                 break
             x = solve(objective)
             got = np.array([x[hidden[k].atoms].sum() for k in range(len(hidden))])
-            settled = {k for k in open_ if got[k] >= need[k] - TOLERANCE
-                       or (below[k] and got[k] <= values[k] - 0.5 + TOLERANCE)}
+            settled = {
+                k
+                for k in open_
+                if got[k] >= need[k] - TOLERANCE or (below[k] and got[k] <= values[k] - 0.5 + TOLERANCE)
+            }
             if not settled:
                 break
             open_ -= settled
@@ -258,8 +279,11 @@ def attack(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | 
             if below[k] and low <= values[k] - 0.5 + TOLERANCE:
                 continue
         reason = "known to be small" if t.primary[e.pos] and high < threshold else "pinned"
-        related = [(p.table, p.pos) for p in published if not tables[p.table].fixed
-                   and np.intersect1d(p.atoms, e.atoms, assume_unique=True).size]
+        related = [
+            (p.table, p.pos)
+            for p in published
+            if not tables[p.table].fixed and np.intersect1d(p.atoms, e.atoms, assume_unique=True).size
+        ]
         findings.append(Finding(t.name, e.pos, int(values[k]), low, high, reason, related))
     return findings
 
@@ -279,8 +303,15 @@ def _strengthen(table: CountTable, pos: tuple[int, int]) -> bool:
     counts), and a total withheld here but published there would be no secret at all."""
     n_rows, n_cols = table.extended.shape
     line = [(pos[0], j) for j in range(n_cols)] + [(i, pos[1]) for i in range(n_rows)]
-    candidates = [q for q in line if table.shown[q] and not table.suppressed[q] and not table.known[q]
-                  and table.extended[q] > 0 and not _grand_total(table, q)]
+    candidates = [
+        q
+        for q in line
+        if table.shown[q]
+        and not table.suppressed[q]
+        and not table.known[q]
+        and table.extended[q] > 0
+        and not _grand_total(table, q)
+    ]
     if not candidates:
         return False
     table.suppressed[max(candidates, key=lambda q: (not _is_total(table, q), table.extended[q]))] = True
@@ -301,14 +332,21 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | N
             findings = attack(group, threshold, exact_budget=exact_budget)
             if not findings:
                 break
-            log.info("disclosure audit (%s): %d weak entr%s, withholding more", universe, len(findings),
-                     "y" if len(findings) == 1 else "ies")
+            log.info(
+                "disclosure audit (%s): %d weak entr%s, withholding more",
+                universe,
+                len(findings),
+                "y" if len(findings) == 1 else "ies",
+            )
             if _fix(group, findings, threshold, publish_only=stage == 2):
                 continue
             if stage == 2:  # unreachable: an earlier release alone passed its own audit
                 raise RuntimeError(f"disclosure audit ({universe}): weak entries in earlier releases: {findings[:3]}")
-            log.warning("disclosure audit (%s): %s", universe, "withholding every cell" if stage == 0 else
-                        "withholding every count of this release")
+            log.warning(
+                "disclosure audit (%s): %s",
+                universe,
+                "withholding every cell" if stage == 0 else "withholding every count of this release",
+            )
             (_withhold_all if stage == 0 else _withhold_everything)(group)
             stage += 1
         else:
@@ -334,12 +372,24 @@ def _fix(group: list[CountTable], findings: list[Finding], threshold: int, *, pu
             continue
         if publish_only:
             continue
-        candidates = [(k, pos) for k, pos in f.related if not group[k].suppressed[pos] and not group[k].known[pos]
-                      and group[k].extended[pos] > 0 and not _grand_total(group[k], pos) and group[k].name != f.table]
+        candidates = [
+            (k, pos)
+            for k, pos in f.related
+            if not group[k].suppressed[pos]
+            and not group[k].known[pos]
+            and group[k].extended[pos] > 0
+            and not _grand_total(group[k], pos)
+            and group[k].name != f.table
+        ]
         if candidates:  # a cell before a row or column total, then the smallest not below the threshold
-            k, pos = min(candidates, key=lambda kp: (_is_total(group[kp[0]], kp[1]),
-                                                     group[kp[0]].extended[kp[1]] < threshold,
-                                                     group[kp[0]].extended[kp[1]]))
+            k, pos = min(
+                candidates,
+                key=lambda kp: (
+                    _is_total(group[kp[0]], kp[1]),
+                    group[kp[0]].extended[kp[1]] < threshold,
+                    group[kp[0]].extended[kp[1]],
+                ),
+            )
             group[k].suppressed[pos] = True
             changed = True
             continue

@@ -26,15 +26,25 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from samverkan.analysis import lagesbild_figures as figures
 from samverkan.analysis.disclosure import CountTable, audit
-from samverkan.analysis.lagesbild_data import (HOUR_BANDS, WEEKDAYS, Period, Release, build, common_model, connect,
-                                               scopes, since)
+from samverkan.analysis.lagesbild_data import (
+    HOUR_BANDS,
+    WEEKDAYS,
+    Period,
+    Release,
+    build,
+    common_model,
+    connect,
+    scopes,
+    since,
+)
 from samverkan.analysis.measures import Measure, load_measures
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import DEFAULT_SUPPRESSION_THRESHOLD
@@ -45,8 +55,10 @@ DATASET = "lagesbild"  # the dataset name agreements grant; also the folder unde
 HTML_FILE, JSON_FILE, FIGURES = "lagesbild.html", "lagesbild.json", "figures"
 TOO_FEW = "För få händelser för att avgöra"
 Z95 = 1.959963984540054
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-       "object-src 'none'")
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "object-src 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +83,7 @@ def release_id(release: Release) -> str:
 # --- measures: the rate ratio ------------------------------------------------------------------
 
 
-def rate_ratio(a0: int | None, a1: int | None, c0: int | None, c1: int | None,
-               threshold: int) -> dict[str, Any]:
+def rate_ratio(a0: int | None, a1: int | None, c0: int | None, c1: int | None, threshold: int) -> dict[str, Any]:
     """Difference in differences on the log scale: (after/before in the measure's areas) divided by
     (after/before in the comparison areas), same weeks for both, Poisson counts; a 95 % interval
     from the usual variance 1/a0 + 1/a1 + 1/c0 + 1/c1. Withheld or small counts tell nothing."""
@@ -96,18 +107,32 @@ def measure_results(release: Release, threshold: int) -> list[dict[str, Any]]:
         m: Measure = info["measure"]
         summary = release.tables.get(f"measure:{m.id}:summary")
         if summary is None:
-            result = {"rate_ratio": None, "low": None, "high": None,
-                      "verdict": f"{TOO_FEW}: inga veckor efter starten ännu, eller inga jämförelseområden."}
+            result = {
+                "rate_ratio": None,
+                "low": None,
+                "high": None,
+                "verdict": f"{TOO_FEW}: inga veckor efter starten ännu, eller inga jämförelseområden.",
+            }
             counts: tuple[int | None, ...] = (None, None, None, None)
         else:
             counts = (summary.value(0, 0), summary.value(0, 1), summary.value(1, 0), summary.value(1, 1))
             result = rate_ratio(*counts, threshold)
-        out.append({"measure": m.id, "title": m.title, "kind": m.kind, "areas": list(m.areas),
-                    "start": m.start.isoformat(), "end": m.end.isoformat() if m.end else None, "owner": m.owner,
-                    "weeks_before": len(info["before"]), "weeks_after": len(info["after"]),
-                    "control_areas": list(info["control"]),
-                    "counts": dict(zip(("measure_before", "measure_after", "control_before", "control_after"), counts)),
-                    **result})
+        out.append(
+            {
+                "measure": m.id,
+                "title": m.title,
+                "kind": m.kind,
+                "areas": list(m.areas),
+                "start": m.start.isoformat(),
+                "end": m.end.isoformat() if m.end else None,
+                "owner": m.owner,
+                "weeks_before": len(info["before"]),
+                "weeks_after": len(info["after"]),
+                "control_areas": list(info["control"]),
+                "counts": dict(zip(("measure_before", "measure_after", "control_before", "control_after"), counts)),
+                **result,
+            }
+        )
     return out
 
 
@@ -124,20 +149,23 @@ def _previous(out: Path) -> dict[str, Any] | None:
     return json.loads((found[-1] / JSON_FILE).read_text(encoding="utf-8")) if found else None
 
 
-def released_tables(release: Path | dict[str, Any], published: Path, measures: Sequence[Measure], threshold: int,
-                    *, con=None) -> list[CountTable]:
+def released_tables(
+    release: Path | dict[str, Any], published: Path, measures: Sequence[Measure], threshold: int, *, con=None
+) -> list[CountTable]:
     """A release's tables, rebuilt from the data it was built from and carrying exactly the
     suppression it was released with, marked fixed. A table whose published numbers differ from the
     rebuild (a late file corrected the past) cannot be laid over another release and is left out."""
     stored = release if isinstance(release, dict) else json.loads((release / JSON_FILE).read_text(encoding="utf-8"))
-    rebuilt = build(published, date.fromisoformat(stored["as_of"]), measures, threshold, weeks=stored["weeks"],
-                    con=con)
+    rebuilt = build(published, date.fromisoformat(stored["as_of"]), measures, threshold, weeks=stored["weeks"], con=con)
     tables = []
     for spec in stored["tables"]:
         t = rebuilt.tables.get(spec["name"])
         if t is None or not _apply(t, spec, threshold):
-            log.info("lägesbild: %s of release %s cannot be compared with this one; not audited together",
-                     spec["name"], stored["release"])
+            log.info(
+                "lägesbild: %s of release %s cannot be compared with this one; not audited together",
+                spec["name"],
+                stored["release"],
+            )
             continue
         t.name = f"{stored['release']}:{t.name}"
         t.fixed = True
@@ -163,9 +191,16 @@ def _apply(t: CountTable, spec: dict[str, Any], threshold: int) -> bool:
 # --- building -----------------------------------------------------------------------------------
 
 
-def build_report(published: Path, out: Path, *, as_of: date | None = None, threshold: int = DEFAULT_SUPPRESSION_THRESHOLD,
-                 weeks: int = 12, measures: Sequence[Measure] | None = None,
-                 now: datetime | None = None) -> ReportResult:
+def build_report(
+    published: Path,
+    out: Path,
+    *,
+    as_of: date | None = None,
+    threshold: int = DEFAULT_SUPPRESSION_THRESHOLD,
+    weeks: int = 12,
+    measures: Sequence[Measure] | None = None,
+    now: datetime | None = None,
+) -> ReportResult:
     """Build, protect, audit against the previous release, and write the release folder atomically."""
     measures = list(load_measures() if measures is None else measures)
     as_of = as_of or _latest_night(published)
@@ -181,15 +216,25 @@ def build_report(published: Path, out: Path, *, as_of: date | None = None, thres
     results = measure_results(release, threshold)
     rid = release_id(release)
     pngs = _figures(release, results)
-    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     document = _document(release, rid, results, pngs, threshold, now)
-    data = {"release": rid, "as_of": as_of.isoformat(), "weeks": weeks, "threshold": threshold,
-            "period": {"current": [release.period.current[0].isoformat(), release.period.end.isoformat()],
-                       "previous": [release.period.previous[0].isoformat(),
-                                    (release.period.current[0] - timedelta(days=1)).isoformat()]},
-            "created_at_utc": now.isoformat(), "sources": release.sources,
-            "tables": [t.released() for t in release.tables.values()],
-            "measures": results}
+    data = {
+        "release": rid,
+        "as_of": as_of.isoformat(),
+        "weeks": weeks,
+        "threshold": threshold,
+        "period": {
+            "current": [release.period.current[0].isoformat(), release.period.end.isoformat()],
+            "previous": [
+                release.period.previous[0].isoformat(),
+                (release.period.current[0] - timedelta(days=1)).isoformat(),
+            ],
+        },
+        "created_at_utc": now.isoformat(),
+        "sources": release.sources,
+        "tables": [t.released() for t in release.tables.values()],
+        "measures": results,
+    }
     return _write(Path(out), rid, document, pngs, data)
 
 
@@ -209,8 +254,9 @@ def _write(out: Path, rid: str, document: str, pngs: dict[str, bytes], data: dic
         for name, content in pngs.items():
             (staging / FIGURES / f"{name}.png").write_bytes(content)
         (staging / HTML_FILE).write_text(document, encoding="utf-8")
-        (staging / JSON_FILE).write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n",
-                                         encoding="utf-8")
+        (staging / JSON_FILE).write_text(
+            json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
         final = out / rid
         old = None
         if final.exists():
@@ -234,14 +280,28 @@ def _figures(release: Release, results: list[dict[str, Any]]) -> dict[str, bytes
     for scope in scopes():
         pngs[f"veckor-{scope.id}"] = figures.weekly(t[f"weekly:{scope.id}"], n, f"Händelser per vecka: {scope.title}")
         pngs[f"heatmap-{scope.id}"] = figures.grids(
-            [(t[f"heatmap:{scope.id}:{s}"], _source(s), WEEKDAYS, [str(c) for c in t[f"heatmap:{scope.id}:{s}"].cols])
-             for s in [*release.sources, "alla"]], f"Veckodag × tid på dygnet, {scope.title}")
-    pngs["karta"] = figures.cell_map(t["map"], common_model().get("area_outlines") or {},
-                                     "Händelser per 100 m-ruta (denna period)")
+            [
+                (
+                    t[f"heatmap:{scope.id}:{s}"],
+                    _source(s),
+                    WEEKDAYS,
+                    [str(c) for c in t[f"heatmap:{scope.id}:{s}"].cols],
+                )
+                for s in [*release.sources, "alla"]
+            ],
+            f"Veckodag × tid på dygnet, {scope.title}",
+        )
+    pngs["karta"] = figures.cell_map(
+        t["map"], common_model().get("area_outlines") or {}, "Händelser per 100 m-ruta (denna period)"
+    )
     areas = list(common_model()["areas"])
-    pngs["unga"] = figures.grids([(t["youth:weekday"], "område × veckodag", areas, WEEKDAYS),
-                                  (t["youth:hours"], "område × tid på dygnet", areas, HOUR_BANDS)],
-                                 "Unga 15–24 år, inblandningar")
+    pngs["unga"] = figures.grids(
+        [
+            (t["youth:weekday"], "område × veckodag", areas, WEEKDAYS),
+            (t["youth:hours"], "område × tid på dygnet", areas, HOUR_BANDS),
+        ],
+        "Unga 15–24 år, inblandningar",
+    )
     for r, info in zip(results, release.measures):
         weekly = t.get(f"measure:{r['measure']}:weekly")
         if weekly is not None:
@@ -268,8 +328,10 @@ def _table(t: CountTable, row_labels: Sequence[str], col_labels: Sequence[str], 
 
 def _img(pngs: dict[str, bytes], name: str, alt: str) -> str:
     data = base64.b64encode(pngs[name]).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>' \
-           f'{html.escape(alt)} (figures/{html.escape(name)}.png)</figcaption></figure>'
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>'
+        f"{html.escape(alt)} (figures/{html.escape(name)}.png)</figcaption></figure>"
+    )
 
 
 def _categories(release: Release, scope_id: str) -> str:
@@ -302,8 +364,11 @@ def _overlap(release: Release, threshold: int) -> str:
                     cells = "".join(f"<td>{_fmt(counts[s])}</td>" for s in release.sources)
                     rows.append(f"<tr><th>{day}</th><th>{html.escape(str(slot))}</th>{cells}</tr>")
         head = "".join(f"<th>{html.escape(s)}</th>" for s in release.sources)
-        body = (f"<table><tr><th>dag</th><th>tid</th>{head}</tr>{''.join(rows)}</table>" if rows else
-                f"<p>Ingen dag och tid där två eller fler partner vardera rapporterar minst {threshold} händelser.</p>")
+        body = (
+            f"<table><tr><th>dag</th><th>tid</th>{head}</tr>{''.join(rows)}</table>"
+            if rows
+            else f"<p>Ingen dag och tid där två eller fler partner vardera rapporterar minst {threshold} händelser.</p>"
+        )
         parts.append(f"<h3>{html.escape(scope.title)}</h3>{body}")
     return "".join(parts)
 
@@ -314,17 +379,18 @@ def _measures(results: list[dict[str, Any]], pngs: dict[str, bytes]) -> str:
     parts = []
     for r in results:
         c = r["counts"]
-        interval = ("–" if r["rate_ratio"] is None else
-                    f"{r['rate_ratio']:.2f} (95 % intervall {r['low']:.2f}–{r['high']:.2f})")
-        parts.append(f"""<h3>{html.escape(r['title'])}</h3>
-<p>Område: {html.escape(', '.join(r['areas']))}. Från {r['start']}{' till ' + r['end'] if r['end'] else ''}.
-Ansvarig: {html.escape(r['owner'])}. Jämförelse: {html.escape(', '.join(r['control_areas']) or 'inga')}.
-Veckor före: {r['weeks_before']}, efter: {r['weeks_after']}.</p>
+        interval = (
+            "–" if r["rate_ratio"] is None else f"{r['rate_ratio']:.2f} (95 % intervall {r['low']:.2f}–{r['high']:.2f})"
+        )
+        parts.append(f"""<h3>{html.escape(r["title"])}</h3>
+<p>Område: {html.escape(", ".join(r["areas"]))}. Från {r["start"]}{" till " + r["end"] if r["end"] else ""}.
+Ansvarig: {html.escape(r["owner"])}. Jämförelse: {html.escape(", ".join(r["control_areas"]) or "inga")}.
+Veckor före: {r["weeks_before"]}, efter: {r["weeks_after"]}.</p>
 <table><tr><th></th><th>före</th><th>efter</th></tr>
-<tr><th>åtgärdens område</th><td>{_fmt(c['measure_before'])}</td><td>{_fmt(c['measure_after'])}</td></tr>
-<tr><th>jämförelseområden</th><td>{_fmt(c['control_before'])}</td><td>{_fmt(c['control_after'])}</td></tr></table>
+<tr><th>åtgärdens område</th><td>{_fmt(c["measure_before"])}</td><td>{_fmt(c["measure_after"])}</td></tr>
+<tr><th>jämförelseområden</th><td>{_fmt(c["control_before"])}</td><td>{_fmt(c["control_after"])}</td></tr></table>
 <p>Kvot (rate ratio): {interval}</p>
-<p class="verdict"><strong>{html.escape(r['verdict'])}</strong></p>""")
+<p class="verdict"><strong>{html.escape(r["verdict"])}</strong></p>""")
         if f"atgard-{r['measure']}" in pngs:
             parts.append(_img(pngs, f"atgard-{r['measure']}", f"Händelser per vecka: {r['title']}"))
     return "\n".join(parts)
@@ -336,43 +402,58 @@ text-align:right}th{background:#f4f4f4}.s{color:#c0392b;font-style:italic}img{ma
 figure{margin:.5em 0}figcaption{font-size:11px;color:#666}.verdict{font-size:14px}"""
 
 
-def _document(release: Release, rid: str, results: list[dict[str, Any]], pngs: dict[str, bytes], threshold: int,
-              now: datetime) -> str:
+def _document(
+    release: Release, rid: str, results: list[dict[str, Any]], pngs: dict[str, bytes], threshold: int, now: datetime
+) -> str:
     p, t = release.period, release.tables
     areas = list(common_model()["areas"])
-    sections = [f"""<h1>Lägesbild: Gustav III:s torg och centrala Östersund</h1>
+    sections = [
+        f"""<h1>Lägesbild: Gustav III:s torg och centrala Östersund</h1>
 <p>Utgåva {rid}. Period: {p.current[0]}–{p.end} ({p.weeks} veckor) jämfört med
 {p.previous[0]}–{p.current[0] - timedelta(days=1)}.
-Källor: {html.escape(', '.join(release.sources))}. Byggd {now.isoformat()} ur de publicerade
+Källor: {html.escape(", ".join(release.sources))}. Byggd {now.isoformat()} ur de publicerade
 (pseudonymiserade) data.</p>
 <p>Alla tal följer regeln för små tal: färre än {threshold} visas inte (<span class="s">undertryckt</span>,
 randat i figurerna, aldrig som 0), och fler tal döljs där en summa annars skulle avslöja dem.</p>""",
-                "<h2>1. Händelser per vecka</h2>"]
+        "<h2>1. Händelser per vecka</h2>",
+    ]
     for scope in scopes():
         weekly = t[f"weekly:{scope.id}"]
         sections.append(_img(pngs, f"veckor-{scope.id}", f"Händelser per vecka: {scope.title}"))
-        sections.append(f"<details><summary>Tabell: {html.escape(scope.title)}</summary>"
-                        f"{_table(weekly, weekly.rows, [str(w) for w in weekly.cols])}</details>")
+        sections.append(
+            f"<details><summary>Tabell: {html.escape(scope.title)}</summary>"
+            f"{_table(weekly, weekly.rows, [str(w) for w in weekly.cols])}</details>"
+        )
     sections.append("<h2>2. Veckodag och timme</h2>")
     for scope in scopes():
-        sections.append(_img(pngs, f"heatmap-{scope.id}", f"Veckodag × tid på dygnet per källa och alla: {scope.title}"))
+        sections.append(
+            _img(pngs, f"heatmap-{scope.id}", f"Veckodag × tid på dygnet per källa och alla: {scope.title}")
+        )
     sections.append("<h2>3. Typ av händelse per källa och förändring</h2>")
     for scope in scopes():
         sections.append(f"<h3>{html.escape(scope.title)}</h3>{_categories(release, scope.id)}")
-    sections.append("<h2>4. Karta: händelser per 100 m-ruta</h2><p>Endast händelser med koordinat "
-                    "(generaliserade till 100 m). Områdenas gränser ur den gemensamma modellen.</p>")
+    sections.append(
+        "<h2>4. Karta: händelser per 100 m-ruta</h2><p>Endast händelser med koordinat "
+        "(generaliserade till 100 m). Områdenas gränser ur den gemensamma modellen.</p>"
+    )
     sections.append(_img(pngs, "karta", "Händelser per 100 m-ruta"))
     sections.append("<h2>5. Platser och tider där flera partner rapporterar</h2>" + _overlap(release, threshold))
-    sections.append("<h2>6. Återkommande inblandning</h2><p>Antal personer (pseudonymiserade, räknade i navet) "
-                    "inblandade i minst 3 händelser de senaste 90 dagarna, efter åldersgrupp och roll.</p>")
+    sections.append(
+        "<h2>6. Återkommande inblandning</h2><p>Antal personer (pseudonymiserade, räknade i navet) "
+        "inblandade i minst 3 händelser de senaste 90 dagarna, efter åldersgrupp och roll.</p>"
+    )
     sections.append(_table(t["repeat"], [str(r) for r in t["repeat"].rows], [str(c) for c in t["repeat"].cols]))
     sections.append("<h2>7. Unga 15–24 år (SSPF)</h2><p>Inblandningar av personer 15–24 år, denna period.</p>")
     sections.append(_img(pngs, "unga", "Unga 15–24 år: område × veckodag och område × tid på dygnet"))
     sections.append(_table(t["youth:weekday"], areas, list(WEEKDAYS)))
     sections.append(_table(t["youth:hours"], areas, list(HOUR_BANDS)))
-    sections.append("<h2>8. Åtgärder och deras effekt</h2><p>Händelser per vecka i åtgärdens område före och "
-                    "efter starten, mot samma veckor i områden utan åtgärd; kvoten (efter/före i området delat "
-                    "med efter/före i jämförelseområdena) med 95 % intervall.</p>" + _measures(results, pngs))
-    return (f'<!doctype html><html lang="sv"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f'<title>Lägesbild {rid}</title><style>{STYLE}</style></head><body>{"".join(sections)}</body></html>')
+    sections.append(
+        "<h2>8. Åtgärder och deras effekt</h2><p>Händelser per vecka i åtgärdens område före och "
+        "efter starten, mot samma veckor i områden utan åtgärd; kvoten (efter/före i området delat "
+        "med efter/före i jämförelseområdena) med 95 % intervall.</p>" + _measures(results, pngs)
+    )
+    return (
+        f'<!doctype html><html lang="sv"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>Lägesbild {rid}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
+    )

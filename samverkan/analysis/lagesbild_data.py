@@ -16,10 +16,11 @@ be laid over each other by the audit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,12 @@ WEEKDAYS = ("mån", "tis", "ons", "tor", "fre", "lör", "sön")
 HOUR_BANDS = tuple(f"{h:02d}–{h + 3:02d}" for h in range(0, 24, 3))
 # Tables audited together (one LP attacker each): those whose cells are sums of each other's.
 # Between groups only large totals are shared (see docs/lagesbild.md, "Disclosure control").
-TIME_GROUP, WEEKS_GROUP, KINDS_GROUP, MAP_GROUP = ("incidents:time", "incidents:weeks", "incidents:kinds",
-                                                  "incidents:map")
+TIME_GROUP, WEEKS_GROUP, KINDS_GROUP, MAP_GROUP = (
+    "incidents:time",
+    "incidents:weeks",
+    "incidents:kinds",
+    "incidents:map",
+)
 HEATMAP_HOURS = (1, 3, 6)  # the finest of these where few cells are small
 MAX_SMALL_SHARE = 0.1
 UNKNOWN = "okänt"
@@ -79,8 +84,10 @@ class Scope:
 
 def scopes() -> list[Scope]:
     """The bus square and the whole central area (every area of the common model)."""
-    return [Scope("busstorget", "Gustav III:s torg (busstorget)", BUS_SQUARE_AREAS),
-            Scope("centrum", "Centrala Östersund (alla områden)", tuple(common_model()["areas"]))]
+    return [
+        Scope("busstorget", "Gustav III:s torg (busstorget)", BUS_SQUARE_AREAS),
+        Scope("centrum", "Centrala Östersund (alla områden)", tuple(common_model()["areas"])),
+    ]
 
 
 def category_groups() -> dict[str, str]:
@@ -137,9 +144,11 @@ def connect(published: Path, as_of: date, since: date):
             JOIN inc i ON i.night = v.night::DATE AND i.source = v.source AND i.incident_id = v.incident_id
             WHERE v.person_pseudonym IS NOT NULL""")
     else:
-        con.execute("CREATE TEMP TABLE inv AS SELECT NULL::UBIGINT AS key, NULL AS person_pseudonym, NULL AS role, "
-                    "NULL AS age_band, NULL AS area, NULL::DATE AS week, NULL::INT AS weekday, NULL::INT AS hour, "
-                    "NULL::DATE AS day, NULL AS incident_id, NULL::DATE AS night WHERE false")
+        con.execute(
+            "CREATE TEMP TABLE inv AS SELECT NULL::UBIGINT AS key, NULL AS person_pseudonym, NULL AS role, "
+            "NULL AS age_band, NULL AS area, NULL::DATE AS week, NULL::INT AS weekday, NULL::INT AS hour, "
+            "NULL::DATE AS day, NULL AS incident_id, NULL::DATE AS night WHERE false"
+        )
     return con
 
 
@@ -163,8 +172,18 @@ def _index(values: np.ndarray, labels: Sequence[Any]) -> np.ndarray:
     return np.fromiter((lookup.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
 
 
-def table(name: str, universe: str, frame: dict[str, np.ndarray], mask: np.ndarray,
-          row: str, rows: Sequence[Any], col: str, cols: Sequence[Any], *, margins: bool = True) -> CountTable:
+def table(
+    name: str,
+    universe: str,
+    frame: dict[str, np.ndarray],
+    mask: np.ndarray,
+    row: str,
+    rows: Sequence[Any],
+    col: str,
+    cols: Sequence[Any],
+    *,
+    margins: bool = True,
+) -> CountTable:
     r = np.where(mask, _index(frame[row], rows), -1)
     c = np.where(mask, _index(frame[col], cols), -1)
     return CountTable(name, universe, list(rows), list(cols), frame["key"].astype(np.uint64), r, c, margins=margins)
@@ -196,12 +215,15 @@ def _week_labels(mondays: Sequence[date]) -> list[date]:
 def since(as_of: date, measures: Sequence[Measure], weeks: int = WEEKS) -> date:
     """The first local date a release for ``as_of`` reads."""
     period = Period(as_of, weeks)
-    return min([period.previous[0], period.end - timedelta(days=REPEAT_DAYS)]
-               + [m.start - timedelta(weeks=weeks) for m in measures])
+    return min(
+        [period.previous[0], period.end - timedelta(days=REPEAT_DAYS)]
+        + [m.start - timedelta(weeks=weeks) for m in measures]
+    )
 
 
-def build(published: Path, as_of: date, measures: Sequence[Measure], threshold: int,
-          *, weeks: int = WEEKS, con=None) -> Release:
+def build(
+    published: Path, as_of: date, measures: Sequence[Measure], threshold: int, *, weeks: int = WEEKS, con=None
+) -> Release:
     """Every table of the report for the period ending in the last complete week before ``as_of``
     (deterministic: the same data gives the same tables, which is how a release is re-read), each
     protected on its own (the cross-table and cross-release audit is the caller's). ``con``: a
@@ -211,8 +233,9 @@ def build(published: Path, as_of: date, measures: Sequence[Measure], threshold: 
     own = con is None
     con = connect(published, period.end, first) if own else con
     window = f"night <= {_day(period.end)} AND day BETWEEN {_day(first)} AND {_day(period.end)}"
-    inc = _frame(con, f"SELECT key, night, source, area, category, coord_n, coord_e, week, weekday, hour FROM inc "
-                      f"WHERE {window}")
+    inc = _frame(
+        con, f"SELECT key, night, source, area, category, coord_n, coord_e, week, weekday, hour FROM inc WHERE {window}"
+    )
     release = Release(period, threshold, sources=sorted(set(inc["source"].tolist())))
     _incident_tables(release, inc)
     _measure_tables(release, inc, measures)
@@ -234,13 +257,33 @@ def _incident_tables(release: Release, inc: dict[str, np.ndarray]) -> None:
     step = _heatmap_step(sources, inc, _in(inc["area"], BUS_SQUARE_AREAS) & current, release.threshold)
     for scope in scopes():
         here = _in(inc["area"], scope.areas)
-        release.add(table(f"weekly:{scope.id}", WEEKS_GROUP, inc, here, "source", sources, "week",
-                          period.previous + period.current))
+        release.add(
+            table(
+                f"weekly:{scope.id}",
+                WEEKS_GROUP,
+                inc,
+                here,
+                "source",
+                sources,
+                "week",
+                period.previous + period.current,
+            )
+        )
         for t in _heatmaps(scope, sources, inc, here & current, step):
             release.add(t)
         for label, weeks in (("current", period.current), ("previous", period.previous)):
-            release.add(table(f"categories:{scope.id}:{label}", TIME_GROUP, inc, here & _in(inc["week"], weeks),
-                              "group", group_labels, "source", sources))
+            release.add(
+                table(
+                    f"categories:{scope.id}:{label}",
+                    TIME_GROUP,
+                    inc,
+                    here & _in(inc["week"], weeks),
+                    "group",
+                    group_labels,
+                    "source",
+                    sources,
+                )
+            )
     _map_table(release, inc, current)
 
 
@@ -248,14 +291,26 @@ def hour_labels(step: int) -> list[str]:
     return [f"{h:02d}" if step == 1 else f"{h:02d}–{h + step:02d}" for h in range(0, 24, step)]
 
 
-def _heatmaps(scope: Scope, sources: list[str], inc: dict[str, np.ndarray], mask: np.ndarray,
-              step: int) -> list[CountTable]:
+def _heatmaps(
+    scope: Scope, sources: list[str], inc: dict[str, np.ndarray], mask: np.ndarray, step: int
+) -> list[CountTable]:
     """Weekday × hour blocks of ``step`` hours, per source and all sources together."""
     frame = dict(inc)
     frame["slot"] = np.array([hour_labels(step)[int(h) // step] for h in inc["hour"].tolist()], dtype=object)
-    return [table(f"heatmap:{scope.id}:{source}", TIME_GROUP, frame,
-                  mask & (inc["source"] == source if source != "alla" else True),
-                  "weekday", range(7), "slot", hour_labels(step), margins=False) for source in [*sources, "alla"]]
+    return [
+        table(
+            f"heatmap:{scope.id}:{source}",
+            TIME_GROUP,
+            frame,
+            mask & (inc["source"] == source if source != "alla" else True),
+            "weekday",
+            range(7),
+            "slot",
+            hour_labels(step),
+            margins=False,
+        )
+        for source in [*sources, "alla"]
+    ]
 
 
 def _heatmap_step(sources: list[str], inc: dict[str, np.ndarray], mask: np.ndarray, threshold: int) -> int:
@@ -304,9 +359,11 @@ def _measure_tables(release: Release, inc: dict[str, np.ndarray], measures: Sequ
     last = release.period.last_monday
     for m in measures:
         first_after = m.start + timedelta(days=(7 - m.start.weekday()) % 7)
-        after = [first_after + timedelta(weeks=i) for i in range(release.period.weeks)
-                 if first_after + timedelta(weeks=i) <= last
-                 and (m.end is None or first_after + timedelta(weeks=i) <= m.end)]
+        after = [
+            first_after + timedelta(weeks=i)
+            for i in range(release.period.weeks)
+            if first_after + timedelta(weeks=i) <= last and (m.end is None or first_after + timedelta(weeks=i) <= m.end)
+        ]
         before = [first_after - timedelta(weeks=release.period.weeks - i) for i in range(release.period.weeks)]
         if m.start.weekday():
             before = [w for w in before if w + timedelta(days=6) < m.start]
@@ -315,15 +372,37 @@ def _measure_tables(release: Release, inc: dict[str, np.ndarray], measures: Sequ
         if not after or not control:
             continue
         frame = dict(inc)
-        frame["group"] = np.where(_in(inc["area"], m.areas), "åtgärd",
-                                  np.where(_in(inc["area"], control), "jämförelse", "")).astype(object)
-        frame["phase"] = np.where(_in(inc["week"], before), "före",
-                                  np.where(_in(inc["week"], after), "efter", "")).astype(object)
+        frame["group"] = np.where(
+            _in(inc["area"], m.areas), "åtgärd", np.where(_in(inc["area"], control), "jämförelse", "")
+        ).astype(object)
+        frame["phase"] = np.where(
+            _in(inc["week"], before), "före", np.where(_in(inc["week"], after), "efter", "")
+        ).astype(object)
         groups = ["åtgärd", "jämförelse"]
-        release.add(table(f"measure:{m.id}:weekly", WEEKS_GROUP, frame, np.ones(len(inc["key"]), bool),
-                          "group", groups, "week", before + after))
-        release.add(table(f"measure:{m.id}:summary", WEEKS_GROUP, frame, np.ones(len(inc["key"]), bool),
-                          "group", groups, "phase", ["före", "efter"]))
+        release.add(
+            table(
+                f"measure:{m.id}:weekly",
+                WEEKS_GROUP,
+                frame,
+                np.ones(len(inc["key"]), bool),
+                "group",
+                groups,
+                "week",
+                before + after,
+            )
+        )
+        release.add(
+            table(
+                f"measure:{m.id}:summary",
+                WEEKS_GROUP,
+                frame,
+                np.ones(len(inc["key"]), bool),
+                "group",
+                groups,
+                "phase",
+                ["före", "efter"],
+            )
+        )
 
 
 def _people_tables(release: Release, con, window: str) -> None:
@@ -332,13 +411,19 @@ def _people_tables(release: Release, con, window: str) -> None:
     bands = [b["label"] for b in model["age_bands"]]
     roles = list(model["roles"])
     areas = tuple(model["areas"])
-    youth = _frame(con, f"SELECT key, area, weekday, hour FROM inv WHERE {window} AND age_band IN (?, ?) AND week IN "
-                   f"({', '.join('?' * len(period.current))})", [*YOUTH_BANDS, *period.current])
+    youth = _frame(
+        con,
+        f"SELECT key, area, weekday, hour FROM inv WHERE {window} AND age_band IN (?, ?) AND week IN "
+        f"({', '.join('?' * len(period.current))})",
+        [*YOUTH_BANDS, *period.current],
+    )
     youth["band"] = np.array([HOUR_BANDS[int(h) // 3] for h in youth["hour"].tolist()], dtype=object)
     everyone = np.ones(len(youth["key"]), dtype=bool)
     release.add(table("youth:weekday", "involvements", youth, everyone, "area", areas, "weekday", range(7)))
     release.add(table("youth:hours", "involvements", youth, everyone, "area", areas, "band", HOUR_BANDS))
-    repeat = _frame(con, f"""
+    repeat = _frame(
+        con,
+        f"""
         WITH recent AS (SELECT * FROM inv WHERE {window} AND day > ?::DATE - INTERVAL {REPEAT_DAYS} DAY AND day <= ?),
         roles AS (SELECT person_pseudonym, role, count(*) AS n FROM recent GROUP BY ALL),
         per_person AS (
@@ -348,6 +433,8 @@ def _people_tables(release: Release, con, window: str) -> None:
         top_role AS (SELECT person_pseudonym, first(role ORDER BY n DESC, role) AS role FROM roles GROUP BY ALL)
         SELECT hash(p.person_pseudonym) AS key, p.age_band, t.role
         FROM per_person p JOIN top_role t USING (person_pseudonym) WHERE p.incidents >= ?""",
-                    [period.end, period.end, REPEAT_MIN_INCIDENTS])
-    release.add(table("repeat", "persons", repeat, np.ones(len(repeat["key"]), dtype=bool),
-                      "age_band", bands, "role", roles))
+        [period.end, period.end, REPEAT_MIN_INCIDENTS],
+    )
+    release.add(
+        table("repeat", "persons", repeat, np.ones(len(repeat["key"]), dtype=bool), "age_band", bands, "role", roles)
+    )

@@ -4,7 +4,8 @@ withheld count is drawn hatched and labelled, never as a 0 or a gap that reads a
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,14 +86,29 @@ def striped(cells: np.ndarray, hidden: np.ndarray, vmax: float) -> np.ndarray:
 Panel = tuple[CountTable, str, Sequence[str], Sequence[str]]  # table, title, row labels, column labels
 
 
-def grid(t: CountTable, title: str, row_labels: Sequence[str], col_labels: Sequence[str], *,
-         overlay: Callable[[Any], None] | None = None, size=(9, 3.2), extent=None) -> bytes:
+def grid(
+    t: CountTable,
+    title: str,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    overlay: Callable[[Any], None] | None = None,
+    size=(9, 3.2),
+    extent=None,
+) -> bytes:
     """One heatmap; see ``grids``."""
     return grids([(t, title, row_labels, col_labels)], title, overlay=overlay, size=size, extent=extent)
 
 
-def grids(panels: Sequence[Panel], title: str, *, columns: int = 2, overlay: Callable[[Any], None] | None = None,
-          size=None, extent=None) -> bytes:
+def grids(
+    panels: Sequence[Panel],
+    title: str,
+    *,
+    columns: int = 2,
+    overlay: Callable[[Any], None] | None = None,
+    size=None,
+    extent=None,
+) -> bytes:
     """Heatmaps of tables' cells with counts written in, withheld cells striped; one figure (one
     PNG) for a family of tables, so they share a colour scale and are drawn at once."""
     plt = _plt()
@@ -111,8 +127,9 @@ def grids(panels: Sequence[Panel], title: str, *, columns: int = 2, overlay: Cal
     return png(fig)
 
 
-def _panel(ax, t: CountTable, title: str, row_labels: Sequence[str], col_labels: Sequence[str], vmax: float,
-           extent, overlay) -> None:
+def _panel(
+    ax, t: CountTable, title: str, row_labels: Sequence[str], col_labels: Sequence[str], vmax: float, extent, overlay
+) -> None:
     cells = t.cells.astype(float)
     hidden = t.suppressed[:-1, :-1]
     n_rows, n_cols = cells.shape
@@ -121,8 +138,15 @@ def _panel(ax, t: CountTable, title: str, row_labels: Sequence[str], col_labels:
         ax.imshow(striped(cells, hidden, vmax), aspect="auto", extent=shown_extent, interpolation="nearest")
     for i, j in zip(*np.nonzero((cells > 0) & ~hidden)):
         x, y = _centre(i, j, n_rows, n_cols, extent)
-        ax.text(x, y, f"{int(cells[i, j])}", ha="center", va="center", fontsize=6,
-                color="white" if cells[i, j] > 0.6 * vmax else "black")
+        ax.text(
+            x,
+            y,
+            f"{int(cells[i, j])}",
+            ha="center",
+            va="center",
+            fontsize=6,
+            color="white" if cells[i, j] > 0.6 * vmax else "black",
+        )
     if extent is None:
         ax.set_xticks(range(n_cols), col_labels, fontsize=7, rotation=90 if n_cols > 12 else 0)
         ax.set_yticks(range(n_rows), row_labels, fontsize=7)

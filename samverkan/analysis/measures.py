@@ -57,15 +57,21 @@ def _validator():
 def _check_schema(path: Path, data: dict[str, Any]) -> None:
     errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        raise MeasureError("\n".join(
-            f"{path.name}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
-            for e in errors[:10]))
+        raise MeasureError(
+            "\n".join(
+                f"{path.name}: {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+                for e in errors[:10]
+            )
+        )
 
 
 def _check_references(path: Path, data: dict[str, Any]) -> None:
     known = common_model()["areas"]
-    problems = [f"areas.{i}: unknown area {a!r} (common model: {', '.join(sorted(known))})"
-                for i, a in enumerate(data["areas"]) if a not in known]
+    problems = [
+        f"areas.{i}: unknown area {a!r} (common model: {', '.join(sorted(known))})"
+        for i, a in enumerate(data["areas"])
+        if a not in known
+    ]
     if data.get("end") and data["end"] < data["start"]:
         problems.append(f"end: {data['end']} is before start {data['start']}")
     if path.stem != data["measure"]:
@@ -82,11 +88,18 @@ def load_measure(path: Path | str) -> Measure:
             data[key] = data[key].isoformat()  # YAML reads an unquoted date as a date
     _check_schema(path, data)
     _check_references(path, data)
-    return Measure(id=data["measure"], title=data["title"], kind=data["kind"], areas=tuple(data["areas"]),
-                   start=date.fromisoformat(data["start"]),
-                   end=date.fromisoformat(data["end"]) if data.get("end") else None,
-                   owner=data["owner"], path=path, description=(data.get("description") or "").strip(),
-                   partners=tuple(data.get("partners") or ()))
+    return Measure(
+        id=data["measure"],
+        title=data["title"],
+        kind=data["kind"],
+        areas=tuple(data["areas"]),
+        start=date.fromisoformat(data["start"]),
+        end=date.fromisoformat(data["end"]) if data.get("end") else None,
+        owner=data["owner"],
+        path=path,
+        description=(data.get("description") or "").strip(),
+        partners=tuple(data.get("partners") or ()),
+    )
 
 
 def load_measures(directory: Path = MEASURES_DIR) -> list[Measure]:

@@ -103,8 +103,13 @@ def _by_rename(files: list[RemoteFile], suffix: str, name_regex: re.Pattern[str]
     return Selection(complete, pending)
 
 
-def _by_quiet_period(files: list[RemoteFile], seconds: float, name_regex: re.Pattern[str],
-                     observations: Mapping[str, Observation], now: float) -> Selection:
+def _by_quiet_period(
+    files: list[RemoteFile],
+    seconds: float,
+    name_regex: re.Pattern[str],
+    observations: Mapping[str, Observation],
+    now: float,
+) -> Selection:
     complete, pending = [], []
     for f in files:
         if not _matches(name_regex, f.name):

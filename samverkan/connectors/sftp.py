@@ -23,9 +23,10 @@ import socket
 import stat
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import paramiko
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
@@ -98,8 +99,10 @@ class SFTPSettings:
 
     def __post_init__(self) -> None:
         if not self.host_key or not str(self.host_key).strip():
-            raise ValueError(f"{self.host}:{self.port}: no host_key pinned; the hub never connects "
-                             "to a server whose host key it does not know (there is no option to skip the check)")
+            raise ValueError(
+                f"{self.host}:{self.port}: no host_key pinned; the hub never connects "
+                "to a server whose host key it does not know (there is no option to skip the check)"
+            )
         parse_host_key(self.host_key)
         if not self.private_key and not self.key_file:
             raise ValueError(f"{self.host}:{self.port}: no client key; set key_file or private_key")
@@ -107,11 +110,13 @@ class SFTPSettings:
             raise ValueError("prefetch_requests must be at least 1")
 
     def __repr__(self) -> str:
-        return (f"SFTPSettings(host={self.host!r}, port={self.port}, username={self.username!r}, "
-                f"host_key={host_key_fingerprint(self.host_key)!r}, key_file={self.key_file!r}, "
-                f"private_key={'<hidden>' if self.private_key else None}, "
-                f"passphrase={'<hidden>' if self.passphrase else None}, path_prefix={self.path_prefix!r}, "
-                f"timeout={self.timeout}, prefetch_requests={self.prefetch_requests})")
+        return (
+            f"SFTPSettings(host={self.host!r}, port={self.port}, username={self.username!r}, "
+            f"host_key={host_key_fingerprint(self.host_key)!r}, key_file={self.key_file!r}, "
+            f"private_key={'<hidden>' if self.private_key else None}, "
+            f"passphrase={'<hidden>' if self.passphrase else None}, path_prefix={self.path_prefix!r}, "
+            f"timeout={self.timeout}, prefetch_requests={self.prefetch_requests})"
+        )
 
     __str__ = __repr__
 
@@ -120,7 +125,7 @@ class SFTPSettings:
         return f"{self.host}:{self.port}"
 
     @classmethod
-    def from_airflow_connection(cls, conn_id: str) -> "SFTPSettings":
+    def from_airflow_connection(cls, conn_id: str) -> SFTPSettings:
         """Read an Airflow connection: in a task, from plain Python, or from ``AIRFLOW_CONN_*``.
 
         login is the user and password the key's passphrase (extra ``private_key_passphrase``
@@ -132,8 +137,10 @@ class SFTPSettings:
         conn = BaseHook.get_connection(conn_id)
         extra = conn.extra_dejson
         if not extra.get("host_key"):
-            raise ValueError(f"Airflow connection {conn_id!r} has no host_key extra; pin the server's "
-                             "host key (\"ssh-ed25519 AAAA...\") before the hub will connect")
+            raise ValueError(
+                f"Airflow connection {conn_id!r} has no host_key extra; pin the server's "
+                'host key ("ssh-ed25519 AAAA...") before the hub will connect'
+            )
         if not conn.host or not conn.login:
             raise ValueError(f"Airflow connection {conn_id!r} needs a host and a login (the SFTP user)")
         options: dict[str, Any] = {}
@@ -225,7 +232,7 @@ class SFTPConnector:
         state = "connected" if self._sftp is not None else "not connected"
         return f"SFTPConnector({self.settings.username}@{self.settings.address}, {state})"
 
-    def __enter__(self) -> "SFTPConnector":
+    def __enter__(self) -> SFTPConnector:
         self.connect()
         return self
 
@@ -241,13 +248,21 @@ class SFTPConnector:
         client = _pinned_client(settings)
         try:
             client.connect(
-                settings.host, port=settings.port, username=settings.username, pkey=pkey,
-                timeout=settings.timeout, banner_timeout=settings.timeout, auth_timeout=settings.timeout,
-                channel_timeout=settings.timeout, allow_agent=False, look_for_keys=False,
+                settings.host,
+                port=settings.port,
+                username=settings.username,
+                pkey=pkey,
+                timeout=settings.timeout,
+                banner_timeout=settings.timeout,
+                auth_timeout=settings.timeout,
+                channel_timeout=settings.timeout,
+                allow_agent=False,
+                look_for_keys=False,
                 transport_factory=_transport,
             )
             sftp = paramiko.SFTPClient.from_transport(
-                client.get_transport(), window_size=SFTP_WINDOW_SIZE, max_packet_size=SFTP_MAX_PACKET_SIZE)
+                client.get_transport(), window_size=SFTP_WINDOW_SIZE, max_packet_size=SFTP_MAX_PACKET_SIZE
+            )
             if sftp is None:
                 raise paramiko.SSHException("server refused the sftp subsystem")
             sftp.get_channel().settimeout(settings.timeout)
@@ -256,8 +271,12 @@ class SFTPConnector:
             _raise_connection_error(settings, exc)
             raise
         self._client, self._sftp = client, sftp
-        log.info("connected to %s@%s (host key %s)", settings.username, settings.address,
-                 host_key_fingerprint(settings.host_key))
+        log.info(
+            "connected to %s@%s (host key %s)",
+            settings.username,
+            settings.address,
+            host_key_fingerprint(settings.host_key),
+        )
 
     def close(self) -> None:
         """Never raises: closing a session the server already dropped must not hide why it dropped."""
@@ -286,8 +305,11 @@ class SFTPConnector:
     def list(self, directory: str) -> list[RemoteFile]:
         """Regular files in ``directory`` (no subdirectories, links or devices), sorted by name."""
         entries = self.sftp.listdir_attr(self.remote_path(directory))
-        files = [RemoteFile(e.filename, e.st_size, int(e.st_mtime)) for e in entries
-                 if e.st_mode is not None and stat.S_ISREG(e.st_mode)]
+        files = [
+            RemoteFile(e.filename, e.st_size, int(e.st_mtime))
+            for e in entries
+            if e.st_mode is not None and stat.S_ISREG(e.st_mode)
+        ]
         return sorted(files, key=lambda f: f.name)
 
     def stat(self, path: str) -> RemoteFile:
@@ -320,7 +342,8 @@ class SFTPConnector:
                 raise SFTPConnectionError(
                     f"{self.settings.address}: connection lost while fetching {remote_path} "
                     f"({': '.join(filter(None, (type(exc).__name__, str(exc).strip())))}); nothing landed, "
-                    "the next try fetches it again") from exc
+                    "the next try fetches it again"
+                ) from exc
             raise
         fsync_dir(target.parent)
         return Download(sha256=sha256, size=size, mtime=before.mtime)
@@ -360,7 +383,9 @@ class SFTPConnector:
                         offset = size
                         if not data:
                             break
-                while data := _answer(sftp, answers, _request_read(sftp, answers, remote.handle, size, READ_REQUEST_BYTES)):
+                while data := _answer(
+                    sftp, answers, _request_read(sftp, answers, remote.handle, size, READ_REQUEST_BYTES)
+                ):
                     sink.put(data)  # the file grew since it was listed: read on; the caller refuses it
                     size += len(data)
         finally:
@@ -370,16 +395,19 @@ class SFTPConnector:
     # --- sending (receipts to partners, deliveries to recipients) ----------------------------
     def write_bytes(self, remote_path: str, data: bytes) -> Download:
         """Leave ``data`` at ``remote_path`` whole or not at all (receipts to the partner)."""
+
         def write(remote: paramiko.SFTPFile) -> tuple[str, int]:
             remote.write(data)
             return hashlib.sha256(data).hexdigest(), len(data)
 
         return self._place(remote_path, write)
 
-    def upload(self, local_path: Path | str, remote_path: str, *,
-               progress: Callable[[int], None] | None = None) -> Download:
+    def upload(
+        self, local_path: Path | str, remote_path: str, *, progress: Callable[[int], None] | None = None
+    ) -> Download:
         """Place a local file at ``remote_path`` so the recipient sees all of it or nothing.
         ``progress`` is called with the bytes sent so far."""
+
         def write(remote: paramiko.SFTPFile) -> tuple[str, int]:
             digest, size = hashlib.sha256(), 0
             with open(local_path, "rb") as local:
@@ -418,7 +446,7 @@ class SFTPConnector:
         except BaseException:
             try:
                 self.sftp.remove(temp)
-            except (IOError, OSError, EOFError):
+            except (OSError, EOFError):
                 pass  # the connection may be gone; the next attempt overwrites the temp file
             raise
         landed = self.stat(remote_path)
@@ -426,17 +454,19 @@ class SFTPConnector:
             remote_sha, _ = self._copy(remote_path, sink, landed.size)
         if landed.size != size or remote_sha != sha256:
             self.sftp.remove(path)
-            raise FileChangedError(f"{remote_path}: sent {size} bytes but the server holds {landed.size} "
-                                   "with a different SHA-256; removed it, the next run sends it again")
+            raise FileChangedError(
+                f"{remote_path}: sent {size} bytes but the server holds {landed.size} "
+                "with a different SHA-256; removed it, the next run sends it again"
+            )
         return Download(sha256=remote_sha, size=size, mtime=landed.mtime)
 
     def _rename_into_place(self, temp: str, path: str) -> None:
         try:
             self.sftp.posix_rename(temp, path)
-        except IOError:  # a server without the posix-rename extension: plain rename needs no target
+        except OSError:  # a server without the posix-rename extension: plain rename needs no target
             try:
                 self.sftp.remove(path)
-            except IOError:
+            except OSError:
                 pass
             self.sftp.rename(temp, path)
 
@@ -446,13 +476,13 @@ class SFTPConnector:
             try:
                 self.sftp.stat(directory)
                 break
-            except IOError:
+            except OSError:
                 missing.append(directory)
                 directory = posixpath.dirname(directory)
         for d in reversed(missing):
             try:
                 self.sftp.mkdir(d)
-            except IOError:
+            except OSError:
                 self.sftp.stat(d)  # created meanwhile by someone else is fine; anything else raises
 
 
@@ -522,11 +552,14 @@ def _answer(sftp: paramiko.SFTPClient, answers: _Answers, number: int) -> bytes:
 
 def _check_unchanged(remote_path: str, before: RemoteFile, after: RemoteFile, received: int) -> None:
     if (after.size, after.mtime) != (before.size, before.mtime):
-        raise FileChangedError(f"{remote_path} changed during the transfer (size {before.size} → {after.size}, "
-                               f"mtime {before.mtime} → {after.mtime}); nothing landed, it will be fetched again")
+        raise FileChangedError(
+            f"{remote_path} changed during the transfer (size {before.size} → {after.size}, "
+            f"mtime {before.mtime} → {after.mtime}); nothing landed, it will be fetched again"
+        )
     if received != before.size:
-        raise FileChangedError(f"{remote_path}: received {received} bytes but the server reported {before.size}; "
-                               "nothing landed")
+        raise FileChangedError(
+            f"{remote_path}: received {received} bytes but the server reported {before.size}; nothing landed"
+        )
 
 
 def _ensure_private_dir(directory: Path) -> None:
@@ -557,7 +590,8 @@ def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     transport = paramiko.Transport(sock, **kwargs)
     offered = transport._preferred_ciphers
     transport._preferred_ciphers = tuple(c for c in PREFERRED_CIPHERS if c in offered) + tuple(
-        c for c in offered if c not in PREFERRED_CIPHERS)
+        c for c in offered if c not in PREFERRED_CIPHERS
+    )
     return transport
 
 
@@ -588,8 +622,10 @@ def _raise_connection_error(settings: SFTPSettings, exc: BaseException) -> None:
             "confirm the new fingerprint with them and update the connection's host_key extra."
         ) from exc
     if isinstance(exc, paramiko.AuthenticationException):
-        raise SFTPConnectionError(f"{where}: authentication failed for user {settings.username!r} "
-                                  f"({exc}); is the hub's public key in the partner's authorized_keys?") from exc
+        raise SFTPConnectionError(
+            f"{where}: authentication failed for user {settings.username!r} "
+            f"({exc}); is the hub's public key in the partner's authorized_keys?"
+        ) from exc
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
         raise SFTPConnectionError(f"{where}: connection refused") from exc
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -604,9 +640,10 @@ def _raise_connection_error(settings: SFTPSettings, exc: BaseException) -> None:
     text = str(exc) if isinstance(exc, paramiko.SSHException) else ""
     banner_error = "Error reading SSH protocol banner"
     if text == banner_error or text == "No existing session":
-        raise SFTPConnectionError(f"{where}: no SSH handshake within {settings.timeout:g} s "
-                                  "(server silent, overloaded, or not an SSH server)") from exc
+        raise SFTPConnectionError(
+            f"{where}: no SSH handshake within {settings.timeout:g} s (server silent, overloaded, or not an SSH server)"
+        ) from exc
     if text.startswith(banner_error):
-        raise SFTPConnectionError(f"{where}: no SSH banner from the server ({text[len(banner_error):]})") from exc
+        raise SFTPConnectionError(f"{where}: no SSH banner from the server ({text[len(banner_error) :]})") from exc
     if isinstance(exc, paramiko.SSHException):
         raise SFTPConnectionError(f"{where}: SSH error: {exc or type(exc).__name__}") from exc

@@ -69,7 +69,9 @@ def generate_keypair(path: Path, kind: str = "ed25519") -> tuple[Path, str]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     subprocess.run(
         [_ssh_keygen(), "-q", "-t", kind, "-N", "", "-C", f"samverkan-{path.name}", "-f", str(path)],
-        check=True, stdin=subprocess.DEVNULL, capture_output=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
     )
     return path, public_key_line(Path(f"{path}.pub"))
 
@@ -124,8 +126,9 @@ def _prepare_chroot(root: Path, workdir: Path) -> tuple[Path, Path | None]:
     return alias, alias_dir
 
 
-def _write_config(workdir: Path, port: int, username: str, chroot: Path | None,
-                  keys_file: str = "authorized_keys", listen: str = HOST) -> Path:
+def _write_config(
+    workdir: Path, port: int, username: str, chroot: Path | None, keys_file: str = "authorized_keys", listen: str = HOST
+) -> Path:
     """``username`` may list several users (sshd's AllowUsers takes a list); ``keys_file`` and
     ``chroot`` may hold sshd's ``%u`` token, so each user gets its own keys and its own root.
     ``listen``: 127.0.0.1 unless a container must be reached from its network (0.0.0.0)."""
@@ -162,8 +165,19 @@ def _write_config(workdir: Path, port: int, username: str, chroot: Path | None,
 class SFTPServer:
     """A running sshd serving ``root`` over SFTP; stop it with ``stop()`` or a ``with`` block."""
 
-    def __init__(self, *, root: Path, workdir: Path, port: int, username: str, host_key_line: str,
-                 path_prefix: str, process: subprocess.Popen, log_path: Path, chroot_alias: Path | None):
+    def __init__(
+        self,
+        *,
+        root: Path,
+        workdir: Path,
+        port: int,
+        username: str,
+        host_key_line: str,
+        path_prefix: str,
+        process: subprocess.Popen,
+        log_path: Path,
+        chroot_alias: Path | None,
+    ):
         self.host = HOST
         self.root = root
         self.workdir = workdir
@@ -193,7 +207,7 @@ class SFTPServer:
             self._chroot_alias = None
         atexit.unregister(self.stop)
 
-    def __enter__(self) -> "SFTPServer":
+    def __enter__(self) -> SFTPServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -205,8 +219,11 @@ class SFTPServer:
             "host": self.host,
             "port": self.port,
             "login": self.username,
-            "extra": {"key_file": str(private_key_path), "host_key": self.host_key_line,
-                      "path_prefix": self.path_prefix},
+            "extra": {
+                "key_file": str(private_key_path),
+                "host_key": self.host_key_line,
+                "path_prefix": self.path_prefix,
+            },
         }
 
     def airflow_conn_json(self, private_key_path: Path | str) -> str:
@@ -241,8 +258,15 @@ def _tail(path: Path, lines: int = 30, since: int = 0) -> str:
         return "(no sshd log)"
 
 
-def launch_sshd(workdir: Path, username: str, chroot: Path | None, port: int | None,
-                 timeout: float, keys_file: str = "authorized_keys", listen: str = HOST) -> tuple[subprocess.Popen, int]:
+def launch_sshd(
+    workdir: Path,
+    username: str,
+    chroot: Path | None,
+    port: int | None,
+    timeout: float,
+    keys_file: str = "authorized_keys",
+    listen: str = HOST,
+) -> tuple[subprocess.Popen, int]:
     """Start sshd and wait for it; with no fixed port, retry when another process took ours."""
     log_path = workdir / "sshd.log"
     attempt = 1
@@ -251,8 +275,9 @@ def launch_sshd(workdir: Path, username: str, chroot: Path | None, port: int | N
         config = _write_config(workdir, chosen, username, chroot, keys_file, listen)
         with log_path.open("ab") as log:
             log_start = log.tell()
-            process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=log)
+            process = subprocess.Popen(
+                [str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
         try:
             _wait_until_serving(process, chosen, log_path, timeout)
             return process, chosen
@@ -263,8 +288,9 @@ def launch_sshd(workdir: Path, username: str, chroot: Path | None, port: int | N
         attempt += 1
 
 
-def start_sftp_server(root: Path, authorized_public_key: str, workdir: Path, *, port: int | None = None,
-                      timeout: float = START_TIMEOUT) -> SFTPServer:
+def start_sftp_server(
+    root: Path, authorized_public_key: str, workdir: Path, *, port: int | None = None, timeout: float = START_TIMEOUT
+) -> SFTPServer:
     """Start sshd serving ``root`` to whoever holds the private half of ``authorized_public_key``.
 
     ``workdir`` receives the config, the host key (generated on first use, so a fresh workdir
@@ -292,6 +318,14 @@ def start_sftp_server(root: Path, authorized_public_key: str, workdir: Path, *, 
         if alias is not None:
             shutil.rmtree(alias, ignore_errors=True)
         raise
-    return SFTPServer(root=root, workdir=workdir, port=chosen, username=username,
-                      host_key_line=public_key_line(Path(f"{key}.pub")), path_prefix="" if as_root else str(root),
-                      process=process, log_path=workdir / "sshd.log", chroot_alias=alias)
+    return SFTPServer(
+        root=root,
+        workdir=workdir,
+        port=chosen,
+        username=username,
+        host_key_line=public_key_line(Path(f"{key}.pub")),
+        path_prefix="" if as_root else str(root),
+        process=process,
+        log_path=workdir / "sshd.log",
+        chroot_alias=alias,
+    )

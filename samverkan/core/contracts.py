@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from samverkan.core.yamlconfig import load_mapping
 from samverkan.core import nights
 from samverkan.core.settings import CONFIG_ROOT
+from samverkan.core.yamlconfig import load_mapping
 
 SCHEMAS_DIR = CONFIG_ROOT / "schemas"
 CONTRACT_SCHEMA = SCHEMAS_DIR / "contract.schema.json"
@@ -37,8 +38,11 @@ DEFAULT_QUARANTINE_RETENTION_DAYS = 90
 KIND_INCIDENTS = "incidents"
 KIND_INCIDENTS_ONLY = "incidents_only"
 KIND_AGGREGATE = "aggregate"
-DATASETS_OF_KIND = {KIND_INCIDENTS: ("incidents", "involvements"), KIND_INCIDENTS_ONLY: ("incidents",),
-                    KIND_AGGREGATE: ("observations",)}
+DATASETS_OF_KIND = {
+    KIND_INCIDENTS: ("incidents", "involvements"),
+    KIND_INCIDENTS_ONLY: ("incidents",),
+    KIND_AGGREGATE: ("observations",),
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class Column:
     timezone: str | None = None
     true_values: tuple[str, ...] = ("true",)
     false_values: tuple[str, ...] = ("false",)
-    fields: tuple["Column", ...] = ()
+    fields: tuple[Column, ...] = ()
     personal: dict[str, Any] | None = None
 
     @property
@@ -82,7 +86,7 @@ class Column:
         return self.personal["handling"] if self.personal else None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Column":
+    def from_dict(cls, d: dict[str, Any]) -> Column:
         return cls(
             name=d["name"],
             source=d["source"],
@@ -255,8 +259,11 @@ def _check_category_kinds(model: dict[str, Any]) -> None:
     kinds, of = model.get("category_kinds") or {}, model.get("category_kind") or {}
     problems = [f"category_kind.{c}: missing (every category needs a kind)" for c in model["categories"] if c not in of]
     problems += [f"category_kind.{c}: not a category" for c in of if c not in model["categories"]]
-    problems += [f"category_kind.{c}: {k!r} is not one of category_kinds ({', '.join(kinds)})"
-                 for c, k in of.items() if k not in kinds]
+    problems += [
+        f"category_kind.{c}: {k!r} is not one of category_kinds ({', '.join(kinds)})"
+        for c, k in of.items()
+        if k not in kinds
+    ]
     if problems:
         raise ContractError("\n".join(f"{COMMON_MODEL.name}: {p}" for p in problems))
 
@@ -267,8 +274,7 @@ def category_kinds() -> dict[str, str]:
 
 
 SCHEMA_HINTS = {
-    "'involvements' is a required property":
-        " (a feed that names no people declares kind: incidents_only; counts only: kind: aggregate)",
+    "'involvements' is a required property": " (a feed that names no people declares kind: incidents_only; counts only: kind: aggregate)",
 }
 
 
@@ -295,7 +301,7 @@ def _check_references(path: Path, data: dict[str, Any], columns: tuple[Column, .
     except re.error as exc:
         problems.append(f"file.pattern: not a valid regular expression: {exc}")
     problems += _check_model(data["model"], top, nested)
-    for _, c in [(None, c) for c in columns] + [(None, f) for c in columns for f in c.fields]:
+    for c in [*columns, *(f for column in columns for f in column.fields)]:
         if c.personal:
             for target in c.personal.get("scrub_from", []):
                 if target not in top or (top[target].personal or {}).get("handling") != "scrub":
@@ -331,9 +337,14 @@ def _check_model(model: dict[str, Any], top: dict[str, Column], nested: dict[str
     """The sections a feed's kind needs and no others (an incident-only feed with an involvements
     section would be a contract that says two things), each checked against the columns."""
     kind = model.get("kind", KIND_INCIDENTS)
-    not_allowed = {KIND_INCIDENTS: ("observations",), KIND_INCIDENTS_ONLY: ("observations", "involvements"),
-                   KIND_AGGREGATE: ("incident", "involvements")}[kind]
-    problems = [f"model.{section}: not allowed in a feed of kind {kind!r}" for section in not_allowed if section in model]
+    not_allowed = {
+        KIND_INCIDENTS: ("observations",),
+        KIND_INCIDENTS_ONLY: ("observations", "involvements"),
+        KIND_AGGREGATE: ("incident", "involvements"),
+    }[kind]
+    problems = [
+        f"model.{section}: not allowed in a feed of kind {kind!r}" for section in not_allowed if section in model
+    ]
     if "incident" in model:
         problems += _check_incident(model["incident"], top)
     if "involvements" in model:
@@ -344,8 +355,12 @@ def _check_model(model: dict[str, Any], top: dict[str, Column], nested: dict[str
 
 
 def _check_incident(inc: dict[str, Any], top: dict[str, Column]) -> list[str]:
-    problems = [f"model.incident.{key}: unknown column {ref!r}"
-                for key, value in inc.items() for ref in _column_refs(value) if ref not in top]
+    problems = [
+        f"model.incident.{key}: unknown column {ref!r}"
+        for key, value in inc.items()
+        for ref in _column_refs(value)
+        if ref not in top
+    ]
     taxonomy = common_model()
     for src, dst in inc["category"]["map"].items():
         if dst not in taxonomy["categories"]:
@@ -363,7 +378,9 @@ def _check_involvements(inv: dict[str, Any], top: dict[str, Column], nested: dic
     source = inv["from"]
     if source != "rows" and (source not in top or top[source].type != "array"):
         problems.append(f"model.involvements.from: must be 'rows' or an array column, got {source!r}")
-    scope = top if source == "rows" else {k.split(".", 1)[1]: v for k, v in nested.items() if k.startswith(source + ".")}
+    scope = (
+        top if source == "rows" else {k.split(".", 1)[1]: v for k, v in nested.items() if k.startswith(source + ".")}
+    )
     for key in ("person", "age", "gender"):
         if key in inv and inv[key] not in scope:
             problems.append(f"model.involvements.{key}: unknown column {inv[key]!r}")
@@ -382,11 +399,17 @@ def _check_involvements(inv: dict[str, Any], top: dict[str, Column], nested: dic
 def _check_observations(obs: dict[str, Any], top: dict[str, Column]) -> list[str]:
     """Slots are local date + time columns; every count is a non-negative whole-number column
     onto a shared measure. No column of an aggregate feed may describe a person."""
-    problems = [f"model.observations.{key}: unknown column {ref!r}"
-                for key in ("slot_start", "slot_end", "place") for ref in _column_refs(obs[key]) if ref not in top]
+    problems = [
+        f"model.observations.{key}: unknown column {ref!r}"
+        for key in ("slot_start", "slot_end", "place")
+        for ref in _column_refs(obs[key])
+        if ref not in top
+    ]
     for key in ("slot_start", "slot_end"):
         if isinstance(obs[key], str) and obs[key] in top and top[obs[key]].type != "timestamp":
-            problems.append(f"model.observations.{key}: {obs[key]!r} must be a timestamp column (or give date and time)")
+            problems.append(
+                f"model.observations.{key}: {obs[key]!r} must be a timestamp column (or give date and time)"
+            )
     measures = common_model()["observation_measures"]
     for column, measure in obs["counts"].items():
         if column not in top:
@@ -394,12 +417,15 @@ def _check_observations(obs: dict[str, Any], top: dict[str, Column]) -> list[str
         elif top[column].type != "integer" or top[column].min is None or top[column].min < 0:
             problems.append(f"model.observations.counts.{column}: must be an integer column with min: 0")
         if measure not in measures:
-            problems.append(f"model.observations.counts.{column}: {measure!r} is not a shared measure "
-                            f"({', '.join(measures)})")
+            problems.append(
+                f"model.observations.counts.{column}: {measure!r} is not a shared measure ({', '.join(measures)})"
+            )
     for c in top.values():
         if (c.personal or {}).get("handling") not in (None, "drop"):
-            problems.append(f"columns.{c.name}.personal: an aggregate feed publishes no personal data; "
-                            "only handling: drop is allowed")
+            problems.append(
+                f"columns.{c.name}.personal: an aggregate feed publishes no personal data; "
+                "only handling: drop is allowed"
+            )
     return problems
 
 

@@ -38,8 +38,10 @@ def run_window(first_night: date, last_night: date, timezone: str = HUB_TIMEZONE
     if last_night < first_night:
         raise ValueError("the last night is before the first")
     days = timedelta(days=RUN_DAYS_AFTER_NIGHT)
-    return (datetime.combine(first_night + days, time(0, 0), zone(timezone)),
-            datetime.combine(last_night + days, time(23, 59, 59), zone(timezone)))
+    return (
+        datetime.combine(first_night + days, time(0, 0), zone(timezone)),
+        datetime.combine(last_night + days, time(23, 59, 59), zone(timezone)),
+    )
 
 
 def _daily_cron(cron: str) -> tuple[int, int]:

@@ -38,7 +38,9 @@ class StagedParquet:
 
     def __init__(self, final_path: Path, schema: pa.Schema, staging: Path, metadata: dict[str, str] | None = None):
         self.final_path = final_path
-        self.schema = schema.with_metadata({**(schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
+        self.schema = schema.with_metadata(
+            {**(schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}}
+        )
         staging.mkdir(parents=True, exist_ok=True)
         self.tmp_path = staging / f"{uuid.uuid4().hex}.parquet.part"
         self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression=COMPRESSION)

@@ -43,11 +43,11 @@ DEFAULT_DATA_ROOT = CONFIG_ROOT / "var" / "data"
 class Paths:
     """The one description of the data root's layout::
 
-        private/    landing/<feed>/<night>/, ledger.sqlite, quarantine/<feed>/{rows,files}/, incident_ids/, staging/
-        published/  <dataset>/night=…/source=…/*.parquet, _manifests/<feed>/
-        reports/    validation records, Data Docs, expectation outcomes, receipts (value-free)
-        outbox/     <recipient>/<delivery>/ (what recipients pull)
-        register/   the disclosure register
+    private/    landing/<feed>/<night>/, ledger.sqlite, quarantine/<feed>/{rows,files}/, incident_ids/, staging/
+    published/  <dataset>/night=…/source=…/*.parquet, _manifests/<feed>/
+    reports/    validation records, Data Docs, expectation outcomes, receipts (value-free)
+    outbox/     <recipient>/<delivery>/ (what recipients pull)
+    register/   the disclosure register
     """
 
     root: Path
@@ -100,7 +100,7 @@ class Paths:
     def register(self) -> Path:
         return self.root / "register"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         for p in (self.private, self.staging):
             p.mkdir(parents=True, exist_ok=True)
             p.chmod(0o700)

@@ -36,8 +36,7 @@ from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
 from samverkan.core.contracts import Contract, load_contracts
 from samverkan.core.ledger import Ledger
 from samverkan.core.publishing import manifest_name
-from samverkan.core.settings import (CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, Paths, secret_file_env,
-                                     secret_variable_env)
+from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, Paths, secret_file_env, secret_variable_env
 from samverkan.core.settings import paths as default_paths
 from samverkan.ingest import pipeline
 from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
@@ -70,9 +69,11 @@ class FeedHistory:
 
     def line(self) -> str:
         files = ", ".join(f"{n} {s}" for s, n in sorted(self.files.items())) or "nothing new"
-        return (f"{self.feed}: {len(self.nights)} night(s), files: {files}; received {self.rows_received:,} = "
-                f"published {self.rows_published:,} + quarantined {self.rows_quarantined:,} "
-                f"in {self.seconds:.1f} s")
+        return (
+            f"{self.feed}: {len(self.nights)} night(s), files: {files}; received {self.rows_received:,} = "
+            f"published {self.rows_published:,} + quarantined {self.rows_quarantined:,} "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 def history_run_id(night: date, started: datetime) -> str:
@@ -100,8 +101,15 @@ def nights_between(first: date, last: date) -> list[date]:
 def _progress(total: int, feed: str, enabled: bool) -> Any:
     from tqdm import tqdm  # type: ignore[import-untyped]
 
-    return tqdm(total=total, desc=f"{feed} history", unit="night", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, mininterval=0.5)
+    return tqdm(
+        total=total,
+        desc=f"{feed} history",
+        unit="night",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
 
 
 def import_feed_history(
@@ -125,25 +133,45 @@ def import_feed_history(
     ledger = Ledger(data.ledger)
     outcome = FeedHistory(contract.id)
     with connect(contract) as connector:
-        found = pipeline.discover(widened(contract, first, last), connector, ledger, last,
-                                  quiet_period_seconds=quiet_period_seconds)
+        found = pipeline.discover(
+            widened(contract, first, last), connector, ledger, last, quiet_period_seconds=quiet_period_seconds
+        )
         by_night: dict[str, list[dict[str, Any]]] = {}
         for candidate in found:
             if first.isoformat() <= candidate["night"] <= last.isoformat():
                 by_night.setdefault(candidate["night"], []).append(candidate)
         with _progress(len(by_night), contract.id, progress) as bar:
             for night in sorted(by_night):
-                _run_night(contract, connector, ledger, data, pseudonymiser, validator, expectations_dir,
-                           by_night[night], history_run_id(date.fromisoformat(night), started), outcome)
+                _run_night(
+                    contract,
+                    connector,
+                    ledger,
+                    data,
+                    pseudonymiser,
+                    validator,
+                    expectations_dir,
+                    by_night[night],
+                    history_run_id(date.fromisoformat(night), started),
+                    outcome,
+                )
                 bar.update(1)
     quarantine.purge(contract, data, ledger)
     outcome.seconds = time.perf_counter() - clock
     return outcome
 
 
-def _run_night(contract: Contract, connector: SFTPConnector, ledger: Ledger, data: Paths,
-               pseudonymiser: Pseudonymiser, validator: Any, expectations_dir: Path,
-               candidates: list[dict[str, Any]], run_id: str, outcome: FeedHistory) -> None:
+def _run_night(
+    contract: Contract,
+    connector: SFTPConnector,
+    ledger: Ledger,
+    data: Paths,
+    pseudonymiser: Pseudonymiser,
+    validator: Any,
+    expectations_dir: Path,
+    candidates: list[dict[str, Any]],
+    run_id: str,
+    outcome: FeedHistory,
+) -> None:
     """One night as its DAG run would do it: fetch, process, receipts, manifest."""
     night = candidates[0]["night"]
     results, skipped = [], []
@@ -154,11 +182,22 @@ def _run_night(contract: Contract, connector: SFTPConnector, ledger: Ledger, dat
             skip["receipt"] = str(receipts.store(data.root, receipts.build(contract, skip, run_id=run_id)))
             skipped.append(skip)
             continue
-        result = pipeline.result_dict(pipeline.process(contract, landed, data, ledger, pseudonymiser, validator,
-                                                       run_id=run_id, expectations_dir=expectations_dir))
+        result = pipeline.result_dict(
+            pipeline.process(
+                contract,
+                landed,
+                data,
+                ledger,
+                pseudonymiser,
+                validator,
+                run_id=run_id,
+                expectations_dir=expectations_dir,
+            )
+        )
         results.append(result)
-    outcome.undelivered_receipts += _deliver(contract, connector, [r["receipt"] for r in results + skipped
-                                                                   if r.get("receipt")])
+    outcome.undelivered_receipts += _deliver(
+        contract, connector, [r["receipt"] for r in results + skipped if r.get("receipt")]
+    )
     manifest = pipeline.summarise(contract, data, results, skipped, run_id, night)
     outcome.nights.append(night)
     outcome.manifests.append(str(data.manifests(contract.id) / manifest_name(run_id)))
@@ -188,8 +227,9 @@ def _deliver(contract: Contract, connector: SFTPConnector, receipt_paths: list[s
 WORKERS = 2  # the hub's machines have two cores; a feed's nights stay in order in one process
 
 
-def import_history(contracts: list[Contract], first: date, last: date, *, workers: int = WORKERS,
-                   **kwargs: Any) -> list[FeedHistory]:
+def import_history(
+    contracts: list[Contract], first: date, last: date, *, workers: int = WORKERS, **kwargs: Any
+) -> list[FeedHistory]:
     """Every given feed's history (see ``import_feed_history``), ``workers`` feeds at a time.
 
     Feeds share nothing but the ledger (made for concurrent tasks) and the staging folder (each
@@ -237,8 +277,9 @@ def read_secret(secret_file: Path | None) -> str:
         return Path(path).read_text(encoding="utf-8").strip()
     secret = os.environ.get(SECRET_ENV, "").strip()
     if not secret:
-        raise SystemExit(f"give --secret-file (the pseudonymisation key), or set {SECRET_FILE_ENV} or {SECRET_ENV} "
-                         "as for the DAGs")
+        raise SystemExit(
+            f"give --secret-file (the pseudonymisation key), or set {SECRET_FILE_ENV} or {SECRET_ENV} as for the DAGs"
+        )
     return secret
 
 
@@ -252,13 +293,16 @@ def _iter_feeds(names: list[str] | None) -> Iterator[Contract]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samverkan.ingest.history",
-                                     description="Import a partner's history of nightly files (onboarding).")
+    parser = argparse.ArgumentParser(
+        prog="python -m samverkan.ingest.history",
+        description="Import a partner's history of nightly files (onboarding).",
+    )
     parser.add_argument("--from", dest="first", type=date.fromisoformat, required=True, help="first night, YYYY-MM-DD")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, required=True, help="last night, YYYY-MM-DD")
     parser.add_argument("--feed", action="append", help="only this feed (repeatable); default: every feed")
-    parser.add_argument("--secret-file", type=Path,
-                        help=f"the pseudonymisation key (default: ${SECRET_FILE_ENV}, else ${SECRET_ENV})")
+    parser.add_argument(
+        "--secret-file", type=Path, help=f"the pseudonymisation key (default: ${SECRET_FILE_ENV}, else ${SECRET_ENV})"
+    )
     parser.add_argument("--quiet-period-seconds", type=float, help="shorten a quiet-period feed's wait (files at rest)")
     parser.add_argument("--expectations-dir", type=Path, default=CONFIG_ROOT / "expectations")
     parser.add_argument("--no-progress", action="store_true")
@@ -268,10 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     from samverkan.quality.validation import Validator
 
     pseudonymiser = Pseudonymiser(key_from_secret(read_secret(args.secret_file)))
-    done = import_history(list(_iter_feeds(args.feed)), args.first, args.last, connect=airflow_connect,
-                          pseudonymiser=pseudonymiser, validator=Validator(), data=default_paths(),
-                          expectations_dir=args.expectations_dir, quiet_period_seconds=args.quiet_period_seconds,
-                          progress=not args.no_progress, workers=args.workers)
+    done = import_history(
+        list(_iter_feeds(args.feed)),
+        args.first,
+        args.last,
+        connect=airflow_connect,
+        pseudonymiser=pseudonymiser,
+        validator=Validator(),
+        data=default_paths(),
+        expectations_dir=args.expectations_dir,
+        quiet_period_seconds=args.quiet_period_seconds,
+        progress=not args.no_progress,
+        workers=args.workers,
+    )
     for feed in done:
         print(feed.line())
     return 0

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samverkan.core import nights
-from samverkan.privacy import personnummer
 from samverkan.core.arrowops import distinct_rows
 from samverkan.core.contracts import Column, Contract, category_kinds, common_model
+from samverkan.privacy import personnummer
 from samverkan.privacy.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
 
 LOCAL_TZ = nights.HUB_TIMEZONE
@@ -121,12 +121,16 @@ def person_fields(contract: Contract) -> dict[str, str]:
     if not spec:
         return {}
     prefix = "" if spec["from"] == "rows" else f"{spec['from']}."
-    flags = {prefix + spec[key]: flag for key, flag in (("person", "invalid_identifier"), ("age", "invalid_age"),
-                                                        ("gender", "invalid_gender")) if spec.get(key)}
+    flags = {
+        prefix + spec[key]: flag
+        for key, flag in (("person", "invalid_identifier"), ("age", "invalid_age"), ("gender", "invalid_gender"))
+        if spec.get(key)
+    }
     if "column" in spec["role"]:
         flags[prefix + spec["role"]["column"]] = "invalid_role"
     flags.update({c.name: "invalid_name" for c in contract.columns if (c.personal or {}).get("name_order")})
     return flags
+
 
 OBSERVATIONS_SCHEMA = pa.schema(
     [
@@ -148,8 +152,9 @@ SCHEMAS = {"incidents": INCIDENTS_SCHEMA, "involvements": INVOLVEMENTS_SCHEMA, "
 # with the hub's key before publication, in a domain of their own (no person domain is named
 # this); the way back, for corrections, is a private table (``incident_id_map``).
 INCIDENT_ID_DOMAIN = "incident_id"
-INCIDENT_IDS_SCHEMA = pa.schema([("incident_id", pa.string()), ("source", SOURCE_TYPE),
-                                 ("partner_incident_id", pa.string())])
+INCIDENT_IDS_SCHEMA = pa.schema(
+    [("incident_id", pa.string()), ("source", SOURCE_TYPE), ("partner_incident_id", pa.string())]
+)
 
 
 # --- typed values from raw text ---------------------------------------------------------
@@ -324,8 +329,11 @@ class FeedModel:
         if len(first) > 0.8 * len(texts):
             return scrub_text(texts, names=names or None, extra_values=extras or None)
         pick = pa.array(first, pa.int64())
-        scrubbed = scrub_text(pc.take(texts, pick), names=[pc.take(a, pick) for a in names] or None,
-                              extra_values=[pc.take(a, pick) for a in extras] or None)
+        scrubbed = scrub_text(
+            pc.take(texts, pick),
+            names=[pc.take(a, pick) for a in names] or None,
+            extra_values=[pc.take(a, pick) for a in extras] or None,
+        )
         return pc.take(scrubbed, pa.array(inverse, pa.int64()))
 
     # datasets ---------------------------------------------------------------------------
@@ -352,13 +360,26 @@ class FeedModel:
         n = table.num_rows
         start_utc, end_utc = self._slot(table, spec["slot_start"], spec["slot_end"], n)
         place = self._generalised(table, spec["place"], n, pa.string())
-        common = {"source": constant(self.contract.id, n), "source_file": constant(self.source_file, n),
-                  "slot_start_utc": start_utc, "slot_start_local": utc_to_local(start_utc),
-                  "slot_end_local": utc_to_local(end_utc), "place": place, "area": area_of(place)}
-        parts = [pa.Table.from_pydict({**common, "measure": constant(measure, n),
-                                       "count": parse_integer(table.column(column).combine_chunks()).cast(pa.int32())},
-                                      schema=OBSERVATIONS_SCHEMA)
-                 for column, measure in spec["counts"].items()]
+        common = {
+            "source": constant(self.contract.id, n),
+            "source_file": constant(self.source_file, n),
+            "slot_start_utc": start_utc,
+            "slot_start_local": utc_to_local(start_utc),
+            "slot_end_local": utc_to_local(end_utc),
+            "place": place,
+            "area": area_of(place),
+        }
+        parts = [
+            pa.Table.from_pydict(
+                {
+                    **common,
+                    "measure": constant(measure, n),
+                    "count": parse_integer(table.column(column).combine_chunks()).cast(pa.int32()),
+                },
+                schema=OBSERVATIONS_SCHEMA,
+            )
+            for column, measure in spec["counts"].items()
+        ]
         counted = pa.concat_tables(parts)
         return counted.filter(pc.is_valid(counted.column("count")))
 
@@ -419,8 +440,11 @@ class FeedModel:
         hashes = np.fromiter((hash(v) for v in encoded.dictionary.to_pylist()), np.int64, len(encoded.dictionary))
         seen = self._seen_hashes
         at = np.searchsorted(seen, hashes)
-        known = (at < len(seen)) & (seen[np.minimum(at, max(len(seen) - 1, 0))] == hashes) if len(seen) else \
-            np.zeros(len(hashes), bool)
+        known = (
+            (at < len(seen)) & (seen[np.minimum(at, max(len(seen) - 1, 0))] == hashes)
+            if len(seen)
+            else np.zeros(len(hashes), bool)
+        )
         valued = index >= 0
         mask[valued] &= ~known[index[valued]]
         if self._seen_null:
@@ -439,9 +463,14 @@ class FeedModel:
         """Private: partner key ↔ published id, one row per incident key of the batch."""
         keys = pc.unique(table.column(self.contract.model["incident"]["key"]).combine_chunks())
         keys = keys.filter(pc.is_valid(keys))
-        return pa.Table.from_pydict({"incident_id": self._published_ids(keys),
-                                     "source": constant(self.contract.id, len(keys)),
-                                     "partner_incident_id": keys}, schema=INCIDENT_IDS_SCHEMA)
+        return pa.Table.from_pydict(
+            {
+                "incident_id": self._published_ids(keys),
+                "source": constant(self.contract.id, len(keys)),
+                "partner_incident_id": keys,
+            },
+            schema=INCIDENT_IDS_SCHEMA,
+        )
 
     def involvements(self, table: pa.Table) -> pa.Table:
         spec = self.contract.model["involvements"]

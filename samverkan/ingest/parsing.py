@@ -29,9 +29,10 @@ import json
 import logging
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -159,12 +160,19 @@ class _Bounded(io.RawIOBase):
         limits = self._limits
         if self.total > limits.max_decompressed_bytes:
             what = "decompresses to" if self._compressed else "holds"
-            raise LimitExceeded(f"file {what} more than {limits.max_decompressed_bytes} bytes, the contract's "
-                                "limit (limits.max_decompressed_bytes); refused whole")
-        if (self._compressed and self.total > RATIO_FLOOR_BYTES
-                and self.total > limits.max_compression_ratio * self._stored):
-            raise LimitExceeded(f"file expands more than {limits.max_compression_ratio:g} times when decompressed "
-                                "(limits.max_compression_ratio): refused whole as a possible decompression bomb")
+            raise LimitExceeded(
+                f"file {what} more than {limits.max_decompressed_bytes} bytes, the contract's "
+                "limit (limits.max_decompressed_bytes); refused whole"
+            )
+        if (
+            self._compressed
+            and self.total > RATIO_FLOOR_BYTES
+            and self.total > limits.max_compression_ratio * self._stored
+        ):
+            raise LimitExceeded(
+                f"file expands more than {limits.max_compression_ratio:g} times when decompressed "
+                "(limits.max_compression_ratio): refused whole as a possible decompression bomb"
+            )
 
     def close(self) -> None:
         self._inner.close()
@@ -229,9 +237,11 @@ class _GuardedText:
 
 
 def _too_long(contract: Contract, record: int) -> LimitExceeded:
-    return LimitExceeded(f"record {record} is longer than {contract.limits.max_line_bytes} bytes, the contract's "
-                         "limit (limits.max_line_bytes); the records after it cannot be found, so the file is "
-                         "refused whole")
+    return LimitExceeded(
+        f"record {record} is longer than {contract.limits.max_line_bytes} bytes, the contract's "
+        "limit (limits.max_line_bytes); the records after it cannot be found, so the file is "
+        "refused whole"
+    )
 
 
 def kept_raw(text: str) -> str:
@@ -303,11 +313,15 @@ def _check_header(contract: Contract, header: list[str], info: FileInfo) -> list
                 missing.append(c.source)
     if missing:
         hint = "" if known & set(clean) else " (no contract column in the first line: was the header row left out?)"
-        raise FileRejected(f"missing required column(s) {', '.join(missing)}{hint}",
-                           detail=f"header was: {', '.join(clean) or '(empty)'}")
+        raise FileRejected(
+            f"missing required column(s) {', '.join(missing)}{hint}",
+            detail=f"header was: {', '.join(clean) or '(empty)'}",
+        )
     if len(set(clean)) != len(clean):
-        raise FileRejected(f"{len(clean) - len(set(clean))} duplicate column name(s) in the header",
-                           detail=f"header was: {', '.join(clean)}")
+        raise FileRejected(
+            f"{len(clean) - len(set(clean))} duplicate column name(s) in the header",
+            detail=f"header was: {', '.join(clean)}",
+        )
     return positions
 
 
@@ -327,8 +341,9 @@ def _csv_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo
     yield from _python_csv_batches(contract, path, batch_rows, info, skip=delivered)
 
 
-def _python_csv_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo, *,
-                        skip: int = 0) -> Iterator[Batch]:
+def _python_csv_batches(
+    contract: Contract, path: Path, batch_rows: int, info: FileInfo, *, skip: int = 0
+) -> Iterator[Batch]:
     fmt = contract.format
     csv.field_size_limit(MAX_FIELD_BYTES)
     with _open_binary(contract, path) as raw:
@@ -365,7 +380,9 @@ def _csv_records(contract, reader, text: _GuardedText, positions, width, batch_r
             continue  # a blank line carries no record
         info.records += 1
         if len(fields) != width:
-            bad.append(BadRecord(info.records, f"expected {width} fields, found {len(fields)}", kept_raw(fmt_raw(fields))))
+            bad.append(
+                BadRecord(info.records, f"expected {width} fields, found {len(fields)}", kept_raw(fmt_raw(fields)))
+            )
         else:
             rows.append(info.records)
             for values, pos in zip(columns, positions):
@@ -392,6 +409,7 @@ def _skip_records(reader, skip: int, width: int, info: FileInfo, text: _GuardedT
 
 
 # --- CSV, fast path ----------------------------------------------------------------------
+
 
 class _NotPlain(Exception):
     """Arrow's reader met something where it could differ from the csv module; hand over."""
@@ -530,10 +548,19 @@ def _arrow_csv_batches(contract: Contract, path: Path, batch_rows: int, info: Fi
         reader = pcsv.open_csv(
             _arrow_source(contract, path),
             read_options=pcsv.ReadOptions(block_size=ARROW_BLOCK_BYTES, use_threads=True, column_names=names),
-            parse_options=pcsv.ParseOptions(delimiter=fmt["delimiter"], quote_char=fmt["quotechar"], double_quote=True,
-                                            escape_char=False, newlines_in_values=True, ignore_empty_lines=True),
-            convert_options=pcsv.ConvertOptions(column_types={n: pa.binary() for n in names},
-                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+            parse_options=pcsv.ParseOptions(
+                delimiter=fmt["delimiter"],
+                quote_char=fmt["quotechar"],
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.binary() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except Exception as exc:
         raise _NotPlain(f"open: {type(exc).__name__}") from None
@@ -682,8 +709,13 @@ def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileIn
             for line in _lines(raw, limit):
                 if not isinstance(line, bytes):
                     info.records += 1
-                    bad.append(BadRecord(info.records, f"line longer than {limit} bytes (limits.max_line_bytes)",
-                                         "(too long to keep)"))
+                    bad.append(
+                        BadRecord(
+                            info.records,
+                            f"line longer than {limit} bytes (limits.max_line_bytes)",
+                            "(too long to keep)",
+                        )
+                    )
                     continue
                 held += len(line)
                 stripped = line.strip()
@@ -697,11 +729,19 @@ def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileIn
                         raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
                     record = json_record(obj)
                 except UnicodeDecodeError:
-                    bad.append(BadRecord(info.records, f"line is not valid {encoding}",
-                                         kept_raw(stripped[:MAX_RAW_KEPT * 4].decode(encoding, "replace"))))
+                    bad.append(
+                        BadRecord(
+                            info.records,
+                            f"line is not valid {encoding}",
+                            kept_raw(stripped[: MAX_RAW_KEPT * 4].decode(encoding, "replace")),
+                        )
+                    )
                 except json.JSONDecodeError as exc:
-                    bad.append(BadRecord(info.records, f"line is not valid JSON ({exc.msg} at column {exc.colno})",
-                                         kept_raw(text)))
+                    bad.append(
+                        BadRecord(
+                            info.records, f"line is not valid JSON ({exc.msg} at column {exc.colno})", kept_raw(text)
+                        )
+                    )
                 except _RecordError as exc:
                     bad.append(BadRecord(info.records, str(exc), kept_raw(text)))
                 else:

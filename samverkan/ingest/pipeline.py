@@ -23,19 +23,39 @@ import pyarrow.compute as pc
 
 from samverkan.connectors.completeness import Observation, observe, select_complete
 from samverkan.connectors.sftp import RemoteFile, SFTPConnector
-from samverkan.quality import receipts
-from samverkan.quality import reports
 from samverkan.core.contracts import Contract
 from samverkan.core.ledger import Ledger
-from samverkan.ingest import duplicates
-from samverkan.ingest.model import (INCIDENT_IDS_SCHEMA, PERSON_FLAG, SOURCE_TYPE, FeedModel, normalised,
-                                    person_fields, with_personnummer)
-from samverkan.ingest.parsing import (ROW, Batch, FileInfo, FileRejected, LimitExceeded, count_records,
-                                      public_column_names, read_batches)
-from samverkan.privacy.pseudonymise import Pseudonymiser
-from samverkan.core.publishing import (SCHEMA_VERSION, StagedParquet, manifest_name, partition_file, sweep_staging,
-                                  write_json_atomic)
+from samverkan.core.publishing import (
+    SCHEMA_VERSION,
+    StagedParquet,
+    manifest_name,
+    partition_file,
+    sweep_staging,
+    write_json_atomic,
+)
 from samverkan.core.settings import Paths
+from samverkan.ingest import duplicates
+from samverkan.ingest.model import (
+    INCIDENT_IDS_SCHEMA,
+    PERSON_FLAG,
+    SOURCE_TYPE,
+    FeedModel,
+    normalised,
+    person_fields,
+    with_personnummer,
+)
+from samverkan.ingest.parsing import (
+    ROW,
+    Batch,
+    FileInfo,
+    FileRejected,
+    LimitExceeded,
+    count_records,
+    public_column_names,
+    read_batches,
+)
+from samverkan.privacy.pseudonymise import Pseudonymiser
+from samverkan.quality import receipts, reports
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +115,9 @@ def discover(
     selection = _select(contract, connector, ledger, window, now(), rule)
     waiting = [p for p in selection.pending if rule["rule"] == "quiet_period"]
     if waiting and rule["seconds"] <= MAX_INLINE_QUIET_WAIT:
-        log.info("%s: %d file(s) still settling; waiting the %ss quiet period", contract.id, len(waiting), rule["seconds"])
+        log.info(
+            "%s: %d file(s) still settling; waiting the %ss quiet period", contract.id, len(waiting), rule["seconds"]
+        )
         sleep(rule["seconds"])
         selection = _select(contract, connector, ledger, window, now(), rule)
     for remote, why in selection.pending:
@@ -105,8 +127,14 @@ def discover(
         again = reprocess and contract.night_of(remote.name) == run_night
         if not again and ledger.is_settled(contract.id, remote.name, remote.size, remote.mtime):
             continue
-        found.append({"name": remote.name, "size": remote.size, "mtime": remote.mtime,
-                      "night": contract.night_of(remote.name).isoformat()})
+        found.append(
+            {
+                "name": remote.name,
+                "size": remote.size,
+                "mtime": remote.mtime,
+                "night": contract.night_of(remote.name).isoformat(),
+            }
+        )
     log.info("%s: %d new complete file(s) for nights %s..%s", contract.id, len(found), min(window), max(window))
     if on_missing is not None and not _night_arrived(contract, ledger, selection.complete, run_night):
         on_missing(run_night)
@@ -120,8 +148,9 @@ def _night_arrived(contract: Contract, ledger: Ledger, complete: list[RemoteFile
     return any(e.night == night.isoformat() for e in ledger.entries(contract.id))
 
 
-def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window: set[date], now: float,
-            rule: dict[str, Any]):
+def _select(
+    contract: Contract, connector: SFTPConnector, ledger: Ledger, window: set[date], now: float, rule: dict[str, Any]
+):
     listing = connector.list(contract.directory)
     in_window = []
     for f in listing:
@@ -145,8 +174,14 @@ def _select(contract: Contract, connector: SFTPConnector, ledger: Ledger, window
 
 
 def fetch(
-    contract: Contract, connector: SFTPConnector, ledger: Ledger, paths: Paths, candidate: dict[str, Any], run_id: str | None,
-    *, reprocess: bool = False,
+    contract: Contract,
+    connector: SFTPConnector,
+    ledger: Ledger,
+    paths: Paths,
+    candidate: dict[str, Any],
+    run_id: str | None,
+    *,
+    reprocess: bool = False,
 ) -> dict[str, Any]:
     """Land one file and decide whether its content is new (``reprocess``: process it even if not)."""
     name, night = candidate["name"], candidate["night"]
@@ -158,13 +193,23 @@ def fetch(
     remote_path = f"{contract.directory.rstrip('/')}/{name}"
     download = connector.download(remote_path, target)
     entry_id = ledger.record_landed(contract.id, name, night, download.size, download.mtime, download.sha256, run_id)
-    landed = {"entry_id": entry_id, "name": name, "night": night, "path": str(target),
-              "sha256": download.sha256, "size": download.size, "action": "process"}
+    landed = {
+        "entry_id": entry_id,
+        "name": name,
+        "night": night,
+        "path": str(target),
+        "sha256": download.sha256,
+        "size": download.size,
+        "action": "process",
+    }
     known = None if reprocess else ledger.known_content(contract.id, download.sha256)
     if known is not None:
         status = "unchanged" if known.name == name else "duplicate"
-        reason = (f"same content as {known.name} (night {known.night}), already {known.status}"
-                  if status == "duplicate" else "same content as already received; only the timestamp changed")
+        reason = (
+            f"same content as {known.name} (night {known.night}), already {known.status}"
+            if status == "duplicate"
+            else "same content as already received; only the timestamp changed"
+        )
         ledger.settle(entry_id, status, reason)
         target.unlink(missing_ok=True)
         landed.update(action="skip", status=status, reason=reason)
@@ -203,9 +248,13 @@ class FileResult:
     data_docs: str | None = None  # the night's Data Docs page, relative to the Airflow UI
 
     def balance_line(self) -> str:
-        held = f"; {self.rows_held_for_correction} published held for correction" if self.rows_held_for_correction else ""
-        return (f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}"
-                f" + quarantined {self.rows_quarantined} ({self.status}){held}")
+        held = (
+            f"; {self.rows_held_for_correction} published held for correction" if self.rows_held_for_correction else ""
+        )
+        return (
+            f"{self.feed}/{self.name}: received {self.rows_received} = published {self.rows_published}"
+            f" + quarantined {self.rows_quarantined} ({self.status}){held}"
+        )
 
 
 def _int_text(raw: pa.Array) -> pa.Array:
@@ -269,20 +318,47 @@ class _FileRun:
         self.suites = suites
         self.night = date.fromisoformat(landed["night"])
         self.model = FeedModel(contract, pseudonymiser, self.night, landed["name"])
-        meta = {"samverkan.schema_version": str(SCHEMA_VERSION), "samverkan.contract_version": str(contract.version),
-                "samverkan.source_sha256": landed["sha256"], "samverkan.run_id": run_id or ""}
+        meta = {
+            "samverkan.schema_version": str(SCHEMA_VERSION),
+            "samverkan.contract_version": str(contract.version),
+            "samverkan.source_sha256": landed["sha256"],
+            "samverkan.run_id": run_id or "",
+        }
         # One staged file per dataset of the feed's kind (incident-only: no involvements file).
-        self.published = {name: (StagedParquet(partition_file(paths.dataset(name), landed["night"], contract.id,
-                                                              landed["name"]), schema, paths.staging, meta), make)
-                          for name, (schema, make) in self.model.outputs().items()}
+        self.published = {
+            name: (
+                StagedParquet(
+                    partition_file(paths.dataset(name), landed["night"], contract.id, landed["name"]),
+                    schema,
+                    paths.staging,
+                    meta,
+                ),
+                make,
+            )
+            for name, (schema, make) in self.model.outputs().items()
+        }
         self.quarantine = StagedParquet(
             partition_file(paths.quarantine_rows(contract.id), landed["night"], contract.id, landed["name"]),
-            QUARANTINE_SCHEMA, paths.staging, meta)
+            QUARANTINE_SCHEMA,
+            paths.staging,
+            meta,
+        )
         # Private: from a published (keyed) incident id back to the partner's key, for corrections.
-        self.private = {"incident_ids": (StagedParquet(partition_file(paths.incident_ids, landed["night"], contract.id,
-                                                                      landed["name"]), INCIDENT_IDS_SCHEMA,
-                                                       paths.staging, meta), self.model.incident_id_map)
-                        } if "incidents" in contract.datasets else {}
+        self.private = (
+            {
+                "incident_ids": (
+                    StagedParquet(
+                        partition_file(paths.incident_ids, landed["night"], contract.id, landed["name"]),
+                        INCIDENT_IDS_SCHEMA,
+                        paths.staging,
+                        meta,
+                    ),
+                    self.model.incident_id_map,
+                )
+            }
+            if "incidents" in contract.datasets
+            else {}
+        )
         self.outcomes = []
         self.valid_rows = 0
         self.quarantined_rows = 0
@@ -308,8 +384,11 @@ class _FileRun:
         reasons: dict[str, str] = {}
         checked: dict[str, str | None] = {}  # label → the column(s) it checks
         for part, suite in self.suites.items():
-            frame = (check_frame(self.contract, table, self.night, arrow=True) if part == "rows"
-                     else array_check_frame(self.contract, table, part, arrow=True))
+            frame = (
+                check_frame(self.contract, table, self.night, arrow=True)
+                if part == "rows"
+                else array_check_frame(self.contract, table, part, arrow=True)
+            )
             if frame.num_rows == 0:
                 continue
             outcome = self.validator.validate_table(suite, frame)  # GE per distinct value, same verdicts
@@ -340,8 +419,9 @@ class _FileRun:
         if text:
             self.reason_texts.setdefault(reason, text)
 
-    def _quarantine_rows(self, failed: pa.Table, failures: dict[int, list[str]], reasons: dict[str, str],
-                         held: dict[int, set[str]]) -> None:
+    def _quarantine_rows(
+        self, failed: pa.Table, failures: dict[int, list[str]], reasons: dict[str, str], held: dict[int, set[str]]
+    ) -> None:
         """Failed records into the quarantine; those in ``held`` are published too, so they are
         counted apart (held for correction), not as quarantined."""
         sources = {c.name: c.source for c in self.contract.columns}
@@ -356,8 +436,15 @@ class _FileRun:
                 else:
                     self._count(label, row[ROW], reasons.get(label))
             raw = {sources[k]: v for k, v in row.items() if k in sources}  # the file's fields, nothing derived
-            records.append(self._quarantine_record(row[ROW], labels, "; ".join(reasons.get(lb, lb) for lb in labels),
-                                                   json.dumps(raw, ensure_ascii=False), held=row[ROW] in held))
+            records.append(
+                self._quarantine_record(
+                    row[ROW],
+                    labels,
+                    "; ".join(reasons.get(lb, lb) for lb in labels),
+                    json.dumps(raw, ensure_ascii=False),
+                    held=row[ROW] in held,
+                )
+            )
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.held_rows += sum(1 for r in records if r["held_for_correction"])
         self.quarantined_rows += sum(1 for r in records if not r["held_for_correction"])
@@ -368,9 +455,10 @@ class _FileRun:
         if not originals.any():
             return table
         is_repeat = pa.array(originals > 0)
-        records = [self._quarantine_record(row, [duplicates.LABEL], f"exact copy of record {first}, which was kept",
-                                           None)
-                   for row, first in zip(table.column(ROW).filter(is_repeat).to_pylist(), originals[originals > 0])]
+        records = [
+            self._quarantine_record(row, [duplicates.LABEL], f"exact copy of record {first}, which was kept", None)
+            for row, first in zip(table.column(ROW).filter(is_repeat).to_pylist(), originals[originals > 0])
+        ]
         for record in records:
             self._count(duplicates.LABEL, record["record"], duplicates.REASON)
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
@@ -403,8 +491,13 @@ class _FileRun:
             mask = pc.is_in(rows, value_set=pa.array([r for r, f in held.items() if name in f], pa.int64()))
             array, _, item = name.partition(".")
             at = table.column_names.index(array)
-            cleared = _clear_item_field(table.column(array).combine_chunks(), item, mask) if item else \
-                pc.if_else(mask, pa.scalar(None, table.schema.field(array).type), table.column(array).combine_chunks())
+            cleared = (
+                _clear_item_field(table.column(array).combine_chunks(), item, mask)
+                if item
+                else pc.if_else(
+                    mask, pa.scalar(None, table.schema.field(array).type), table.column(array).combine_chunks()
+                )
+            )
             table = table.set_column(at, table.schema.field(at), cleared)
         flags = {row: ",".join(sorted({self.person_fields[f] for f in fields})) for row, fields in held.items()}
         keys = pa.array(list(flags), pa.int64())
@@ -421,11 +514,20 @@ class _FileRun:
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.quarantined_rows += len(records)
 
-    def _quarantine_record(self, row: int, labels: list[str], reasons: str, raw: str | None, *,
-                           held: bool = False) -> dict[str, Any]:
-        return {"source": self.contract.id, "source_file": self.landed["name"], "sha256": self.landed["sha256"],
-                "night": self.landed["night"], "record": row, "failed_checks": labels, "reasons": reasons,
-                "raw_record": raw, "held_for_correction": held}
+    def _quarantine_record(
+        self, row: int, labels: list[str], reasons: str, raw: str | None, *, held: bool = False
+    ) -> dict[str, Any]:
+        return {
+            "source": self.contract.id,
+            "source_file": self.landed["name"],
+            "sha256": self.landed["sha256"],
+            "night": self.landed["night"],
+            "record": row,
+            "failed_checks": labels,
+            "reasons": reasons,
+            "raw_record": raw,
+            "held_for_correction": held,
+        }
 
 
 def process(
@@ -482,8 +584,14 @@ def process(
     if run.info.unexpected_columns:
         result.warnings.append(_unexpected_warning(result))
         log.warning("%s: %s: %s", contract.id, landed["name"], result.warnings[-1])
-    ledger.settle(landed["entry_id"], "published", None, received=result.rows_received,
-                  published=result.rows_published, quarantined=result.rows_quarantined)
+    ledger.settle(
+        landed["entry_id"],
+        "published",
+        None,
+        received=result.rows_received,
+        published=result.rows_published,
+        quarantined=result.rows_quarantined,
+    )
     log.info(result.balance_line())
     _report(contract, paths, result, run, run_id)
     return result
@@ -494,11 +602,14 @@ def _clear_item_field(lists: pa.Array, item: str, rows: pa.Array) -> pa.Array:
     (validation names the record, not the item, so all of the record's items lose that value)."""
     flat = pc.list_flatten(lists)
     in_row = pc.take(rows, pc.list_parent_indices(lists))
-    fields = [pc.if_else(in_row, pa.scalar(None, f.type), flat.field(f.name)) if f.name == item else flat.field(f.name)
-              for f in flat.type]
+    fields = [
+        pc.if_else(in_row, pa.scalar(None, f.type), flat.field(f.name)) if f.name == item else flat.field(f.name)
+        for f in flat.type
+    ]
     offsets = pc.subtract(lists.offsets, lists.offsets[0])
-    return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(fields, fields=list(flat.type)),
-                                    mask=lists.is_null())
+    return pa.ListArray.from_arrays(
+        offsets, pa.StructArray.from_arrays(fields, fields=list(flat.type)), mask=lists.is_null()
+    )
 
 
 def _as_rejection(exc: FileRejected | MemoryError) -> FileRejected:
@@ -506,16 +617,20 @@ def _as_rejection(exc: FileRejected | MemoryError) -> FileRejected:
     but a retry would meet it again, so the file is settled as rejected, never left ``landed``."""
     if isinstance(exc, FileRejected):
         return exc
-    return FileRejected("the file could not be processed within the memory this worker has; refused whole "
-                        "(an engineer can re-process it)")
+    return FileRejected(
+        "the file could not be processed within the memory this worker has; refused whole "
+        "(an engineer can re-process it)"
+    )
 
 
 def _check_columns(contract: Contract, run: _FileRun) -> None:
     """A column the contract does not know is a warning unless the contract says to refuse it."""
     if run.info.unexpected_columns and contract.unexpected_columns_policy == "reject":
-        raise FileRejected(f"{len(run.info.unexpected_columns)} column(s) not in the contract "
-                           "(this feed's contract refuses unannounced columns)",
-                           detail=f"columns: {', '.join(run.info.unexpected_columns)}")
+        raise FileRejected(
+            f"{len(run.info.unexpected_columns)} column(s) not in the contract "
+            "(this feed's contract refuses unannounced columns)",
+            detail=f"columns: {', '.join(run.info.unexpected_columns)}",
+        )
 
 
 def _unexpected_warning(result: FileResult) -> str:
@@ -538,12 +653,25 @@ def _missing_columns(contract: Contract, run: _FileRun) -> list[str]:
 def _report(contract: Contract, paths: Paths, result: FileResult, run: _FileRun, run_id: str | None) -> None:
     """The file's masked validation record (for Data Docs) and its receipt, both value-free."""
     file = {**asdict(result), "run_id": run_id}
-    record = reports.file_validation(contract, run.suites, file, result.expectations, run.samples.to_dict(),
-                                     missing_columns=_missing_columns(contract, run))
+    record = reports.file_validation(
+        contract,
+        run.suites,
+        file,
+        result.expectations,
+        run.samples.to_dict(),
+        missing_columns=_missing_columns(contract, run),
+    )
     reports.store_file_validation(paths.root, record)
     result.data_docs = reports.data_docs_url(contract.id, result.night)
-    receipt = receipts.build(contract, file, reasons=run.reason_texts, rows_by_check=run.rows_by_check,
-                             held_by_check=run.held_by_check, warnings=result.warnings, run_id=run_id)
+    receipt = receipts.build(
+        contract,
+        file,
+        reasons=run.reason_texts,
+        rows_by_check=run.rows_by_check,
+        held_by_check=run.held_by_check,
+        warnings=result.warnings,
+        run_id=run_id,
+    )
     result.receipt = str(receipts.store(paths.root, receipt))
 
 
@@ -559,13 +687,16 @@ def _check_threshold(contract: Contract, run: _FileRun) -> None:
 
 def _check_balance(result: FileResult) -> None:
     """Received = published + quarantined; a record held for correction is one of the published."""
-    if (result.rows_published + result.rows_quarantined != result.rows_received
-            or not 0 <= result.rows_held_for_correction <= result.rows_published):
+    if (
+        result.rows_published + result.rows_quarantined != result.rows_received
+        or not 0 <= result.rows_held_for_correction <= result.rows_published
+    ):
         raise RuntimeError(f"row accounting broken: {result.balance_line()}")
 
 
-def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, run: _FileRun,
-            exc: FileRejected) -> FileResult:
+def _reject(
+    contract, landed, paths: Paths, ledger: Ledger, result: FileResult, run: _FileRun, exc: FileRejected
+) -> FileResult:
     """Quarantine the whole file. Only the public reason and counts leave the private zone: a
     rejected file's header cells may be a person's record, so not even their names are shown."""
     target = paths.quarantine_files(contract.id) / landed["night"] / landed["name"]
@@ -585,11 +716,26 @@ def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, 
         result.expectations = outcome_to_records(combine(run.outcomes), contract.id, landed["night"], landed["name"])
     missing = _missing_columns(contract, run)
     if missing:
-        result.expectations = [{"feed": contract.id, "night": landed["night"], "file": landed["name"],
-                                "expectation": reports.TABLE_COLUMNS, "column": None, "success": False,
-                                "element_count": 0, "unexpected_count": len(missing)}]
-    ledger.settle(landed["entry_id"], "rejected", exc.private_text, received=result.rows_received, published=0,
-                  quarantined=result.rows_quarantined)
+        result.expectations = [
+            {
+                "feed": contract.id,
+                "night": landed["night"],
+                "file": landed["name"],
+                "expectation": reports.TABLE_COLUMNS,
+                "column": None,
+                "success": False,
+                "element_count": 0,
+                "unexpected_count": len(missing),
+            }
+        ]
+    ledger.settle(
+        landed["entry_id"],
+        "rejected",
+        exc.private_text,
+        received=result.rows_received,
+        published=0,
+        quarantined=result.rows_quarantined,
+    )
     log.warning("%s: %s rejected whole: %s", contract.id, landed["name"], result.reason)
     log.info(result.balance_line())
     return result
@@ -598,8 +744,14 @@ def _reject(contract, landed, paths: Paths, ledger: Ledger, result: FileResult, 
 # --- summarise ----------------------------------------------------------------------------
 
 
-def summarise(contract: Contract, paths: Paths, results: list[dict[str, Any]], skipped: list[dict[str, Any]],
-              run_id: str, run_night: str) -> dict[str, Any]:
+def summarise(
+    contract: Contract,
+    paths: Paths,
+    results: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    run_id: str,
+    run_night: str,
+) -> dict[str, Any]:
     """The run's manifest: what came in, what was published, what was held back, and why."""
     manifest = {
         "feed": contract.id,
@@ -609,12 +761,20 @@ def summarise(contract: Contract, paths: Paths, results: list[dict[str, Any]], s
         "run_night": run_night,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "files": results,
-        "not_processed": [{k: s[k] for k in ("name", "night", "sha256", "status", "reason") if k in s} for s in skipped],
+        "not_processed": [
+            {k: s[k] for k in ("name", "night", "sha256", "status", "reason") if k in s} for s in skipped
+        ],
         "totals": {
             key: sum(r.get(key, 0) for r in results)
-            for key in ("rows_received", "rows_published", "rows_quarantined", "rows_held_for_correction", "incidents",
-                        "involvements",
-                        "observations")
+            for key in (
+                "rows_received",
+                "rows_published",
+                "rows_quarantined",
+                "rows_held_for_correction",
+                "incidents",
+                "involvements",
+                "observations",
+            )
         },
     }
     manifest["data_docs"] = _data_docs(contract, paths, results, run_id)
@@ -622,8 +782,16 @@ def summarise(contract: Contract, paths: Paths, results: list[dict[str, Any]], s
     manifest["expectation_outcomes"] = str(outcomes.relative_to(paths.root)) if outcomes else None
     path = write_json_atomic(paths.manifests(contract.id) / manifest_name(run_id), manifest)
     t = manifest["totals"]
-    log.info("%s run %s: %d file(s); received %d = published %d + quarantined %d; manifest %s", contract.id, run_id,
-             len(results), t["rows_received"], t["rows_published"], t["rows_quarantined"], path)
+    log.info(
+        "%s run %s: %d file(s); received %d = published %d + quarantined %d; manifest %s",
+        contract.id,
+        run_id,
+        len(results),
+        t["rows_received"],
+        t["rows_published"],
+        t["rows_quarantined"],
+        path,
+    )
     return manifest
 
 

@@ -34,10 +34,14 @@ def _verify(args: argparse.Namespace) -> int:
     from samverkan.sharing.register import Register
 
     anchors = [json.loads(Path(r).read_text(encoding="utf-8"))["register_event"] for r in args.anchor]
-    problems = verify_delivery(args.delivery, args.allowed_signers, anchors,
-                               Register(args.register) if args.register else None)
-    print("\n".join(problems) if problems else f"{args.delivery}: verified (signature, files, receipt, "
-                                                 f"{len(anchors)} anchor(s))")
+    problems = verify_delivery(
+        args.delivery, args.allowed_signers, anchors, Register(args.register) if args.register else None
+    )
+    print(
+        "\n".join(problems)
+        if problems
+        else f"{args.delivery}: verified (signature, files, receipt, {len(anchors)} anchor(s))"
+    )
     return 1 if problems else 0
 
 

@@ -88,7 +88,9 @@ class AirflowAPI:
         self.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     def trigger(self, dag_id: str, logical_date: datetime, conf: dict[str, Any] | None = None) -> str:
-        run = self.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date.isoformat(), "conf": conf or {}})
+        run = self.post(
+            f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date.isoformat(), "conf": conf or {}}
+        )
         return run["dag_run_id"]
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
@@ -101,17 +103,34 @@ class AirflowAPI:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
         return self.get(path, limit=500)["task_instances"]
 
-    def create_backfill(self, dag_id: str, from_date: datetime, to_date: datetime, *, max_active_runs: int,
-                        reprocess_behavior: str = "none") -> dict[str, Any]:
-        return self.post("/api/v2/backfills", {
-            "dag_id": dag_id, "from_date": from_date.isoformat(), "to_date": to_date.isoformat(),
-            "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": reprocess_behavior,
-            "max_active_runs": max_active_runs})
+    def create_backfill(
+        self,
+        dag_id: str,
+        from_date: datetime,
+        to_date: datetime,
+        *,
+        max_active_runs: int,
+        reprocess_behavior: str = "none",
+    ) -> dict[str, Any]:
+        return self.post(
+            "/api/v2/backfills",
+            {
+                "dag_id": dag_id,
+                "from_date": from_date.isoformat(),
+                "to_date": to_date.isoformat(),
+                "run_backwards": False,
+                "dag_run_conf": {},
+                "reprocess_behavior": reprocess_behavior,
+                "max_active_runs": max_active_runs,
+            },
+        )
 
     def backfill(self, backfill_id: int) -> dict[str, Any]:
         return self.get(f"/api/v2/backfills/{backfill_id}")
 
-    def wait_for_runs(self, runs: list[tuple[str, str]], timeout: float, poll: float = 3.0) -> dict[tuple[str, str], str]:
+    def wait_for_runs(
+        self, runs: list[tuple[str, str]], timeout: float, poll: float = 3.0
+    ) -> dict[tuple[str, str], str]:
         """Wait until every (dag_id, run_id) is finished; returns their states."""
         deadline = time.monotonic() + timeout
         states: dict[tuple[str, str], str] = {}
@@ -135,4 +154,3 @@ def worker_hostname() -> str:
     same one as its ``--celery-hostname``) so the task instances say which worker ran them.
     """
     return os.environ.get(WORKER_NAME_ENV) or socket.getfqdn()
-

@@ -21,11 +21,13 @@ import re
 import secrets
 import sys
 import time as clock
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
 from samverkan.core import nights
 from samverkan.core.fsutil import restrict_umask
 from samverkan.core.settings import CONFIG_ROOT
@@ -43,8 +45,10 @@ FEED_ID = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 def _password(args: argparse.Namespace) -> str:
     path = args.password_file or os.environ.get(API_PASSWORD_FILE_ENV)
     if not path:
-        raise SystemExit(f"give --password-file (or {API_PASSWORD_FILE_ENV}): a file holding the API user's password, "
-                         "or Airflow's simple_auth_manager_passwords.json")
+        raise SystemExit(
+            f"give --password-file (or {API_PASSWORD_FILE_ENV}): a file holding the API user's password, "
+            "or Airflow's simple_auth_manager_passwords.json"
+        )
     text = Path(path).read_text(encoding="utf-8").strip()
     if text.startswith("{"):  # the simple auth manager's own file
         return json.loads(text)[args.user]
@@ -68,17 +72,23 @@ def backfill(args: argparse.Namespace) -> int:
                 api.unpause(dag_id)
                 print(f"unpaused {dag_id}")
             else:
-                print(f"warning: {dag_id} is paused; its backfill runs wait until it is unpaused (or use --unpause)",
-                      file=sys.stderr)
+                print(
+                    f"warning: {dag_id} is paused; its backfill runs wait until it is unpaused (or use --unpause)",
+                    file=sys.stderr,
+                )
     count = (args.last - args.first).days + 1
     created = []
     for feed in feeds:
         dag_id = f"samverkan_{feed}"
-        b = api.create_backfill(dag_id, start, end, max_active_runs=args.max_active_runs,
-                                reprocess_behavior=args.reprocess)
+        b = api.create_backfill(
+            dag_id, start, end, max_active_runs=args.max_active_runs, reprocess_behavior=args.reprocess
+        )
         created.append(b)
-        print(f"backfill {b['id']}: {dag_id}, nights {args.first}..{args.last} ({count}), "
-              f"{args.max_active_runs} run(s) at a time", flush=True)
+        print(
+            f"backfill {b['id']}: {dag_id}, nights {args.first}..{args.last} ({count}), "
+            f"{args.max_active_runs} run(s) at a time",
+            flush=True,
+        )
     if not args.wait:
         return 0
     deadline = clock.monotonic() + args.timeout
@@ -86,8 +96,12 @@ def backfill(args: argparse.Namespace) -> int:
         states: dict[str, list[str]] = {}
         done = True
         for b in created:
-            runs = [r for r in api.runs(b["dag_id"]) if r.get("run_type") == "backfill"
-                    and start <= datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00")) <= end]
+            runs = [
+                r
+                for r in api.runs(b["dag_id"])
+                if r.get("run_type") == "backfill"
+                and start <= datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00")) <= end
+            ]
             states[b["dag_id"]] = [r["state"] for r in runs]
             finished = api.backfill(b["id"]).get("completed_at") is not None
             if not finished or any(s not in TERMINAL_RUN_STATES for s in states[b["dag_id"]]):
@@ -138,7 +152,7 @@ def rotate_key(secret_file: Path, *, keep_previous: bool = False, now: datetime 
     ``<secret_file>.rotations``.
     """
     secret_file = Path(secret_file)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     old = secret_file.read_text(encoding="utf-8").strip() if secret_file.exists() else None
     old_fp = key_fingerprint(old) if old else None
     new = secrets.token_hex(32)
@@ -152,8 +166,10 @@ def rotate_key(secret_file: Path, *, keep_previous: bool = False, now: datetime 
     new_fp = key_fingerprint(new)
     log = secret_file.with_name(f"{secret_file.name}.rotations")
     with log.open("a", encoding="utf-8") as f:
-        f.write(f"{now.isoformat(timespec='seconds')} rotated {old_fp or '(none)'} -> {new_fp}"
-                f"{' (previous kept)' if kept else ''}\n")
+        f.write(
+            f"{now.isoformat(timespec='seconds')} rotated {old_fp or '(none)'} -> {new_fp}"
+            f"{' (previous kept)' if kept else ''}\n"
+        )
     return Rotation(secret_file, old_fp, new_fp, kept)
 
 
@@ -179,7 +195,9 @@ def rotate_key_command(args: argparse.Namespace) -> int:
     elif args.secret_file:
         secret_file = Path(args.secret_file)
     else:
-        raise SystemExit("give --secrets-dir (Compose, deploy/secrets) or --secret-file (e.g. var/demo/keys/pseudonym_secret)")
+        raise SystemExit(
+            "give --secrets-dir (Compose, deploy/secrets) or --secret-file (e.g. var/demo/keys/pseudonym_secret)"
+        )
     if not secret_file.exists() and not args.init:
         raise SystemExit(f"{secret_file} does not exist (use --init to create a first key)")
     rotation = rotate_key(secret_file, keep_previous=args.keep_previous)
@@ -190,8 +208,10 @@ def rotate_key_command(args: argparse.Namespace) -> int:
         from samverkan.ops.secrets import write_compose_secrets
 
         write_compose_secrets(Path(args.secrets_dir))
-        print(f"rewrote {Path(args.secrets_dir) / 'airflow-secrets.env'}: restart the workers "
-              "(docker compose up -d) so new runs use the new key")
+        print(
+            f"rewrote {Path(args.secrets_dir) / 'airflow-secrets.env'}: restart the workers "
+            "(docker compose up -d) so new runs use the new key"
+        )
     print("published nights keep their old pseudonyms; nights processed from now on cannot be joined to them by person")
     return 0
 
@@ -301,15 +321,22 @@ class NewPartner:
     connection_id: str
 
 
-def contract_text(feed_id: str, name: str, *, directory: str | None = None, cron: str = "10 7 * * *",
-                  path_hint: str | None = None) -> str:
+def contract_text(
+    feed_id: str, name: str, *, directory: str | None = None, cron: str = "10 7 * * *", path_hint: str | None = None
+) -> str:
     if not FEED_ID.match(feed_id):
         raise ValueError(f"feed id {feed_id!r}: lower-case letters, digits and _ (2-31 characters, a letter first)")
     if not name.strip() or any(c in name for c in "\n:#{}[]'\""):
         raise ValueError("partner name: one line, without : # { } [ ] or quotes")
-    return CONTRACT_TEMPLATE.format(id=feed_id, name=name.strip(), title=f"{name.strip()} — nightly incidents",
-                                    directory=directory or f"/outbound/{feed_id}", prefix=feed_id, cron=cron,
-                                    path_hint=path_hint or f"schemas/{feed_id}.yaml")
+    return CONTRACT_TEMPLATE.format(
+        id=feed_id,
+        name=name.strip(),
+        title=f"{name.strip()} — nightly incidents",
+        directory=directory or f"/outbound/{feed_id}",
+        prefix=feed_id,
+        cron=cron,
+        path_hint=path_hint or f"schemas/{feed_id}.yaml",
+    )
 
 
 def check_contract(path: Path, expectations_dir: Path | None = None) -> tuple[Any, str]:
@@ -324,8 +351,11 @@ def check_contract(path: Path, expectations_dir: Path | None = None) -> tuple[An
     if expectations_dir is not None:
         from samverkan.quality.validation import parts, suite_is_current, suite_path
 
-        stale = [suite_path(expectations_dir, contract, p) for p in parts(contract)
-                 if not suite_is_current(contract, suite_path(expectations_dir, contract, p))]
+        stale = [
+            suite_path(expectations_dir, contract, p)
+            for p in parts(contract)
+            if not suite_is_current(contract, suite_path(expectations_dir, contract, p))
+        ]
         if stale:
             raise ValueError(f"Great Expectations suite(s) missing or out of date: {', '.join(map(str, stale))}")
     return contract, dag.dag_id
@@ -338,8 +368,15 @@ def _reload_contracts() -> None:
         load_contracts.cache_clear()
 
 
-def add_partner(feed_id: str, name: str, *, schemas_dir: Path, expectations_dir: Path,
-                directory: str | None = None, cron: str = "10 7 * * *") -> NewPartner:
+def add_partner(
+    feed_id: str,
+    name: str,
+    *,
+    schemas_dir: Path,
+    expectations_dir: Path,
+    directory: str | None = None,
+    cron: str = "10 7 * * *",
+) -> NewPartner:
     """Write ``schemas/<id>.yaml`` from the template, check it, write its GE suite(s)."""
     from samverkan.core.contracts import load_contracts
     from samverkan.quality.validation import write_suites
@@ -365,13 +402,21 @@ def add_partner(feed_id: str, name: str, *, schemas_dir: Path, expectations_dir:
 
 
 def add_partner_command(args: argparse.Namespace) -> int:
-    new = add_partner(args.id, args.name, schemas_dir=args.schemas_dir, expectations_dir=args.expectations_dir,
-                      directory=args.directory, cron=args.cron)
+    new = add_partner(
+        args.id,
+        args.name,
+        schemas_dir=args.schemas_dir,
+        expectations_dir=args.expectations_dir,
+        directory=args.directory,
+        cron=args.cron,
+    )
     print(f"wrote {new.contract_path} (a template: edit columns, pattern and mapping to the partner's real export)")
     for suite in new.suites:
         print(f"wrote {suite} (Great Expectations suite generated from the contract)")
-    print(f"DAG {new.dag_id} builds from it; next: the Airflow connection {new.connection_id} (host, login, "
-          "extras key_file and host_key), then `python -m samverkan.ops.commands check-contract` after every edit")
+    print(
+        f"DAG {new.dag_id} builds from it; next: the Airflow connection {new.connection_id} (host, login, "
+        "extras key_file and host_key), then `python -m samverkan.ops.commands check-contract` after every edit"
+    )
     return 0
 
 
@@ -413,8 +458,9 @@ def library_logs_to(log_file: Path, *, uses_airflow: bool) -> Iterator[None]:
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    loggers = [root] + [lg for lg in logging.Logger.manager.loggerDict.values()
-                        if isinstance(lg, logging.Logger) and lg.handlers]
+    loggers = [root] + [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger) and lg.handlers
+    ]
     saved = [(lg, lg.handlers[:], lg.propagate, lg.level) for lg in loggers]
     for lg in loggers[1:]:
         lg.handlers[:], lg.propagate = [], True
@@ -431,9 +477,14 @@ def library_logs_to(log_file: Path, *, uses_airflow: bool) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samverkan.ops.commands", description=__doc__.splitlines()[0])
-    parser.add_argument("--verbose", action="store_true",
-                        help="show library logs (Great Expectations, Airflow) here instead of the log file")
-    parser.add_argument("--log-file", type=Path, help="where library logs go (default: $SAMVERKAN_DATA_ROOT/logs/ops.log)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show library logs (Great Expectations, Airflow) here instead of the log file",
+    )
+    parser.add_argument(
+        "--log-file", type=Path, help="where library logs go (default: $SAMVERKAN_DATA_ROOT/logs/ops.log)"
+    )
     parser.set_defaults(uses_airflow=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -444,11 +495,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--api-url", default=os.environ.get(API_URL_ENV, "http://127.0.0.1:8080"))
     b.add_argument("--user", default=os.environ.get(API_USER_ENV, "admin"))
     b.add_argument("--password-file", type=Path)
-    b.add_argument("--max-active-runs", type=int, default=1,
-                   help="runs at once per feed (default 1: each night's run settles its files before the "
-                        "next night's look-back window sees them)")
-    b.add_argument("--reprocess", choices=["none", "failed", "completed"], default="none",
-                   help="nights that already have a run: skip (none), re-run failed, or re-run all")
+    b.add_argument(
+        "--max-active-runs",
+        type=int,
+        default=1,
+        help="runs at once per feed (default 1: each night's run settles its files before the "
+        "next night's look-back window sees them)",
+    )
+    b.add_argument(
+        "--reprocess",
+        choices=["none", "failed", "completed"],
+        default="none",
+        help="nights that already have a run: skip (none), re-run failed, or re-run all",
+    )
     b.add_argument("--unpause", action="store_true", help="unpause paused feed DAGs (the scheduler skips paused ones)")
     b.add_argument("--wait", action="store_true", help="wait for every run; exit 1 if any failed")
     b.add_argument("--timeout", type=float, default=6 * 3600)
@@ -485,8 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--log-file", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     restrict_umask()
-    logs = nullcontext() if args.verbose else library_logs_to(args.log_file or default_log_file(),
-                                                               uses_airflow=args.uses_airflow)
+    logs = (
+        nullcontext()
+        if args.verbose
+        else library_logs_to(args.log_file or default_log_file(), uses_airflow=args.uses_airflow)
+    )
     try:
         with logs:
             return args.func(args)

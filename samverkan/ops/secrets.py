@@ -14,9 +14,10 @@ import secrets as random_secrets
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from samverkan.core.ledger import LEDGER_URL_ENV
 from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_variable_env
@@ -36,8 +37,15 @@ WORKER_NAME_ENV = "SAMVERKAN_WORKER_NAME"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 TERMINAL_RUN_STATES = {"success", "failed"}
 # Files in a secrets directory, each a random value of its own; made once, never overwritten.
-SECRET_VALUES = ("pseudonym_secret", "sharing_secret", "postgres_password", "fernet_key", "jwt_secret",
-                 "api_secret_key", "admin_password")
+SECRET_VALUES = (
+    "pseudonym_secret",
+    "sharing_secret",
+    "postgres_password",
+    "fernet_key",
+    "jwt_secret",
+    "api_secret_key",
+    "admin_password",
+)
 
 
 def conn_env_name(conn_id: str) -> str:
@@ -171,13 +179,13 @@ def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Itera
 class Endpoints:
     """Where the parts are, as the Airflow processes reach them."""
 
-    postgres: str                          # host:port
-    redis: str                             # host:port
-    api_url: str                           # the api-server's base URL
-    partners: dict[str, tuple[str, int]]   # feed -> (host, port) of its SFTP server
+    postgres: str  # host:port
+    redis: str  # host:port
+    api_url: str  # the api-server's base URL
+    partners: dict[str, tuple[str, int]]  # feed -> (host, port) of its SFTP server
     partner_login: str
-    key_file: str                          # the hub's private SSH key, as the workers see it
-    path_prefix: str = ""                  # prefix of remote paths (empty when sshd chroots)
+    key_file: str  # the hub's private SSH key, as the workers see it
+    path_prefix: str = ""  # prefix of remote paths (empty when sshd chroots)
     # push recipient (agreement id) -> (host, port) of its SFTP server; the demo's recipients
     # receive on the server they export from, so its host key is that partner's
     recipients: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -200,10 +208,15 @@ def pull_recipients() -> list[str]:
 def compose_endpoints(feeds: Iterable[str]) -> Endpoints:
     """Service names and container paths of docker-compose.yml."""
     feeds = list(feeds)
-    return Endpoints(postgres="postgres:5432", redis="redis:6379", api_url="http://airflow-apiserver:8080",
-                     partners={feed: (f"partner-{feed}", 22) for feed in feeds}, partner_login="partner",
-                     key_file="/run/secrets/hub_ssh_key",
-                     recipients={r: (f"partner-{r}", 22) for r in push_recipients() if r in feeds})
+    return Endpoints(
+        postgres="postgres:5432",
+        redis="redis:6379",
+        api_url="http://airflow-apiserver:8080",
+        partners={feed: (f"partner-{feed}", 22) for feed in feeds},
+        partner_login="partner",
+        key_file="/run/secrets/hub_ssh_key",
+        recipients={r: (f"partner-{r}", 22) for r in push_recipients() if r in feeds},
+    )
 
 
 def database_url(files: SecretFiles, endpoints: Endpoints, driver: str = "postgresql+psycopg2") -> str:
@@ -236,9 +249,17 @@ def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, An
     }
     for feed, contract in contracts.items():
         host, port = endpoints.partners[feed]
-        conn = {"conn_type": "sftp", "host": host, "port": port, "login": endpoints.partner_login,
-                "extra": {"key_file": endpoints.key_file, "host_key": files.host_key_line(feed),
-                          "path_prefix": endpoints.path_prefix}}
+        conn = {
+            "conn_type": "sftp",
+            "host": host,
+            "port": port,
+            "login": endpoints.partner_login,
+            "extra": {
+                "key_file": endpoints.key_file,
+                "host_key": files.host_key_line(feed),
+                "path_prefix": endpoints.path_prefix,
+            },
+        }
         env[conn_env_name(contract.connection_id)] = json.dumps(conn)
     env.update(delivery_connections(files, endpoints))
     return env
@@ -251,9 +272,17 @@ def delivery_connections(files: SecretFiles, endpoints: Endpoints) -> dict[str, 
     agreements = load_agreements()
     env = {}
     for recipient, (host, port) in endpoints.recipients.items():
-        conn = {"conn_type": "sftp", "host": host, "port": port, "login": endpoints.partner_login,
-                "extra": {"key_file": endpoints.key_file, "host_key": files.host_key_line(recipient),
-                          "path_prefix": endpoints.path_prefix}}
+        conn = {
+            "conn_type": "sftp",
+            "host": host,
+            "port": port,
+            "login": endpoints.partner_login,
+            "extra": {
+                "key_file": endpoints.key_file,
+                "host_key": files.host_key_line(recipient),
+                "path_prefix": endpoints.path_prefix,
+            },
+        }
         env[conn_env_name(agreements[recipient].delivery["connection_id"])] = json.dumps(conn)
     return env
 
@@ -282,6 +311,7 @@ def write_compose_secrets(directory: Path = COMPOSE_SECRETS_DIR, endpoints: Endp
     env = secret_env(files, endpoints, contracts)
     header = "# Generated by `samverkan ops secrets`: secret values, keep private, never commit.\n"
     write_private(files.env_file, header + "\n".join(env_line(k, v) for k, v in sorted(env.items())) + "\n")
-    write_private(files.postgres_env_file, header + env_line("POSTGRES_PASSWORD", files.value("postgres_password")) + "\n")
+    write_private(
+        files.postgres_env_file, header + env_line("POSTGRES_PASSWORD", files.value("postgres_password")) + "\n"
+    )
     return files
-

@@ -31,17 +31,19 @@ def _describe_datasets(agreement: Agreement) -> str:
 
 def _doc_md(agreement: Agreement) -> str:
     d = agreement.delivery
-    how = (f"**pull**: the recipient logs in to the hub's SFTP service as `{d['account']}` and sees only its outbox"
-           if agreement.mode == "pull" else
-           f"**push**: uploaded to `{d['directory']}/<night>/` over Airflow connection `{d['connection_id']}` "
-           "(temporary name, rename, size and SHA-256 verified; manifest last)")
+    how = (
+        f"**pull**: the recipient logs in to the hub's SFTP service as `{d['account']}` and sees only its outbox"
+        if agreement.mode == "pull"
+        else f"**push**: uploaded to `{d['directory']}/<night>/` over Airflow connection `{d['connection_id']}` "
+        "(temporary name, rename, size and SHA-256 verified; manifest last)"
+    )
     return f"""
 ### {agreement.title}
 
 Recipient: **{agreement.recipient_name}**, under agreement `agreements/{agreement.id}.yaml`
-**version {agreement.version}** ({agreement.granularity.replace('_', ' ')}).
+**version {agreement.version}** ({agreement.granularity.replace("_", " ")}).
 
-**Scope:** incidents from {', '.join(agreement.sources)} where {describe_condition(agreement.scope_where)}.
+**Scope:** incidents from {", ".join(agreement.sources)} where {describe_condition(agreement.scope_where)}.
 
 | dataset | columns |
 |---|---|
@@ -68,16 +70,28 @@ def build_delivery_dag(agreement: Agreement) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
-        tags=["samverkan", "delivery", f"recipient:{agreement.id}", f"mode:{agreement.mode}",
-              f"agreement:v{agreement.version}"],
+        tags=[
+            "samverkan",
+            "delivery",
+            f"recipient:{agreement.id}",
+            f"mode:{agreement.mode}",
+            f"agreement:v{agreement.version}",
+        ],
         doc_md=_doc_md(agreement),
-        params={"night": Param(None, type=["null", "string"], format="date",
-                               description="Latest night to deliver (YYYY-MM-DD); default: the night before the run")},
+        params={
+            "night": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Latest night to deliver (YYYY-MM-DD); default: the night before the run",
+            )
+        },
     )
     def delivery_dag():
         @task
         def plan_nights() -> list[str]:
             from samverkan.orchestration import delivery_runtime as runtime
+
             context = get_current_context()
             night = run_night(context.get("logical_date"), context["params"])
             return runtime.plan(agreement, night, today=night + timedelta(days=1))
@@ -85,11 +99,13 @@ def build_delivery_dag(agreement: Agreement) -> DAG:
         @task(outlets=[outbox_asset(agreement.id)], map_index_template="{{ night }}")
         def deliver_night(night: str) -> dict[str, Any]:
             from samverkan.orchestration import delivery_runtime as runtime
+
             return runtime.deliver(agreement, night, get_current_context()["run_id"])
 
         @task(trigger_rule="all_done")
         def apply_retention(delivered: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             from samverkan.orchestration import delivery_runtime as runtime
+
             context = get_current_context()
             night = run_night(context.get("logical_date"), context["params"])
             return runtime.apply_retention(agreement, night + timedelta(days=1), context["run_id"])

@@ -12,14 +12,13 @@ from datetime import date
 from typing import Any
 
 from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
-from samverkan.privacy.pseudonymise import key_from_secret
-from samverkan.core.settings import paths
 from samverkan.core.fsutil import restrict_umask
+from samverkan.core.settings import paths
 from samverkan.orchestration.task_secrets import read_secret
+from samverkan.privacy.pseudonymise import key_from_secret
 from samverkan.sharing import delivery, retention
 from samverkan.sharing.agreements import Agreement
 from samverkan.sharing.recipient_pseudonyms import SHARING_SECRET_VARIABLE, RecipientPseudonyms
-
 
 restrict_umask()  # imported inside tasks only: everything a task creates is for the hub and its group
 
@@ -37,8 +36,9 @@ def deliver(agreement: Agreement, night: str, run_id: str) -> dict[str, Any]:
     if agreement.mode == "push":
         settings = SFTPSettings.from_airflow_connection(agreement.delivery["connection_id"])
         with SFTPConnector(settings) as connector:
-            return delivery.deliver(agreement, paths().ensure(), date.fromisoformat(night), pseudonyms, run_id,
-                                    connector=connector)
+            return delivery.deliver(
+                agreement, paths().ensure(), date.fromisoformat(night), pseudonyms, run_id, connector=connector
+            )
     return delivery.deliver(agreement, paths().ensure(), date.fromisoformat(night), pseudonyms, run_id)
 
 

@@ -12,8 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task
-from airflow.sdk import CronTriggerTimetable
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 
 from samverkan.core import nights
 from samverkan.core.contracts import Contract
@@ -25,6 +24,7 @@ log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = CONFIG_ROOT / "expectations"
 START_DATE = pendulum.datetime(2026, 1, 1, tz=nights.HUB_TIMEZONE)
+
 
 def _on_failure(context: dict[str, Any]) -> None:
     """After the last retry: one alert e-mail (samverkan.quality.alerts, via Airflow's SmtpNotifier)."""
@@ -66,17 +66,20 @@ def _doc_md(contract: Contract) -> str:
     )
     rule = contract.completeness
     reports_url = f"/{URL_PREFIX}/samverkan_{contract.id}/"
-    deadline = (f"{contract.raw['delivery']['deadline']} {contract.timezone}, "
-                f"{contract.raw['delivery'].get('deadline_days_after_night', 1)} day(s) after the night"
-                if contract.deadline else "none")
+    deadline = (
+        f"{contract.raw['delivery']['deadline']} {contract.timezone}, "
+        f"{contract.raw['delivery'].get('deadline_days_after_night', 1)} day(s) after the night"
+        if contract.deadline
+        else "none"
+    )
     return f"""
 ### {contract.title}
 
-{contract.raw.get('description', '')}
+{contract.raw.get("description", "")}
 
 **Source:** `{contract.directory}/` on the partner's SFTP server (Airflow connection
 `{contract.connection_id}`, pinned host key in its `host_key` extra).
-**File pattern:** `{contract.raw['file']['pattern']}` · **complete when:** `{rule}` ·
+**File pattern:** `{contract.raw["file"]["pattern"]}` · **complete when:** `{rule}` ·
 **look-back:** {contract.lookback_days} night(s).
 
 **Steps:** `discover_files` lists the server and applies the completeness rule and the ledger →
@@ -119,35 +122,54 @@ def build_feed_dag(contract: Contract) -> DAG:
         default_args=DEFAULT_ARGS,
         tags=["samverkan", "ingest", f"feed:{contract.id}", f"partner:{contract.raw['partner']['id']}"],
         doc_md=_doc_md(contract),
-        params={"night": Param(None, type=["null", "string"], format="date",
-                               description="Night to process (YYYY-MM-DD); default: the night before the run"),
-                "reprocess": Param(False, type="boolean",
-                                   description="Process the night's files again even if the ledger settled them")},
+        params={
+            "night": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Night to process (YYYY-MM-DD); default: the night before the run",
+            ),
+            "reprocess": Param(
+                False, type="boolean", description="Process the night's files again even if the ledger settled them"
+            ),
+        },
     )
     def feed_dag():
         @task
         def discover_files() -> list[dict[str, Any]]:
             from samverkan.orchestration import feed_runtime as runtime
+
             context = get_current_context()
             night = run_night(context.get("logical_date"), context["params"])
-            return runtime.discover(contract, night, run_id=context["run_id"], logical_date=context.get("logical_date"),
-                                    reprocess=bool(context["params"].get("reprocess")), context=context)
+            return runtime.discover(
+                contract,
+                night,
+                run_id=context["run_id"],
+                logical_date=context.get("logical_date"),
+                reprocess=bool(context["params"].get("reprocess")),
+                context=context,
+            )
 
         @task(map_index_template="{{ candidate['name'] }}")
         def fetch_file(candidate: dict[str, Any]) -> dict[str, Any]:
             from samverkan.orchestration import feed_runtime as runtime
+
             context = get_current_context()
-            return runtime.fetch(contract, candidate, context["run_id"], reprocess=bool(context["params"].get("reprocess")))
+            return runtime.fetch(
+                contract, candidate, context["run_id"], reprocess=bool(context["params"].get("reprocess"))
+            )
 
         @task(outlets=outlets, map_index_template="{{ landed['name'] }}")
         def process_file(landed: dict[str, Any]) -> dict[str, Any]:
             from samverkan.orchestration import feed_runtime as runtime
+
             context = get_current_context()
             return runtime.process(contract, landed, context["run_id"], EXPECTATIONS_DIR, context=context)
 
         @task(trigger_rule="all_done")
         def write_manifest(landed: list[dict[str, Any]], results: list[dict[str, Any]] | None) -> dict[str, Any]:
             from samverkan.orchestration import feed_runtime as runtime
+
             context = get_current_context()
             night = run_night(context.get("logical_date"), context["params"])
             return runtime.summarise(contract, list(landed or []), list(results or []), context["run_id"], night)

@@ -12,23 +12,22 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from samverkan.connectors.sftp import HostKeyError, SFTPConnector, SFTPSettings
-from samverkan.ingest import pipeline
-from samverkan.quality import receipts
 from samverkan.core.contracts import Contract
-from samverkan.core.ledger import Ledger, ledger_location
-from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
-from samverkan.core.settings import paths
 from samverkan.core.fsutil import restrict_umask
+from samverkan.core.ledger import Ledger, ledger_location
+from samverkan.core.settings import paths
+from samverkan.ingest import pipeline
 from samverkan.orchestration.task_secrets import PSEUDONYM_SECRET_VARIABLE, read_secret
+from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
+from samverkan.quality import receipts
 
 log = logging.getLogger(__name__)
 restrict_umask()  # imported inside tasks only: everything a task creates is for the hub and its group
-
 
 
 @contextmanager
@@ -66,12 +65,19 @@ def checked_at(logical_date: datetime | None) -> datetime:
     morning judges lateness as of that morning, so a run of the night's schedule always sees
     what an on-time run would have seen.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return max(now, logical_date) if logical_date is not None else now
 
 
-def discover(contract: Contract, night: date, *, run_id: str = "manual", logical_date: datetime | None = None,
-             reprocess: bool = False, context: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def discover(
+    contract: Contract,
+    night: date,
+    *,
+    run_id: str = "manual",
+    logical_date: datetime | None = None,
+    reprocess: bool = False,
+    context: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     ledger = _ledger()
     when = checked_at(logical_date)
 
@@ -82,13 +88,27 @@ def discover(contract: Contract, night: date, *, run_id: str = "manual", logical
             return
         log.warning("%s: night %s is late: no complete file by the deadline %s", contract.id, run_night, due)
         from samverkan.quality import alerts
-        alerts.feed_late(ledger, contract, run_night.isoformat(), due.isoformat(timespec="minutes"),
-                         dag_id=f"samverkan_{contract.id}", run_id=run_id, context=context)
+
+        alerts.feed_late(
+            ledger,
+            contract,
+            run_night.isoformat(),
+            due.isoformat(timespec="minutes"),
+            dag_id=f"samverkan_{contract.id}",
+            run_id=run_id,
+            context=context,
+        )
 
     with _connector(contract) as connector:
-        return pipeline.discover(contract, connector, ledger, night,
-                                 quiet_period_seconds=_quiet_period_override(contract), on_missing=missing,
-                                 reprocess=reprocess)
+        return pipeline.discover(
+            contract,
+            connector,
+            ledger,
+            night,
+            quiet_period_seconds=_quiet_period_override(contract),
+            on_missing=missing,
+            reprocess=reprocess,
+        )
 
 
 def fetch(contract: Contract, candidate: dict[str, Any], run_id: str, *, reprocess: bool = False) -> dict[str, Any]:
@@ -96,23 +116,48 @@ def fetch(contract: Contract, candidate: dict[str, Any], run_id: str, *, reproce
         return pipeline.fetch(contract, connector, _ledger(), paths().ensure(), candidate, run_id, reprocess=reprocess)
 
 
-def process(contract: Contract, landed: dict[str, Any], run_id: str, expectations_dir: Path,
-            context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def process(
+    contract: Contract,
+    landed: dict[str, Any],
+    run_id: str,
+    expectations_dir: Path,
+    context: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     if landed.get("action") == "skip":
-        result = {"feed": contract.id, "name": landed["name"], "night": landed["night"], "sha256": landed.get("sha256"),
-                  "status": landed["status"], "reason": landed["reason"]}
+        result = {
+            "feed": contract.id,
+            "name": landed["name"],
+            "night": landed["night"],
+            "sha256": landed.get("sha256"),
+            "status": landed["status"],
+            "reason": landed["reason"],
+        }
         if landed["status"] != "claimed":  # a file another run is receiving gets its receipt from that run
-            result["receipt"] = str(receipts.store(paths().ensure().root, receipts.build(contract, result, run_id=run_id)))
+            result["receipt"] = str(
+                receipts.store(paths().ensure().root, receipts.build(contract, result, run_id=run_id))
+            )
     else:
         from samverkan.quality.validation import Validator
 
-        result = asdict(pipeline.process(contract, landed, paths().ensure(), _ledger(), pseudonymiser_from_airflow(),
-                                         Validator(), run_id=run_id, expectations_dir=expectations_dir))
+        result = asdict(
+            pipeline.process(
+                contract,
+                landed,
+                paths().ensure(),
+                _ledger(),
+                pseudonymiser_from_airflow(),
+                Validator(),
+                run_id=run_id,
+                expectations_dir=expectations_dir,
+            )
+        )
     result["receipt_delivered"] = deliver_receipts(contract, [result["receipt"]]) == []
     if result.get("status") == "rejected":
         from samverkan.quality import alerts
-        alerts.file_rejected(_ledger(), contract, result, dag_id=f"samverkan_{contract.id}", run_id=run_id,
-                             context=context)
+
+        alerts.file_rejected(
+            _ledger(), contract, result, dag_id=f"samverkan_{contract.id}", run_id=run_id, context=context
+        )
     return result
 
 
@@ -135,17 +180,29 @@ def deliver_receipts(contract: Contract, receipt_paths: list[str]) -> list[str]:
     return []
 
 
-def summarise(contract: Contract, landed: list[dict[str, Any]], results: list[dict[str, Any]], run_id: str,
-              night: date) -> dict[str, Any]:
+def summarise(
+    contract: Contract, landed: list[dict[str, Any]], results: list[dict[str, Any]], run_id: str, night: date
+) -> dict[str, Any]:
     processed = [r for r in results if r and r.get("status") in ("published", "rejected")]
     skipped = [r for r in results if r and r.get("status") not in ("published", "rejected")]
     done = {r["name"] for r in results if r}
-    failed = [{"name": l["name"], "night": l["night"], "sha256": l.get("sha256"), "status": "failed",
-               "reason": "processing task failed; see its log"} for l in landed if l and l["name"] not in done]
+    failed = [
+        {
+            "name": f["name"],
+            "night": f["night"],
+            "sha256": f.get("sha256"),
+            "status": "failed",
+            "reason": "processing task failed; see its log",
+        }
+        for f in landed
+        if f and f["name"] not in done
+    ]
     manifest = pipeline.summarise(contract, paths().ensure(), processed, skipped + failed, run_id, night.isoformat())
-    undelivered = deliver_receipts(contract, [r["receipt"] for r in results
-                                             if r and r.get("receipt") and not r.get("receipt_delivered")])
+    undelivered = deliver_receipts(
+        contract, [r["receipt"] for r in results if r and r.get("receipt") and not r.get("receipt_delivered")]
+    )
     from samverkan.quality import quarantine
+
     quarantine.purge(contract, paths().ensure(), _ledger())
     if failed:
         raise RuntimeError(f"{len(failed)} file(s) could not be processed: {', '.join(f['name'] for f in failed)}")

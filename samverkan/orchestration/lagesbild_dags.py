@@ -40,8 +40,10 @@ def build_lagesbild_dag() -> DAG:
     @dag(
         dag_id=DAG_ID,
         description="Weekly lägesbild report (bus square and central area), small counts suppressed",
-        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(WEEKLY, timezone=nights.HUB_TIMEZONE),
-                                     assets=(dataset_asset("incidents") | dataset_asset("involvements"))),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(WEEKLY, timezone=nights.HUB_TIMEZONE),
+            assets=(dataset_asset("incidents") | dataset_asset("involvements")),
+        ),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

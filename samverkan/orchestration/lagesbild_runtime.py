@@ -10,6 +10,7 @@ from samverkan.core.settings import paths
 
 log = logging.getLogger(__name__)
 
+
 def build() -> dict[str, Any]:
     p = paths().ensure()
     result = build_report(p.published, report_dir(p))

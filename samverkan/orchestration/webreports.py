@@ -20,9 +20,9 @@ from fastapi import Request  # at module level: FastAPI resolves the routes' (po
 
 from samverkan.core.contracts import load_contracts
 from samverkan.core.publishing import manifest_name
+from samverkan.core.settings import paths
 from samverkan.quality import assets
 from samverkan.quality.reports import data_docs_page, reports_root
-from samverkan.core.settings import paths
 
 
 def _feed(dag_id: str) -> str:
@@ -44,10 +44,12 @@ def _night(text: str) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body style='font-family: sans-serif'><h2>{html.escape(title)}</h2>{body}"
-            "<p><small>Sample values in these reports are masked (9 = digit, a/A = letter).</small></p>"
-            "</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+        f"<body style='font-family: sans-serif'><h2>{html.escape(title)}</h2>{body}"
+        "<p><small>Sample values in these reports are masked (9 = digit, a/A = letter).</small></p>"
+        "</body></html>"
+    )
 
 
 def _written(request: Request, page: Path) -> str:
@@ -101,8 +103,10 @@ def create_app(*, auth: bool = True) -> Any:
         source = assets.asset_files().get(path)
         if source is None:
             raise HTTPException(status_code=404, detail="no such asset")
-        return FileResponse(source, headers={"Cache-Control": "private, max-age=31536000, immutable",
-                                             "X-Content-Type-Options": "nosniff"})  # the version is in the path
+        return FileResponse(
+            source,
+            headers={"Cache-Control": "private, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+        )  # the version is in the path
 
     report_guard = [Depends(requires_access_dag(method="GET", param_dag_id=LAGESBILD_DAG))] if auth else []
 
@@ -117,8 +121,10 @@ def create_app(*, auth: bool = True) -> Any:
 
     @app.get("/", response_class=Page, dependencies=user_guard)
     def feeds() -> str:
-        items = "".join(f'<li><a href="samverkan_{html.escape(f)}/">{html.escape(c.title)}</a></li>'
-                        for f, c in sorted(load_contracts().items()))
+        items = "".join(
+            f'<li><a href="samverkan_{html.escape(f)}/">{html.escape(c.title)}</a></li>'
+            for f, c in sorted(load_contracts().items())
+        )
         return _page("Data quality per feed", f"<ul>{items}</ul>")
 
     @app.get("/{dag_id}/", response_class=Page, dependencies=dag_guard)
@@ -149,7 +155,6 @@ def create_app(*, auth: bool = True) -> Any:
             if page.exists():
                 return _written(request, page)
         items = "".join(f'<li><a href="../nights/{html.escape(n)}/">{html.escape(n)}</a></li>' for n in sorted(docs))
-        return _page(f"{feed}: run {run_id}",
-                     f"<ul>{items}</ul>" if items else "<p>This run processed no files.</p>")
+        return _page(f"{feed}: run {run_id}", f"<ul>{items}</ul>" if items else "<p>This run processed no files.</p>")
 
     return app

@@ -12,9 +12,10 @@ Python work once per distinct value and spread the results back with `take`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,13 +51,24 @@ _BAD_CHECKSUM = Parsed(INVALID_CHECKSUM, None, False)
 
 # --- Luhn ----------------------------------------------------------------------------------
 
+
 def luhn_check_digit(nine_digits: str) -> int:
     """The check digit is computed over the 10-digit form (YYMMDDNNN), never the century."""
     if len(nine_digits) != 9 or not nine_digits.isascii() or not nine_digits.isdigit():
         raise ValueError("Luhn input must be exactly 9 ASCII digits")
     d = nine_digits.encode("ascii")  # bytes: each digit is its code, 48 + value
-    total = (_DOUBLED[d[0]] + d[1] + _DOUBLED[d[2]] + d[3] + _DOUBLED[d[4]] + d[5] + _DOUBLED[d[6]] + d[7]
-             + _DOUBLED[d[8]] - 4 * 48)
+    total = (
+        _DOUBLED[d[0]]
+        + d[1]
+        + _DOUBLED[d[2]]
+        + d[3]
+        + _DOUBLED[d[4]]
+        + d[5]
+        + _DOUBLED[d[6]]
+        + d[7]
+        + _DOUBLED[d[8]]
+        - 4 * 48
+    )
     return (10 - total % 10) % 10
 
 
@@ -72,6 +84,7 @@ def luhn_valid(ten_digits: str) -> bool:
 
 
 # --- one value -----------------------------------------------------------------------------
+
 
 def normalise(value: str | None, reference: date) -> Parsed:
     """`reference` is the day the value was written (the file's night): the short forms only
@@ -134,6 +147,7 @@ def age_on(canonical: str, on: date) -> int:
 
 
 # --- arrays --------------------------------------------------------------------------------
+
 
 def distinct(values: pa.Array | pa.ChunkedArray) -> tuple[list[Any], pa.Array]:
     """(distinct non-null values, each row's index into them; null for null rows), so work

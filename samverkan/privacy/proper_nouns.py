@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Iterable
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,15 @@ class Lexicon:
     proper: frozenset[str]
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_LEXICON) -> "Lexicon":
+    def load(cls, path: Path = DEFAULT_LEXICON) -> Lexicon:
         words = path.read_text(encoding="iso-8859-1").split()
-        return cls(common=frozenset(w for w in words if w[:1].islower()),
-                   proper=frozenset(w.casefold() for w in words if w[:1].isupper()))
+        return cls(
+            common=frozenset(w for w in words if w[:1].islower()),
+            proper=frozenset(w.casefold() for w in words if w[:1].isupper()),
+        )
 
     @classmethod
-    def empty(cls) -> "Lexicon":
+    def empty(cls) -> Lexicon:
         return cls(frozenset(), frozenset())
 
     def is_proper(self, word: str) -> bool:
@@ -84,8 +86,11 @@ class ProperNounScrubber:
         phrases = sorted({p.strip() for p in keep_phrases if p.strip()}, key=len, reverse=True)
         # One lookbehind before the alternation: the same matches as one per phrase, but a position
         # inside a word is given up at once instead of once per phrase.
-        self._keep = (re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(p) for p in phrases)})(?!\w)", re.IGNORECASE)
-                      if phrases else None)
+        self._keep = (
+            re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(p) for p in phrases)})(?!\w)", re.IGNORECASE)
+            if phrases
+            else None
+        )
         self._word_kind = cache(self._classify)
 
     def __call__(self, text: str) -> str:
@@ -142,7 +147,7 @@ def _inside_identifier(text: str, start: int) -> bool:
 
 def _starts_sentence(text: str, start: int) -> bool:
     """Looks back a few characters only, so a 10 MB line stays linear."""
-    head = text[max(0, start - _LOOK_BACK):start].rstrip(_OPENERS)
+    head = text[max(0, start - _LOOK_BACK) : start].rstrip(_OPENERS)
     return not head or head[-1] in _SENTENCE_ENDS
 
 
@@ -159,7 +164,10 @@ def default_scrubber() -> ProperNounScrubber:
     try:
         lexicon = Lexicon.load(path)
     except OSError:
-        log.warning("Swedish word list %s not found (Debian package wswedish): every capitalised word "
-                    "in free text will be treated as a name", path)
+        log.warning(
+            "Swedish word list %s not found (Debian package wswedish): every capitalised word "
+            "in free text will be treated as a name",
+            path,
+        )
         lexicon = Lexicon.empty()
     return ProperNounScrubber(lexicon, phrases)

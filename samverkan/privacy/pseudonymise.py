@@ -20,8 +20,9 @@ import hmac
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from functools import cache
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +42,7 @@ REMOVED_TOKEN = "[borttaget]"
 
 
 # --- keyed pseudonyms ----------------------------------------------------------------------
+
 
 class Pseudonymiser:
     """Holds the key; pseudonyms are stable for one key, domain and value, everywhere."""
@@ -106,7 +108,7 @@ def key_from_secret(secret: str | bytes) -> bytes:
         return _long_enough(bytes.fromhex(text))
     if text.startswith("base64:"):
         try:
-            return _long_enough(base64.b64decode(text[len("base64:"):], validate=True))
+            return _long_enough(base64.b64decode(text[len("base64:") :], validate=True))
         except binascii.Error:
             raise ValueError("pseudonymisation secret has a 'base64:' prefix but is not valid base64") from None
     return _long_enough(text.encode("utf-8"))
@@ -114,15 +116,17 @@ def key_from_secret(secret: str | bytes) -> bytes:
 
 MIN_BITS_PER_BYTE = 3.5  # random keys: 4.4 and more at 32 bytes; "Password"*4: 2.75
 MIN_DISTINCT_STEPS = 8  # steps between neighbouring bytes; "abcd…" or bytes 0..31 have one
-NEW_KEY_HINT = ("generate one with `samverkan ops new-key` "
-                "or python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+NEW_KEY_HINT = (
+    "generate one with `samverkan ops new-key` or python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
 
 
 def _long_enough(key: bytes) -> bytes:
     """Length alone lets "a"*32 through; a key must also look random (see ``key_weakness``)."""
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"pseudonymisation secret must give at least {MIN_KEY_BYTES} bytes, got {len(key)}; "
-                         f"{NEW_KEY_HINT}")
+        raise ValueError(
+            f"pseudonymisation secret must give at least {MIN_KEY_BYTES} bytes, got {len(key)}; {NEW_KEY_HINT}"
+        )
     weakness = key_weakness(key)
     if weakness:
         raise ValueError(f"pseudonymisation secret is too weak ({weakness}); {NEW_KEY_HINT}")
@@ -171,9 +175,7 @@ _PNR_PLAIN = rf"(?P<plain>(?<![\d+])\d\d{_MMDD}\d{{4}}(?!\d))"
 # National: 0 + area code; international: +46 (the '+' is boundary enough) or 0046, optionally
 # with '(0)'. Then 7–9 digits in all, single spaces or dashes allowed between them, ending in a
 # group of at least two digits (so a count after the number, "… 56 2 personer", stays).
-_PHONE = (
-    r"(?:\+46[ -]?(?:\(0\)[ -]?)?|(?<![\d+])(?:0046[ -]?(?:\(0\)[ -]?)?|0))[1-9](?:[ -]?\d){6,8}(?<=\d\d)(?!\d)"
-)
+_PHONE = r"(?:\+46[ -]?(?:\(0\)[ -]?)?|(?<![\d+])(?:0046[ -]?(?:\(0\)[ -]?)?|0))[1-9](?:[ -]?\d){6,8}(?<=\d\d)(?!\d)"
 _PHONE_RE = re.compile(_PHONE)
 _TEXT_PATTERNS_RE = re.compile("|".join((_EMAIL, _PNR_STRUCTURED, _PNR_PLAIN, _PHONE)))
 
@@ -274,6 +276,7 @@ def scrub_extras(text: str, patterns: Sequence[re.Pattern | None]) -> str:
 
 # --- free text: arrays ---------------------------------------------------------------------
 
+
 def scrub_text(
     texts: pa.Array | pa.ChunkedArray,
     names: list[pa.Array] | None = None,
@@ -350,6 +353,7 @@ def _non_blank(values: pa.Array) -> pa.Array:
 
 
 # --- generalisation ------------------------------------------------------------------------
+
 
 def age_band(ages: pa.Array | pa.ChunkedArray, bands: list[dict[str, Any]]) -> pa.Array:
     """Lower bounds inclusive, last band open-ended (common_model.yaml); ages below the first

@@ -39,30 +39,52 @@ ASSET_DIR = "_assets"  # the folder beside written pages, and the plugin's route
 # file in it). The vega URLs float on a major version at the CDN; web/package.json pins the newest
 # release of that major at the time of vendoring.
 REMOTE: dict[str, tuple[str, str]] = {
-    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css":
-        ("bootstrap", "dist/css/bootstrap.min.css"),
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": (
+        "bootstrap",
+        "dist/css/bootstrap.min.css",
+    ),
     "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": ("bootstrap", "dist/js/bootstrap.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css":
-        ("bootstrap-table", "dist/bootstrap-table.min.css"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js":
-        ("bootstrap-table", "dist/bootstrap-table.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-        ("bootstrap-table", "dist/extensions/filter-control/bootstrap-table-filter-control.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-        ("bootstrap-table-1.19.0", "dist/extensions/filter-control/bootstrap-table-filter-control.css"),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-        ("bootstrap-table-1.19.0", "dist/extensions/filter-control/bootstrap-table-filter-control.min.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
-        ("bootstrap-datepicker", "dist/css/bootstrap-datepicker.min.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
-        ("bootstrap-datepicker", "dist/js/bootstrap-datepicker.min.js"),
-    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
-        ("@forevolve/bootstrap-dark", "dist/css/bootstrap-prefers-dark.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
-        ("@fortawesome/fontawesome-free", "css/all.min.css"),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": (
+        "bootstrap-table",
+        "dist/bootstrap-table.min.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": (
+        "bootstrap-table",
+        "dist/bootstrap-table.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": (
+        "bootstrap-table",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": (
+        "bootstrap-table-1.19.0",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": (
+        "bootstrap-table-1.19.0",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": (
+        "bootstrap-datepicker",
+        "dist/css/bootstrap-datepicker.min.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": (
+        "bootstrap-datepicker",
+        "dist/js/bootstrap-datepicker.min.js",
+    ),
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": (
+        "@forevolve/bootstrap-dark",
+        "dist/css/bootstrap-prefers-dark.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": (
+        "@fortawesome/fontawesome-free",
+        "css/all.min.css",
+    ),
     "https://code.jquery.com/jquery-3.7.1.min.js": ("jquery", "dist/jquery.min.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js":
-        ("popper.js", "dist/umd/popper.min.js"),
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": (
+        "popper.js",
+        "dist/umd/popper.min.js",
+    ),
     "https://cdn.jsdelivr.net/npm/vega@5": ("vega", "build/vega.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-lite@5": ("vega-lite", "build/vega-lite.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-embed@6": ("vega-embed", "build/vega-embed.min.js"),
@@ -72,9 +94,17 @@ REMOTE: dict[str, tuple[str, str]] = {
 # bytes in the page, not requests (bootstrap-table draws its sort arrows so). Inline styles are
 # allowed only in a page that has some (GE's carry <style> blocks and style attributes); inline
 # scripts never.
-POLICY = {"default-src": "'self'", "script-src": "'self'", "style-src": "'self'", "img-src": "'self' data:",
-          "font-src": "'self'", "connect-src": "'self'", "object-src": "'none'", "base-uri": "'none'",
-          "form-action": "'self'"}
+POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+}
 HEADER_ONLY = {"frame-ancestors": "'self'"}  # browsers ignore it in a meta tag; the Airflow UI frames the page
 _INLINE_STYLE = re.compile(r"<style\b|\sstyle=", re.I)
 
@@ -101,8 +131,9 @@ class NotOffline(ValueError):
 def _package(folder: str) -> dict:
     manifest = NODE_MODULES / folder / "package.json"
     if not manifest.is_file():
-        raise AssetsMissing(f"{manifest} is missing: run scripts/setup (npm ci in web/) to install the pages' "
-                            "styles and scripts")
+        raise AssetsMissing(
+            f"{manifest} is missing: run scripts/setup (npm ci in web/) to install the pages' styles and scripts"
+        )
     return json.loads(manifest.read_text(encoding="utf-8"))
 
 
@@ -187,7 +218,7 @@ def is_vendored_copy(file: Path) -> bool:
         return False
     last = len(parts) - 1 - parts[::-1].index(ASSET_DIR)
     try:
-        source = asset_files().get("/".join(parts[last + 1:]))
+        source = asset_files().get("/".join(parts[last + 1 :]))
     except AssetsMissing:
         return False
     return source is not None and filecmp.cmp(file, source, shallow=False)
@@ -239,8 +270,9 @@ def _inline_script(match: re.Match) -> str:
     """GE's two inline scripts: the walkthrough modal (no such modal on these pages) and the buttons'
     handlers (in datadocs.js); anything else stays, for :func:`problems` to refuse."""
     code = match.group(1)
-    if "ge-walkthrough-modal" in code or ("function showAllValidations" in code
-                                          and "function hideSucceededValidations" in code):
+    if "ge-walkthrough-modal" in code or (
+        "function showAllValidations" in code and "function hideSucceededValidations" in code
+    ):
         return ""
     return match.group(0)
 
@@ -283,7 +315,7 @@ def with_policy(html: str) -> str:
     head = _HEAD.search(html)
     if head is None:
         raise NotOffline("the page has no <head> to carry its Content-Security-Policy")
-    return f"{html[:head.end()]}\n{meta}{html[head.end():]}"
+    return f"{html[: head.end()]}\n{meta}{html[head.end() :]}"
 
 
 # --- the check --------------------------------------------------------------------------------
@@ -313,7 +345,7 @@ class _Scan(HTMLParser):
             if name.startswith("on"):
                 self.found.append(f"<{tag} {name}> inline handler (blocked by the policy)")
             elif name in _URL_ATTRS:
-                for url in (value.split(",") if name == "srcset" else [value]):
+                for url in value.split(",") if name == "srcset" else [value]:
                     url = url.strip().split(" ", 1)[0]
                     if _external(url):
                         self.found.append(f"<{tag} {name}={url}>")

@@ -32,14 +32,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from samverkan.core.contracts import Contract, load_contracts
 from samverkan.core.ledger import Ledger, ledger_location
-from samverkan.core.settings import Paths, paths as default_paths
-
+from samverkan.core.settings import Paths
+from samverkan.core.settings import paths as default_paths
 
 # --- reading --------------------------------------------------------------------------------
 
@@ -70,8 +70,11 @@ def night_status(paths: Paths, ledger: Ledger, feed: str, night: str) -> dict[st
         "night": night,
         "quarantines": [asdict(e) for e in entries],
         "rows": [r for r in rows if r["sha256"] in open_shas],
-        "rejected_files": [str(paths.quarantine_files(feed) / night / e.name) for e in entries
-                           if e.kind == "file" and e.status == "open"],
+        "rejected_files": [
+            str(paths.quarantine_files(feed) / night / e.name)
+            for e in entries
+            if e.kind == "file" and e.status == "open"
+        ],
     }
 
 
@@ -81,15 +84,19 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append("  nothing was held back for this night")
     for q in status["quarantines"]:
         closed = f", {q['note']}" if q.get("note") else ""
-        lines.append(f"  {q['name']} (sha256 {str(q['sha256'])[:12]}…, ledger entry {q['entry_id']}): "
-                     f"{q['kind']} quarantine, {q['rows']} record(s), {q['status']}{closed}")
+        lines.append(
+            f"  {q['name']} (sha256 {str(q['sha256'])[:12]}…, ledger entry {q['entry_id']}): "
+            f"{q['kind']} quarantine, {q['rows']} record(s), {q['status']}{closed}"
+        )
         if q["kind"] == "file" and q.get("reason"):
             reason = q["reason"].split("; header was:", 1)[0]
             lines.append(f"    file rejected: {reason}")
     if status["rows"]:
         lines.append("  held-back records (raw records are in the Parquet files below, private zone only):")
         for r in status["rows"]:
-            lines.append(f"    {r['source_file']} record {r['record']}: {', '.join(r['failed_checks'])}: {r['reasons']}")
+            lines.append(
+                f"    {r['source_file']} record {r['record']}: {', '.join(r['failed_checks'])}: {r['reasons']}"
+            )
         for path in sorted({r["parquet"] for r in status["rows"]}):
             lines.append(f"  parquet: {path}")
     for path in status["rejected_files"]:
@@ -100,14 +107,15 @@ def format_status(status: dict[str, Any]) -> str:
 # --- retention --------------------------------------------------------------------------------
 
 
-def purge(contract: Contract, paths: Paths, ledger: Ledger, *, today: date | None = None,
-          dry_run: bool = False) -> list[Path]:
+def purge(
+    contract: Contract, paths: Paths, ledger: Ledger, *, today: date | None = None, dry_run: bool = False
+) -> list[Path]:
     """Delete held-back data of nights older than the contract's retention; returns what went.
 
     Runs at the end of every feed run, so retention needs no separate job. The ledger keeps
     that the data existed (counts and reasons), marked ``expired``.
     """
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     cutoff = today - timedelta(days=contract.quarantine_retention_days)
     removed = []
     for directory, night in _night_dirs(paths, contract.id):
@@ -158,10 +166,15 @@ def reprocess_command(feed: str, night: str, *, force: bool = False, trigger: bo
     return [airflow, "dags", "test", f"samverkan_{feed}", "--conf", conf]
 
 
-def reprocess(feed: str, night: str, *, force: bool = False, trigger: bool = False,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(reprocess_command(feed, night, force=force, trigger=trigger),
-                          env={**os.environ, **(env or {})}, text=True, capture_output=True)
+def reprocess(
+    feed: str, night: str, *, force: bool = False, trigger: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        reprocess_command(feed, night, force=force, trigger=trigger),
+        env={**os.environ, **(env or {})},
+        text=True,
+        capture_output=True,
+    )
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -177,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--night", required=True, type=date.fromisoformat)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     again.add_argument("--force", action="store_true", help="process the night's files even if unchanged")
-    again.add_argument("--trigger", action="store_true", help="queue the run for the scheduler instead of running it here")
+    again.add_argument(
+        "--trigger", action="store_true", help="queue the run for the scheduler instead of running it here"
+    )
     clean = commands.add_parser("purge", help="apply the contracts' quarantine retention now")
     clean.add_argument("--feed", choices=sorted(load_contracts()))
     clean.add_argument("--dry-run", action="store_true")

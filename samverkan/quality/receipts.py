@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from samverkan.core.contracts import Contract
 from samverkan.core.publishing import write_json_atomic
@@ -87,8 +88,15 @@ def _by_reason(rows_by_check: Mapping[str, Iterable[int]] | None, reasons: Mappi
     out = []
     for label, rows in sorted((rows_by_check or {}).items()):
         numbers = sorted(set(int(r) for r in rows))
-        out.append({"check": label, "reason": reasons.get(label, label), "records": len(numbers),
-                    "record_numbers": numbers[:MAX_ROW_NUMBERS], "record_numbers_truncated": len(numbers) > MAX_ROW_NUMBERS})
+        out.append(
+            {
+                "check": label,
+                "reason": reasons.get(label, label),
+                "records": len(numbers),
+                "record_numbers": numbers[:MAX_ROW_NUMBERS],
+                "record_numbers_truncated": len(numbers) > MAX_ROW_NUMBERS,
+            }
+        )
     return out
 
 
@@ -114,7 +122,9 @@ def _ranges(numbers: list[int]) -> str:
     if start is not None:
         parts.append(f"{start}-{prev}" if prev != start else f"{start}")
     if len(parts) > MAX_TEXT_RANGES:
-        return ", ".join(parts[:MAX_TEXT_RANGES]) + f", … ({len(parts) - MAX_TEXT_RANGES} more ranges in the JSON receipt)"
+        return (
+            ", ".join(parts[:MAX_TEXT_RANGES]) + f", … ({len(parts) - MAX_TEXT_RANGES} more ranges in the JSON receipt)"
+        )
     return ", ".join(parts)
 
 
@@ -140,19 +150,29 @@ def as_text(receipt: Mapping[str, Any]) -> str:
         f"Records quarantined: {r['quarantined']}",
     ]
     if r.get("held_for_correction"):
-        lines.append(f"Of the accepted, held for correction: {r['held_for_correction']} (only person details were "
-                     "wrong: the incident is shared without them; please correct and send the file again)")
-    for key, title in (("quarantined_by_reason", "Quarantined records by reason"),
-                       ("held_for_correction_by_reason", "Records held for correction by reason")):
+        lines.append(
+            f"Of the accepted, held for correction: {r['held_for_correction']} (only person details were "
+            "wrong: the incident is shared without them; please correct and send the file again)"
+        )
+    for key, title in (
+        ("quarantined_by_reason", "Quarantined records by reason"),
+        ("held_for_correction_by_reason", "Records held for correction by reason"),
+    ):
         if receipt.get(key):
             lines += ["", f"{title} (record numbers count data records from 1):"]
             for q in receipt[key]:
-                lines.append(f"  - {q['reason']} [{q['check']}]: {q['records']} record(s): {_ranges(q['record_numbers'])}")
+                lines.append(
+                    f"  - {q['reason']} [{q['check']}]: {q['records']} record(s): {_ranges(q['record_numbers'])}"
+                )
     if receipt["warnings"]:
         lines += ["", "Warnings (nothing was refused because of these):"]
         lines += [f"  - {w}" for w in receipt["warnings"]]
-    lines += ["", f"Written {receipt['written_at']} (contract version {receipt['contract_version']}, "
-                  f"run {receipt['airflow_run_id']}). This receipt contains no personal data.", ""]
+    lines += [
+        "",
+        f"Written {receipt['written_at']} (contract version {receipt['contract_version']}, "
+        f"run {receipt['airflow_run_id']}). This receipt contains no personal data.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -160,8 +180,13 @@ def as_text(receipt: Mapping[str, Any]) -> str:
 
 
 def local_path(data_root: Path, receipt: Mapping[str, Any]) -> Path:
-    return (reports_root(data_root) / "receipts" / receipt["feed"] / str(receipt["night"])
-            / f"{receipt_stem(receipt['file'], receipt['sha256'])}.json")
+    return (
+        reports_root(data_root)
+        / "receipts"
+        / receipt["feed"]
+        / str(receipt["night"])
+        / f"{receipt_stem(receipt['file'], receipt['sha256'])}.json"
+    )
 
 
 def store(data_root: Path, receipt: Mapping[str, Any]) -> Path:
@@ -180,8 +205,10 @@ def deliver(contract: Contract, connector: Any, receipt_path: Path) -> list[str]
     stem = receipt_stem(receipt["file"], receipt["sha256"])
     directory = contract.receipts_directory.rstrip("/")
     written = []
-    for suffix, data in ((".json", Path(receipt_path).read_bytes()),
-                         (".txt", Path(receipt_path).with_suffix(".txt").read_bytes())):
+    for suffix, data in (
+        (".json", Path(receipt_path).read_bytes()),
+        (".txt", Path(receipt_path).with_suffix(".txt").read_bytes()),
+    ):
         remote = f"{directory}/{stem}{suffix}"
         connector.write_bytes(remote, data)
         written.append(remote)

@@ -20,9 +20,10 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -41,20 +42,22 @@ REPORT_VERSION = 1
 URL_PREFIX = "samverkan-reports"
 TABLE_COLUMNS = "expect_table_columns_to_match_set"  # where the Airflow plugin serves the reports
 
-OUTCOMES_SCHEMA = pa.schema([
-    ("feed", pa.string()),
-    ("night", pa.string()),
-    ("file", pa.string()),
-    ("sha256", pa.string()),
-    ("run_id", pa.string()),
-    ("file_status", pa.string()),
-    ("expectation", pa.string()),
-    ("expectation_type", pa.string()),
-    ("column", pa.string()),
-    ("success", pa.bool_()),
-    ("element_count", pa.int64()),
-    ("unexpected_count", pa.int64()),
-])
+OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("feed", pa.string()),
+        ("night", pa.string()),
+        ("file", pa.string()),
+        ("sha256", pa.string()),
+        ("run_id", pa.string()),
+        ("file_status", pa.string()),
+        ("expectation", pa.string()),
+        ("expectation_type", pa.string()),
+        ("column", pa.string()),
+        ("success", pa.bool_()),
+        ("element_count", pa.int64()),
+        ("unexpected_count", pa.int64()),
+    ]
+)
 
 
 # --- masking --------------------------------------------------------------------------------
@@ -94,7 +97,7 @@ def _frame_columns(part: str, shown: str | None) -> list[str]:
     names = []
     for name in shown.split(","):
         if part != "rows" and name.startswith(f"{part}."):
-            name = name[len(part) + 1:]
+            name = name[len(part) + 1 :]
         names.append(name.split("__", 1)[0])
     return names
 
@@ -154,8 +157,7 @@ class SampleCollector:
                     sample.values[masked] += 1
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {label: {"values": dict(s.values.most_common()), "rows": s.rows}
-                for label, s in self.samples.items()}
+        return {label: {"values": dict(s.values.most_common()), "rows": s.rows} for label, s in self.samples.items()}
 
 
 # --- the masked validation result of one file ------------------------------------------------
@@ -200,16 +202,30 @@ def file_validation(
         if config is None:
             continue
         sample = samples.get(e["expectation"], {})
-        checks.append({"label": e["expectation"], "config": config, "success": bool(e["success"]),
-                       "element_count": int(e["element_count"]), "unexpected_count": int(e["unexpected_count"]),
-                       "masked_values": dict(sample.get("values", {})), "sample_rows": list(sample.get("rows", []))})
+        checks.append(
+            {
+                "label": e["expectation"],
+                "config": config,
+                "success": bool(e["success"]),
+                "element_count": int(e["element_count"]),
+                "unexpected_count": int(e["unexpected_count"]),
+                "masked_values": dict(sample.get("values", {})),
+                "sample_rows": list(sample.get("rows", [])),
+            }
+        )
     missing = list(missing_columns)
     if missing:
         table = next((c for c in checks if c["config"]["type"] == TABLE_COLUMNS), None)
         if table is None:
-            label = next((l for l, c in configs.items() if c["type"] == TABLE_COLUMNS), None)
-            table = {"label": label, "config": configs.get(label), "element_count": 0, "unexpected_count": 0,
-                     "masked_values": {}, "sample_rows": []}
+            label = next((name for name, c in configs.items() if c["type"] == TABLE_COLUMNS), None)
+            table = {
+                "label": label,
+                "config": configs.get(label),
+                "element_count": 0,
+                "unexpected_count": 0,
+                "masked_values": {},
+                "sample_rows": [],
+            }
             if label:
                 checks.insert(0, table)
         table.update(success=False, missing_columns=missing)
@@ -217,8 +233,20 @@ def file_validation(
         "report_version": REPORT_VERSION,
         "feed": contract.id,
         "contract_version": contract.version,
-        "file": {k: file.get(k) for k in ("name", "night", "sha256", "status", "rows_received", "rows_published",
-                                          "rows_quarantined", "run_id", "reason")},
+        "file": {
+            k: file.get(k)
+            for k in (
+                "name",
+                "night",
+                "sha256",
+                "status",
+                "rows_received",
+                "rows_published",
+                "rows_quarantined",
+                "run_id",
+                "reason",
+            )
+        },
         "checks": checks,
     }
 
@@ -270,8 +298,10 @@ def _gx_result(check: Mapping[str, Any]) -> Any:
         "missing_count": 0,
     }
     if check.get("missing_columns"):
-        result = {"observed_value": [f"missing: {c}" for c in check["missing_columns"]],
-                  "details": {"mismatched": {"missing": list(check["missing_columns"])}}}
+        result = {
+            "observed_value": [f"missing: {c}" for c in check["missing_columns"]],
+            "details": {"mismatched": {"missing": list(check["missing_columns"])}},
+        }
     meta = dict(config.get("meta") or {})
     return ExpectationValidationResult(
         success=check["success"],
@@ -289,8 +319,11 @@ def night_result(feed: str, night: str, records: list[Mapping[str, Any]], run: M
         for check in record["checks"]:
             into = merged.get(check["label"])
             if into is None:
-                merged[check["label"]] = {**check, "masked_values": dict(check["masked_values"]),
-                                          "sample_rows": list(check["sample_rows"])}
+                merged[check["label"]] = {
+                    **check,
+                    "masked_values": dict(check["masked_values"]),
+                    "sample_rows": list(check["sample_rows"]),
+                }
                 continue
             into["success"] = into["success"] and check["success"]
             into["element_count"] += check["element_count"]
@@ -307,13 +340,22 @@ def night_result(feed: str, night: str, records: list[Mapping[str, Any]], run: M
         success=successful == len(results) and all(r["file"]["status"] == "published" for r in records),
         results=results,
         suite_name=f"samverkan.{feed}",
-        statistics={"evaluated_expectations": len(results), "successful_expectations": successful,
-                    "unsuccessful_expectations": len(results) - successful,
-                    "success_percent": (100.0 * successful / len(results)) if results else 100.0},
-        meta={"run_id": {"run_name": f"{feed} night {night}", "run_time": run.get("run_time")},
-              "batch_markers": {"feed": feed, "night": night, "airflow_run_id": run.get("run_id"),
-                                "values_shown": "masked: 9 = digit, a/A = letter"},
-              "batch_spec": {"files": files}},
+        statistics={
+            "evaluated_expectations": len(results),
+            "successful_expectations": successful,
+            "unsuccessful_expectations": len(results) - successful,
+            "success_percent": (100.0 * successful / len(results)) if results else 100.0,
+        },
+        meta={
+            "run_id": {"run_name": f"{feed} night {night}", "run_time": run.get("run_time")},
+            "batch_markers": {
+                "feed": feed,
+                "night": night,
+                "airflow_run_id": run.get("run_id"),
+                "values_shown": "masked: 9 = digit, a/A = letter",
+            },
+            "batch_spec": {"files": files},
+        },
     )
 
 
@@ -359,10 +401,12 @@ def render_index(data_root: Path, feed: str) -> Path:
     nights = sorted((p.name for p in root.iterdir() if (p / "index.html").exists()), reverse=True)
     items = "\n".join(f'<li><a href="{html_lib.escape(n)}/index.html">{html_lib.escape(n)}</a></li>' for n in nights)
     page = root / "index.html"
-    html = (f"<!doctype html><html><head><meta charset='utf-8'><title>Data Docs: {html_lib.escape(feed)}</title>"
-            f"</head><body><h1>Validation results: {html_lib.escape(feed)}</h1>"
-            f"<p>One page per night; sample values are masked (9 = digit, a/A = letter).</p>"
-            f"<ul>\n{items}\n</ul>\n</body></html>\n")
+    html = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Data Docs: {html_lib.escape(feed)}</title>"
+        f"</head><body><h1>Validation results: {html_lib.escape(feed)}</h1>"
+        f"<p>One page per night; sample values are masked (9 = digit, a/A = letter).</p>"
+        f"<ul>\n{items}\n</ul>\n</body></html>\n"
+    )
     page.write_text(assets.localise_beside(html, page, root.parent), encoding="utf-8")  # with its policy
     return page
 
@@ -381,11 +425,22 @@ def write_outcomes(data_root: Path, feed: str, run_id: str, files: list[Mapping[
     rows = []
     for f in files:
         for e in f.get("expectations") or []:
-            rows.append({"feed": feed, "night": e["night"], "file": e["file"], "sha256": f.get("sha256"),
-                         "run_id": run_id, "file_status": f.get("status"), "expectation": e["expectation"],
-                         "expectation_type": e["expectation"].split("(", 1)[0].split("#", 1)[0], "column": e.get("column"),
-                         "success": bool(e["success"]), "element_count": int(e["element_count"]),
-                         "unexpected_count": int(e["unexpected_count"])})
+            rows.append(
+                {
+                    "feed": feed,
+                    "night": e["night"],
+                    "file": e["file"],
+                    "sha256": f.get("sha256"),
+                    "run_id": run_id,
+                    "file_status": f.get("status"),
+                    "expectation": e["expectation"],
+                    "expectation_type": e["expectation"].split("(", 1)[0].split("#", 1)[0],
+                    "column": e.get("column"),
+                    "success": bool(e["success"]),
+                    "element_count": int(e["element_count"]),
+                    "unexpected_count": int(e["unexpected_count"]),
+                }
+            )
     if not rows:
         return None
     path = outcomes_path(data_root, feed, run_id)

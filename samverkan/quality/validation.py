@@ -107,19 +107,37 @@ def _expectation(type_: str, reason: str, **kwargs: Any) -> dict[str, Any]:
 
 def _integer(column: Column, name: str) -> list[dict[str, Any]]:
     """The text must be a whole number; the range is checked on the caller's numeric ``__int`` twin."""
-    found = [_expectation("expect_column_values_to_match_regex", f"{name} is not a whole number",
-                          column=column.name, regex=INTEGER_REGEX)]
+    found = [
+        _expectation(
+            "expect_column_values_to_match_regex",
+            f"{name} is not a whole number",
+            column=column.name,
+            regex=INTEGER_REGEX,
+        )
+    ]
     bounds = {k: _number(v) for k, v in (("min_value", column.min), ("max_value", column.max)) if v is not None}
     if bounds:
-        found.append(_expectation("expect_column_values_to_be_between", f"{name} is {_range_words(column)}",
-                                  column=f"{column.name}__int", **bounds))
+        found.append(
+            _expectation(
+                "expect_column_values_to_be_between",
+                f"{name} is {_range_words(column)}",
+                column=f"{column.name}__int",
+                **bounds,
+            )
+        )
     return found
 
 
 def _boolean(column: Column, name: str) -> list[dict[str, Any]]:
     values = list(column.true_values) + list(column.false_values)
-    return [_expectation("expect_column_values_to_be_in_set", f"{name} is not a yes/no value ({', '.join(values)})",
-                         column=column.name, value_set=values)]
+    return [
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            f"{name} is not a yes/no value ({', '.join(values)})",
+            column=column.name,
+            value_set=values,
+        )
+    ]
 
 
 def _temporal(column: Column, name: str) -> list[dict[str, Any]]:
@@ -127,20 +145,36 @@ def _temporal(column: Column, name: str) -> list[dict[str, Any]]:
     if not column.format:
         return []
     what = "date and time" if column.type == "timestamp" else column.type
-    return [_expectation("expect_column_values_to_match_strftime_format",
-                         f"{name} is not a valid {what} written as {_format_words(column.format)}",
-                         column=column.name, strftime_format=column.format)]
+    return [
+        _expectation(
+            "expect_column_values_to_match_strftime_format",
+            f"{name} is not a valid {what} written as {_format_words(column.format)}",
+            column=column.name,
+            strftime_format=column.format,
+        )
+    ]
 
 
 def _personnummer(column: Column, name: str) -> list[dict[str, Any]]:
     """Luhn and date rules are beyond GE; the caller's ``__status`` column carries their verdict."""
-    return [_expectation("expect_column_values_to_be_in_set",
-                         f"{name} is not a valid personnummer (format, date or check digit)",
-                         column=f"{column.name}__status", value_set=["valid"])]
+    return [
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            f"{name} is not a valid personnummer (format, date or check digit)",
+            column=f"{column.name}__status",
+            value_set=["valid"],
+        )
+    ]
 
 
-TYPE_EXPECTATIONS = {"integer": _integer, "boolean": _boolean, "timestamp": _temporal, "date": _temporal,
-                     "time": _temporal, "personnummer": _personnummer}
+TYPE_EXPECTATIONS = {
+    "integer": _integer,
+    "boolean": _boolean,
+    "timestamp": _temporal,
+    "date": _temporal,
+    "time": _temporal,
+    "personnummer": _personnummer,
+}
 
 
 def column_expectations(column: Column, name: str) -> list[dict[str, Any]]:
@@ -149,11 +183,23 @@ def column_expectations(column: Column, name: str) -> list[dict[str, Any]]:
     if not column.nullable:
         found.append(_expectation("expect_column_values_to_not_be_null", f"{name} is empty", column=column.name))
     if column.pattern:
-        found.append(_expectation("expect_column_values_to_match_regex", f"{name} does not have the expected format",
-                                  column=column.name, regex=_end_anchored(column.pattern)))
+        found.append(
+            _expectation(
+                "expect_column_values_to_match_regex",
+                f"{name} does not have the expected format",
+                column=column.name,
+                regex=_end_anchored(column.pattern),
+            )
+        )
     if column.allowed:
-        found.append(_expectation("expect_column_values_to_be_in_set", f"{name} is not one of the allowed values",
-                                  column=column.name, value_set=list(column.allowed)))
+        found.append(
+            _expectation(
+                "expect_column_values_to_be_in_set",
+                f"{name} is not one of the allowed values",
+                column=column.name,
+                value_set=list(column.allowed),
+            )
+        )
     by_type = TYPE_EXPECTATIONS.get(column.type)
     return found + (by_type(column, name) if by_type else [])
 
@@ -161,8 +207,12 @@ def column_expectations(column: Column, name: str) -> list[dict[str, Any]]:
 def _table_expectation(contract: Contract, part: str, columns: tuple[Column, ...]) -> dict[str, Any]:
     required = [c for c in columns if c.required]
     names = ", ".join(_source(contract, part, c) for c in required)
-    return _expectation(TABLE_COLUMNS, f"The file lacks one or more required columns ({names})",
-                        column_set=index_columns(part) + [c.name for c in required], exact_match=False)
+    return _expectation(
+        TABLE_COLUMNS,
+        f"The file lacks one or more required columns ({names})",
+        column_set=index_columns(part) + [c.name for c in required],
+        exact_match=False,
+    )
 
 
 def contract_expectations(contract: Contract, part: str = "rows") -> list[dict[str, Any]]:
@@ -178,8 +228,14 @@ def build_suite(contract: Contract, part: str = "rows", *, handwritten: Iterable
     from great_expectations.core.expectation_suite import ExpectationSuite
 
     configs = contract_expectations(contract, part) + [_as_handwritten(e) for e in handwritten]
-    meta = {"samverkan": {"feed": contract.id, "part": part, "contract_version": contract.version,
-                          "index_columns": index_columns(part)}}
+    meta = {
+        "samverkan": {
+            "feed": contract.id,
+            "part": part,
+            "contract_version": contract.version,
+            "index_columns": index_columns(part),
+        }
+    }
     suite = ExpectationSuite(name=suite_name(contract, part), expectations=configs, meta=meta)
     _check_nothing_dropped(suite, configs)
     return suite.to_json_dict()
@@ -267,8 +323,14 @@ def _merge_failures(into: dict[int, list[str]], more: Mapping[int, list[str]]) -
 
 
 def _sum(a: ExpectationOutcome, b: ExpectationOutcome) -> ExpectationOutcome:
-    return ExpectationOutcome(a.label, a.expectation_type, a.column, a.success and b.success,
-                              a.element_count + b.element_count, a.unexpected_count + b.unexpected_count)
+    return ExpectationOutcome(
+        a.label,
+        a.expectation_type,
+        a.column,
+        a.success and b.success,
+        a.element_count + b.element_count,
+        a.unexpected_count + b.unexpected_count,
+    )
 
 
 def combine(outcomes: Iterable[BatchOutcome]) -> BatchOutcome:
@@ -286,9 +348,19 @@ def combine(outcomes: Iterable[BatchOutcome]) -> BatchOutcome:
 
 
 def outcome_to_records(outcome: BatchOutcome, feed: str, night: str, file: str) -> list[dict[str, Any]]:
-    return [{"feed": feed, "night": str(night), "file": file, "expectation": e.label, "column": e.column,
-             "success": e.success, "element_count": e.element_count, "unexpected_count": e.unexpected_count}
-            for e in outcome.expectations]
+    return [
+        {
+            "feed": feed,
+            "night": str(night),
+            "file": file,
+            "expectation": e.label,
+            "column": e.column,
+            "success": e.success,
+            "element_count": e.element_count,
+            "unexpected_count": e.unexpected_count,
+        }
+        for e in outcome.expectations
+    ]
 
 
 # --- running suites ---------------------------------------------------------------------------
@@ -365,8 +437,11 @@ def _ephemeral_context() -> Any:
         ProgressBarsConfig,
     )
 
-    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(), analytics_enabled=False,
-                               progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False))
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
@@ -517,8 +592,14 @@ def _reduce_one(check: _Check, result: Any) -> tuple[ExpectationOutcome, list[in
         log.warning("expectation %s could not be evaluated; treated as a file-level failure", check.label)
     rows = [] if success or raised else sorted({int(e[ROW]) for e in details.get("unexpected_index_list") or ()})
     file_level = not success and (raised or "unexpected_index_list" not in details)
-    summary = ExpectationOutcome(check.label, check.type, check.column, success,
-                                 int(details.get("element_count") or 0), int(details.get("unexpected_count") or 0))
+    summary = ExpectationOutcome(
+        check.label,
+        check.type,
+        check.column,
+        success,
+        int(details.get("element_count") or 0),
+        int(details.get("unexpected_count") or 0),
+    )
     return summary, rows, file_level
 
 
@@ -527,24 +608,40 @@ def _reduce_one(check: _Check, result: Any) -> tuple[ExpectationOutcome, list[in
 # Row-wise checks: the verdict for a record is a function of that record's values in the checked
 # columns alone, so GE may see each distinct value (combination) once. Uniqueness, ordering and
 # aggregate checks depend on other records and are not here.
-ROW_WISE = frozenset({
-    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
-    "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
-    "expect_column_values_to_match_regex_list", "expect_column_values_to_not_match_regex_list",
-    "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
-    "expect_column_values_to_be_between", "expect_column_values_to_match_strftime_format",
-    "expect_column_value_lengths_to_be_between", "expect_column_value_lengths_to_equal",
-    "expect_column_values_to_be_dateutil_parseable", "expect_column_values_to_be_json_parseable",
-    "expect_column_values_to_match_json_schema",
-    "expect_column_pair_values_a_to_be_greater_than_b", "expect_column_pair_values_to_be_equal",
-    "expect_column_pair_values_to_be_in_set", "expect_multicolumn_sum_to_equal",
-    "expect_select_column_values_to_be_unique_within_record",
-})
+ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+        "expect_column_values_to_match_regex_list",
+        "expect_column_values_to_not_match_regex_list",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_match_strftime_format",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_value_lengths_to_equal",
+        "expect_column_values_to_be_dateutil_parseable",
+        "expect_column_values_to_be_json_parseable",
+        "expect_column_values_to_match_json_schema",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_column_pair_values_to_be_equal",
+        "expect_column_pair_values_to_be_in_set",
+        "expect_multicolumn_sum_to_equal",
+        "expect_select_column_values_to_be_unique_within_record",
+    }
+)
 # Checks on the frame's shape, which the distinct frame shares (same columns, same order).
-TABLE_SHAPE = frozenset({
-    TABLE_COLUMNS, "expect_table_columns_to_match_ordered_list", "expect_column_to_exist",
-    "expect_table_column_count_to_equal", "expect_table_column_count_to_be_between",
-})
+TABLE_SHAPE = frozenset(
+    {
+        TABLE_COLUMNS,
+        "expect_table_columns_to_match_ordered_list",
+        "expect_column_to_exist",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+    }
+)
 
 
 NULL_SENSITIVE = frozenset({"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"})
@@ -747,8 +844,14 @@ class _VerdictMemo:
             known[check.label] = _spread(check, rows, inverse, [i for i, d in enumerate(digests) if verdicts[d]])
         return known, rest
 
-    def remember(self, suite: str, table: Any, checks: list[_Check], plan: _DistinctPlan,
-                 reduced: Mapping[str, tuple[ExpectationOutcome, list[int], bool]]) -> None:
+    def remember(
+        self,
+        suite: str,
+        table: Any,
+        checks: list[_Check],
+        plan: _DistinctPlan,
+        reduced: Mapping[str, tuple[ExpectationOutcome, list[int], bool]],
+    ) -> None:
         """Keep what GE just found; a check that raised or failed the file, or a large batch, teaches nothing."""
         import numpy as np
 
@@ -801,8 +904,12 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--check", action="store_true", help="only report suites that are out of date (exit 1)")
     args = parser.parse_args(argv)
     if args.check:
-        stale = [suite_path(args.directory, c, p) for c in load_contracts().values() for p in parts(c)
-                 if not suite_is_current(c, suite_path(args.directory, c, p))]
+        stale = [
+            suite_path(args.directory, c, p)
+            for c in load_contracts().values()
+            for p in parts(c)
+            if not suite_is_current(c, suite_path(args.directory, c, p))
+        ]
         for path in stale:
             print(f"out of date: {path}")
         return 1 if stale else 0

@@ -79,7 +79,7 @@ COLUMN_DOCS = {
     "people": "sum of the counts over the week (people or groups, per measure); null when suppressed",
     "hour_of_day": "local hour the incident began, 0–23; null on totals over all hours",
     "level": f"'{LEVEL_CELL}', '{LEVEL_ROW_TOTAL}' (place × category over all hours), "
-             f"'{LEVEL_COLUMN_TOTAL}' (one hour over all places and categories), '{LEVEL_GRAND_TOTAL}'",
+    f"'{LEVEL_COLUMN_TOTAL}' (one hour over all places and categories), '{LEVEL_GRAND_TOTAL}'",
     "incidents": "number of incidents; null when suppressed",
     "suppressed": "true when the count is withheld (small, or withheld so that a small one cannot be derived)",
 }
@@ -101,7 +101,7 @@ class WeekTable:
         self.suppressed = np.zeros(self.extended.shape, dtype=bool)
 
     @classmethod
-    def from_cells(cls, week: str, rows: list[tuple[str, str]], cells: np.ndarray) -> "WeekTable":
+    def from_cells(cls, week: str, rows: list[tuple[str, str]], cells: np.ndarray) -> WeekTable:
         r, c = cells.shape
         extended = np.zeros((r + 1, c + 1), dtype=np.int64)
         extended[:r, :c] = cells
@@ -113,14 +113,15 @@ class WeekTable:
     def lines(self) -> list[list[tuple[int, int]]]:
         """Every row and column of the extended table; the last entry of each is its total."""
         n_rows, n_cols = self.extended.shape
-        return ([[(i, j) for j in range(n_cols)] for i in range(n_rows)]
-                + [[(i, j) for i in range(n_rows)] for j in range(n_cols)])
+        return [[(i, j) for j in range(n_cols)] for i in range(n_rows)] + [
+            [(i, j) for i in range(n_rows)] for j in range(n_cols)
+        ]
 
 
 def _iso_weeks(local: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(
-        pc.cast(pc.iso_year(local), pa.string()),
-        pc.utf8_lpad(pc.cast(pc.iso_week(local), pa.string()), 2, "0"), "-W")
+        pc.cast(pc.iso_year(local), pa.string()), pc.utf8_lpad(pc.cast(pc.iso_week(local), pa.string()), 2, "0"), "-W"
+    )
 
 
 def week_tables(incidents: pa.Table) -> list[WeekTable]:
@@ -128,18 +129,30 @@ def week_tables(incidents: pa.Table) -> list[WeekTable]:
     cannot be placed in an hour and are not counted (the data dictionary says so)."""
     timed = incidents.filter(pc.is_valid(incidents.column("occurred_at_local")))
     local = timed.column("occurred_at_local")
-    keyed = pa.table({"week": _iso_weeks(local), "area": pc.fill_null(timed.column("area"), UNKNOWN_AREA),
-                      "key": pc.fill_null(timed.column("category"), "other"), "hour": pc.hour(local),
-                      "value": pa.array(np.ones(timed.num_rows, dtype=np.int64))})
+    keyed = pa.table(
+        {
+            "week": _iso_weeks(local),
+            "area": pc.fill_null(timed.column("area"), UNKNOWN_AREA),
+            "key": pc.fill_null(timed.column("category"), "other"),
+            "hour": pc.hour(local),
+            "value": pa.array(np.ones(timed.num_rows, dtype=np.int64)),
+        }
+    )
     return _tables(keyed)
 
 
 def observation_tables(observations: pa.Table) -> list[WeekTable]:
     """People counted per ISO week, (area, measure) row and the local hour the slot began."""
     local = observations.column("slot_start_local")
-    keyed = pa.table({"week": _iso_weeks(local), "area": pc.fill_null(observations.column("area"), UNKNOWN_AREA),
-                      "key": observations.column("measure"), "hour": pc.hour(local),
-                      "value": observations.column("count").cast(pa.int64())})
+    keyed = pa.table(
+        {
+            "week": _iso_weeks(local),
+            "area": pc.fill_null(observations.column("area"), UNKNOWN_AREA),
+            "key": observations.column("measure"),
+            "hour": pc.hour(local),
+            "value": observations.column("count").cast(pa.int64()),
+        }
+    )
     return _tables(keyed.filter(pc.and_(pc.is_valid(keyed.column("hour")), pc.is_valid(keyed.column("value")))))
 
 
@@ -318,9 +331,18 @@ def to_arrow(tables: list[WeekTable], schema: pa.Schema = COUNTS_SCHEMA) -> pa.T
                 hour = j if j < n_cols - 1 else None
                 level = _level(i == n_rows - 1, j == n_cols - 1)
                 hidden = bool(t.suppressed[i, j])
-                records.append({"week": t.week, "area": area, key: row_key, "category_kind": kinds.get(row_key) if row_key else None,
-                                "hour_of_day": hour, "level": level,
-                                value: None if hidden else int(t.extended[i, j]), "suppressed": hidden})
+                records.append(
+                    {
+                        "week": t.week,
+                        "area": area,
+                        key: row_key,
+                        "category_kind": kinds.get(row_key) if row_key else None,
+                        "hour_of_day": hour,
+                        "level": level,
+                        value: None if hidden else int(t.extended[i, j]),
+                        "suppressed": hidden,
+                    }
+                )
     return pa.Table.from_pylist(records, schema=schema)
 
 

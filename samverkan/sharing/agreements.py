@@ -14,14 +14,15 @@ file and the field.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from samverkan.core.yamlconfig import load_mapping
 from samverkan.core.settings import CONFIG_ROOT
+from samverkan.core.yamlconfig import load_mapping
 from samverkan.sharing import legal_basis
 
 AGREEMENTS_DIR = CONFIG_ROOT / "agreements"
@@ -112,8 +113,9 @@ class Agreement:
         if spec is None:
             return None
         k = spec.get("k_anonymity") or {}
-        return Detail(spec["time"], spec["place"], k.get("k", DEFAULT_K), k.get("exception"),
-                      tuple(k.get("suppress", ())))
+        return Detail(
+            spec["time"], spec["place"], k.get("k", DEFAULT_K), k.get("exception"), tuple(k.get("suppress", ()))
+        )
 
     @property
     def retention_days(self) -> int:
@@ -271,7 +273,9 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
     problems += legal_basis.problems(data)  # every granted column names its basis and purpose
     if "observation_counts" in data["datasets"]:
         problems += _observation_scope(data)
-    if "involvements" in data["datasets"] and "incident_id" not in (data["datasets"]["involvements"] or {}).get("columns", ()):
+    if "involvements" in data["datasets"] and "incident_id" not in (data["datasets"]["involvements"] or {}).get(
+        "columns", ()
+    ):
         problems.append("datasets.involvements.columns: must include incident_id (rows are meaningless without it)")
     if problems:
         raise AgreementError("\n".join(f"{path.name}: {p}" for p in problems))
@@ -284,11 +288,16 @@ def _detail_problems(data: dict[str, Any]) -> list[str]:
     if data["granularity"] != "row_level":
         return ["detail: only a row_level agreement has row detail"] if detail else []
     if detail is None:
-        return ["detail: a row_level agreement must state detail.time (15min, hour, day) and detail.place "
-                "(100m, 1km, area)"]
+        return [
+            "detail: a row_level agreement must state detail.time (15min, hour, day) and detail.place (100m, 1km, area)"
+        ]
     finer = {"1km": FINER_THAN_1KM, "area": FINER_THAN_AREA}.get(detail["place"], ())
-    return [f"datasets.{name}.columns: {column!r} is finer than detail.place {detail['place']}"
-            for name, spec in data["datasets"].items() for column in (spec or {}).get("columns", ()) if column in finer]
+    return [
+        f"datasets.{name}.columns: {column!r} is finer than detail.place {detail['place']}"
+        for name, spec in data["datasets"].items()
+        for column in (spec or {}).get("columns", ())
+        if column in finer
+    ]
 
 
 def _observation_scope(data: dict[str, Any]) -> list[str]:
@@ -302,15 +311,20 @@ def _observation_scope(data: dict[str, Any]) -> list[str]:
         problems.append("datasets.observation_counts: no aggregate feed in scope.sources")
     if "where" in data["scope"]:
         observed = tuple(common_model()["datasets"]["observations"]["columns"])
-        problems += [f"{at}.column: {leaf['column']!r} is not a column of observations, which observation_counts "
-                     "is built from" for at, leaf in _conditions(data["scope"]["where"], "scope.where")
-                     if leaf["column"] not in observed]
+        problems += [
+            f"{at}.column: {leaf['column']!r} is not a column of observations, which observation_counts is built from"
+            for at, leaf in _conditions(data["scope"]["where"], "scope.where")
+            if leaf["column"] not in observed
+        ]
     return problems
 
 
 def _unknown_filter_columns(cond: dict[str, Any], where: str, allowed: tuple[str, ...]) -> list[str]:
-    return [f"{at}.column: unknown column {leaf['column']!r}" for at, leaf in _conditions(cond, where)
-            if leaf["column"] not in allowed]
+    return [
+        f"{at}.column: unknown column {leaf['column']!r}"
+        for at, leaf in _conditions(cond, where)
+        if leaf["column"] not in allowed
+    ]
 
 
 def load_agreement(path: Path | str) -> Agreement:
@@ -338,6 +352,8 @@ def load_agreements(directory: Path = AGREEMENTS_DIR) -> dict[str, Agreement]:
         if a.mode == "pull":
             other = accounts.setdefault(a.delivery["account"], a.id)
             if other != a.id:
-                raise AgreementError(f"{a.path.name}: delivery.account: {a.delivery['account']!r} is already "
-                                     f"{other}'s account; each recipient needs its own")
+                raise AgreementError(
+                    f"{a.path.name}: delivery.account: {a.delivery['account']!r} is already "
+                    f"{other}'s account; each recipient needs its own"
+                )
     return agreements

@@ -65,8 +65,9 @@ def signing_key() -> Path | None:
 
 
 def _ssh_keygen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", *args], input=stdin, capture_output=True,
-                          timeout=30, check=False)
+    return subprocess.run(
+        [shutil.which("ssh-keygen") or "ssh-keygen", *args], input=stdin, capture_output=True, timeout=30, check=False
+    )
 
 
 def sign_file(key: Path, path: Path, namespace: str) -> Path:
@@ -83,8 +84,22 @@ def sign_file(key: Path, path: Path, namespace: str) -> Path:
 def file_verifies(allowed_signers: Path, path: Path, signature: Path, namespace: str, identity: str) -> bool:
     if not signature.exists():
         return False
-    return _ssh_keygen("-Y", "verify", "-f", str(allowed_signers), "-I", identity, "-n", namespace,
-                       "-s", str(signature), stdin=path.read_bytes()).returncode == 0
+    return (
+        _ssh_keygen(
+            "-Y",
+            "verify",
+            "-f",
+            str(allowed_signers),
+            "-I",
+            identity,
+            "-n",
+            namespace,
+            "-s",
+            str(signature),
+            stdin=path.read_bytes(),
+        ).returncode
+        == 0
+    )
 
 
 def sign_manifest(directory: Path, key: Path | None) -> Path | None:
@@ -106,8 +121,9 @@ def write_allowed_signers(path: Path, public_key_line: str) -> Path:
 # --- the recipient's verification ------------------------------------------------------------------
 
 
-def verify_delivery(directory: Path, allowed_signers: Path, anchors: Iterable[dict[str, Any]] = (),
-                    register: Register | None = None) -> list[str]:
+def verify_delivery(
+    directory: Path, allowed_signers: Path, anchors: Iterable[dict[str, Any]] = (), register: Register | None = None
+) -> list[str]:
     """Everything a recipient can check offline, as a list of problems (empty: verified).
 
     ``anchors`` are register events from the recipient's earlier receipts; ``register`` (e.g. a
@@ -117,8 +133,9 @@ def verify_delivery(directory: Path, allowed_signers: Path, anchors: Iterable[di
     if manifest is None:
         return [f"{directory.name}: no {MANIFEST}"]
     problems = []
-    if not file_verifies(allowed_signers, directory / MANIFEST, directory / MANIFEST_SIGNATURE, DELIVERY_NAMESPACE,
-                         DELIVERY_NAMESPACE):
+    if not file_verifies(
+        allowed_signers, directory / MANIFEST, directory / MANIFEST_SIGNATURE, DELIVERY_NAMESPACE, DELIVERY_NAMESPACE
+    ):
         problems.append(f"{directory.name}: {MANIFEST} is not signed by the hub (or was changed after signing)")
     for entry in manifest["files"]:
         path = directory / entry["name"]
@@ -148,21 +165,27 @@ def _receipt_problems(directory: Path, allowed_signers: Path, manifest: dict[str
     problems = []
     if receipt["manifest_sha256"] != sha256_file(directory / MANIFEST):
         problems.append(f"{directory.name}: {RECEIPT} names another manifest")
-    if receipt["signed_message"] != signed_message(event["seq"], event["event_sha256"]) or not receipt["signature"] \
-            or not signature_verifies(allowed_signers, receipt["signed_message"], receipt["signature"]):
+    if (
+        receipt["signed_message"] != signed_message(event["seq"], event["event_sha256"])
+        or not receipt["signature"]
+        or not signature_verifies(allowed_signers, receipt["signed_message"], receipt["signature"])
+    ):
         problems.append(f"{directory.name}: {RECEIPT}: the register event's signature does not verify")
     return problems
 
 
-def anchor_problems(head: dict[str, Any] | None, anchors: Iterable[dict[str, Any]],
-                    register: Register | None) -> list[str]:
+def anchor_problems(
+    head: dict[str, Any] | None, anchors: Iterable[dict[str, Any]], register: Register | None
+) -> list[str]:
     """A register only grows: a new head before an event the recipient holds means the hub's
     register lost its end; with the register at hand, every anchor must be in it unchanged."""
     problems = []
     for anchor in anchors:
         if head is not None and int(head["seq"]) < int(anchor["seq"]):
-            problems.append(f"register went back: the hub's head is event {head['seq']}, but event {anchor['seq']} "
-                            "was already disclosed to this recipient")
+            problems.append(
+                f"register went back: the hub's head is event {head['seq']}, but event {anchor['seq']} "
+                "was already disclosed to this recipient"
+            )
         if register is not None:
             try:
                 register.verify_anchor(anchor)
@@ -176,12 +199,17 @@ def anchor_problems(head: dict[str, Any] | None, anchors: Iterable[dict[str, Any
 
 def acknowledgement(manifest: dict[str, Any], manifest_sha256: str) -> dict[str, Any]:
     """What a recipient signs to say it received a delivery whole."""
-    return {"recipient": manifest["recipient"], "delivery_id": manifest["delivery_id"],
-            "manifest_sha256": manifest_sha256, "acknowledged": "received and verified"}
+    return {
+        "recipient": manifest["recipient"],
+        "delivery_id": manifest["delivery_id"],
+        "manifest_sha256": manifest_sha256,
+        "acknowledged": "received and verified",
+    }
 
 
-def record_acknowledgement(register: Register, directory: Path, ack_key_line: str, run_id: str | None = None
-                           ) -> dict[str, Any]:
+def record_acknowledgement(
+    register: Register, directory: Path, ack_key_line: str, run_id: str | None = None
+) -> dict[str, Any]:
     """Verify the recipient's ``ack.json`` + ``ack.json.sig`` in ``directory`` against its key,
     then append an ``acknowledgement`` event naming the ack's hash."""
     ack_path = Path(directory) / ACK
@@ -192,15 +220,29 @@ def record_acknowledgement(register: Register, directory: Path, ack_key_line: st
         signers.write_text(f'{recipient} namespaces="{ACK_NAMESPACE}" {ack_key_line}\n', encoding="ascii")
         if not file_verifies(signers, ack_path, Path(directory) / ACK_SIGNATURE, ACK_NAMESPACE, recipient):
             raise AttestationError(f"{recipient}: {ACK} for {ack['delivery_id']} is not signed by the recipient's key")
-    delivered = [e for e in register.events() if e["event"] == "delivery" and e["recipient"] == recipient
-                 and e["manifest_sha256"] == ack["manifest_sha256"]]
+    delivered = [
+        e
+        for e in register.events()
+        if e["event"] == "delivery" and e["recipient"] == recipient and e["manifest_sha256"] == ack["manifest_sha256"]
+    ]
     if not delivered:
         raise AttestationError(f"{recipient}: {ACK} names a manifest the register has no delivery of")
     event = delivered[-1]
-    return register.append(Event(
-        event=ACKNOWLEDGEMENT, recipient=recipient, agreement_id=event["agreement_id"],
-        agreement_version=event["agreement_version"], delivery_id=ack["delivery_id"],
-        period_start=event["period_start"] or date.min, period_end=event["period_end"] or date.min,
-        mode=event["mode"], destination=event["destination"], files=[], manifest_sha256=ack["manifest_sha256"],
-        run_id=run_id, reason=f"acknowledged by the recipient (ack sha256 {hashlib.sha256(ack_path.read_bytes()).hexdigest()}, "
-                              f"of register event {event['seq']})"))
+    return register.append(
+        Event(
+            event=ACKNOWLEDGEMENT,
+            recipient=recipient,
+            agreement_id=event["agreement_id"],
+            agreement_version=event["agreement_version"],
+            delivery_id=ack["delivery_id"],
+            period_start=event["period_start"] or date.min,
+            period_end=event["period_end"] or date.min,
+            mode=event["mode"],
+            destination=event["destination"],
+            files=[],
+            manifest_sha256=ack["manifest_sha256"],
+            run_id=run_id,
+            reason=f"acknowledged by the recipient (ack sha256 {hashlib.sha256(ack_path.read_bytes()).hexdigest()}, "
+            f"of register event {event['seq']})",
+        )
+    )

@@ -21,8 +21,17 @@ from typing import Any
 from samverkan.connectors.sftp import SFTPConnector
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
-from samverkan.sharing.outbox import (FILE_MODE, MANIFEST, MANIFEST_SIGNATURE, PUBLISHED_DATASETS, Delivery,
-                                      build_delivery, delivery_dir, read_manifest, source_fingerprint)
+from samverkan.sharing.outbox import (
+    FILE_MODE,
+    MANIFEST,
+    MANIFEST_SIGNATURE,
+    PUBLISHED_DATASETS,
+    Delivery,
+    build_delivery,
+    delivery_dir,
+    read_manifest,
+    source_fingerprint,
+)
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from samverkan.sharing.register import DELIVERY, Event, Register, signed_message
 
@@ -49,8 +58,11 @@ def published_nights(paths: Paths) -> set[date]:
 
 
 def _has_sources(paths: Paths, night: date, sources: tuple[str, ...]) -> bool:
-    return any((paths.dataset(dataset) / f"night={night.isoformat()}" / f"source={s}").is_dir()
-               for dataset in ("incidents", "observations") for s in sources)
+    return any(
+        (paths.dataset(dataset) / f"night={night.isoformat()}" / f"source={s}").is_dir()
+        for dataset in ("incidents", "observations")
+        for s in sources
+    )
 
 
 def _delivered_manifests(register: Register, recipient: str) -> set[str]:
@@ -100,26 +112,47 @@ def push(delivery: Delivery, connector: SFTPConnector, directory: str) -> str:
     return f"sftp://{s.username}@{s.host}:{s.port}{target}"
 
 
-def record_delivery(register: Register, agreement: Agreement, delivery: Delivery, destination: str,
-                    run_id: str | None) -> dict[str, Any]:
+def record_delivery(
+    register: Register, agreement: Agreement, delivery: Delivery, destination: str, run_id: str | None
+) -> dict[str, Any]:
     manifest = delivery.manifest
-    return register.append(Event(
-        event=DELIVERY, recipient=agreement.id, agreement_id=agreement.id, agreement_version=agreement.version,
-        delivery_id=manifest["delivery_id"], period_start=date.fromisoformat(manifest["period"]["start"]),
-        period_end=date.fromisoformat(manifest["period"]["end"]), mode=agreement.mode, destination=destination,
-        files=manifest["files"], manifest_sha256=delivery.manifest_sha256, run_id=run_id,
-        datasets=sorted(manifest["datasets"]), k_anonymity=manifest.get("k_anonymity")))
+    return register.append(
+        Event(
+            event=DELIVERY,
+            recipient=agreement.id,
+            agreement_id=agreement.id,
+            agreement_version=agreement.version,
+            delivery_id=manifest["delivery_id"],
+            period_start=date.fromisoformat(manifest["period"]["start"]),
+            period_end=date.fromisoformat(manifest["period"]["end"]),
+            mode=agreement.mode,
+            destination=destination,
+            files=manifest["files"],
+            manifest_sha256=delivery.manifest_sha256,
+            run_id=run_id,
+            datasets=sorted(manifest["datasets"]),
+            k_anonymity=manifest.get("k_anonymity"),
+        )
+    )
 
 
-def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: RecipientPseudonyms, run_id: str | None,
-            *, connector: SFTPConnector | None = None) -> dict[str, Any]:
+def deliver(
+    agreement: Agreement,
+    paths: Paths,
+    night: date,
+    pseudonyms: RecipientPseudonyms,
+    run_id: str | None,
+    *,
+    connector: SFTPConnector | None = None,
+) -> dict[str, Any]:
     """Build (or reuse an up-to-date build of) the night's delivery, hand it over, register it."""
     from samverkan.sharing import erasure  # builds on this module
 
     register = register_for(paths)
     before = erasure.held_rows(delivery_dir(paths, agreement.id, night))
-    delivery = _current_build(agreement, paths, night) or build_delivery(agreement, paths, night, pseudonyms, run_id,
-                                                                         register_head=register.head())
+    delivery = _current_build(agreement, paths, night) or build_delivery(
+        agreement, paths, night, pseudonyms, run_id, register_head=register.head()
+    )
     if agreement.mode == "push":
         if connector is None:
             raise ValueError(f"{agreement.label}: push delivery needs an SFTP connector")
@@ -130,14 +163,21 @@ def deliver(agreement: Agreement, paths: Paths, night: date, pseudonyms: Recipie
     receipt = write_receipt(register, delivery, event)
     erasure.tombstone_superseded(paths, agreement, before, delivery.directory, register, run_id)
     if agreement.mode == "push":
-        connector.upload(receipt, posixpath.join(agreement.delivery["directory"], delivery.manifest["delivery_id"],
-                                                 RECEIPT))
+        connector.upload(
+            receipt, posixpath.join(agreement.delivery["directory"], delivery.manifest["delivery_id"], RECEIPT)
+        )
         erasure.push_tombstones(paths, agreement, connector)  # erasures, withdrawals, expiries since the last run
     rows = {name: d["rows"] for name, d in delivery.manifest["datasets"].items()}
-    log.info("%s: delivered night %s to %s: %s (register event %d)", agreement.label, night, destination, rows,
-             event["seq"])
-    return {"night": night.isoformat(), "destination": destination, "rows": rows, "register_seq": event["seq"],
-            "manifest_sha256": event["manifest_sha256"]}
+    log.info(
+        "%s: delivered night %s to %s: %s (register event %d)", agreement.label, night, destination, rows, event["seq"]
+    )
+    return {
+        "night": night.isoformat(),
+        "destination": destination,
+        "rows": rows,
+        "register_seq": event["seq"],
+        "manifest_sha256": event["manifest_sha256"],
+    }
 
 
 def write_receipt(register: Register, delivery: Delivery, event: dict[str, Any]) -> Path:
@@ -145,13 +185,18 @@ def write_receipt(register: Register, delivery: Delivery, event: dict[str, Any])
     hub cannot later delete or rewrite that event without the recipient being able to show it."""
     message = signed_message(event["seq"], event["event_sha256"])
     receipt = {
-        "recipient": delivery.recipient, "delivery_id": delivery.manifest["delivery_id"],
+        "recipient": delivery.recipient,
+        "delivery_id": delivery.manifest["delivery_id"],
         "manifest_sha256": event["manifest_sha256"],
-        "register_event": {"seq": event["seq"], "event_sha256": event["event_sha256"],
-                           "prev_event_sha256": event["prev_event_sha256"]},
-        "signed_message": message, "signature": register.signature(event["seq"]),
+        "register_event": {
+            "seq": event["seq"],
+            "event_sha256": event["event_sha256"],
+            "prev_event_sha256": event["prev_event_sha256"],
+        },
+        "signed_message": message,
+        "signature": register.signature(event["seq"]),
         "verify": "jq -j .signature receipt.json > receipt.sig; jq -j .signed_message receipt.json | ssh-keygen "
-                  "-Y verify -f allowed_signers -I samverkan-register -n samverkan-register -s receipt.sig",
+        "-Y verify -f allowed_signers -I samverkan-register -n samverkan-register -s receipt.sig",
     }
     path = delivery.directory / RECEIPT
     tmp = path.with_name(f".{RECEIPT}.tmp")

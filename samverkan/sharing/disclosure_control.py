@@ -105,12 +105,23 @@ def measure(tables: dict[str, pa.Table], required: int) -> dict[str, Any]:
     """k (the smallest group), and how many rows sit in groups smaller than ``required``."""
     rows, columns = quasi_identified_rows(tables)
     if rows.num_rows == 0:
-        return {"k": None, "required": required, "rows": 0, "rows_below_k": 0, "groups": 0,
-                "quasi_identifiers": columns}
+        return {
+            "k": None,
+            "required": required,
+            "rows": 0,
+            "rows_below_k": 0,
+            "groups": 0,
+            "quasi_identifiers": columns,
+        }
     sizes, groups = group_sizes(rows, columns)
-    return {"k": pc.min(sizes).as_py(), "required": required, "rows": rows.num_rows,
-            "rows_below_k": pc.sum(pc.less(sizes, required)).as_py(), "groups": groups,
-            "quasi_identifiers": columns}
+    return {
+        "k": pc.min(sizes).as_py(),
+        "required": required,
+        "rows": rows.num_rows,
+        "rows_below_k": pc.sum(pc.less(sizes, required)).as_py(),
+        "groups": groups,
+        "quasi_identifiers": columns,
+    }
 
 
 def suppress(tables: dict[str, pa.Table], steps: tuple[str, ...], required: int) -> tuple[dict[str, pa.Table], int]:
@@ -133,8 +144,9 @@ def suppress(tables: dict[str, pa.Table], steps: tuple[str, ...], required: int)
             return {**tables, "involvements": people}, _count(touched) + _count(small)
         if step in people.column_names:
             values = people.column(step)
-            people = people.set_column(people.column_names.index(step), step,
-                                       pc.if_else(small, pa.scalar(None, values.type), values))
+            people = people.set_column(
+                people.column_names.index(step), step, pc.if_else(small, pa.scalar(None, values.type), values)
+            )
     return {**tables, "involvements": people}, _count(touched)
 
 
@@ -142,23 +154,33 @@ def _count(mask: pa.Array) -> int:
     return pc.sum(mask.cast(pa.int64())).as_py() or 0
 
 
-def enforce(agreement: Agreement, night: date,
-            tables: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict[str, Any] | None]:
+def enforce(
+    agreement: Agreement, night: date, tables: dict[str, pa.Table]
+) -> tuple[dict[str, pa.Table], dict[str, Any] | None]:
     """The tables after the agreement's suppression, and the k figures for the manifest and the
     register; KAnonymityError when k stays below the agreement's and it names no exception."""
     detail = agreement.detail
     if detail is None:
         return tables, None
     suppressed, rows_suppressed = suppress(tables, detail.suppress, detail.k)
-    figures = {**measure(suppressed, detail.k), "time": detail.time, "place": detail.place,
-               "exception": detail.exception, "rows_suppressed": rows_suppressed}
+    figures = {
+        **measure(suppressed, detail.k),
+        "time": detail.time,
+        "place": detail.place,
+        "exception": detail.exception,
+        "rows_suppressed": rows_suppressed,
+    }
     if figures["k"] is None or figures["k"] >= detail.k:
         return suppressed, figures
-    summary = (f"{agreement.label}: night {night}: k = {figures['k']} on {', '.join(figures['quasi_identifiers'])} "
-               f"(time {detail.time}, place {detail.place}): {figures['rows_below_k']} of {figures['rows']} rows "
-               f"in groups smaller than {detail.k}")
+    summary = (
+        f"{agreement.label}: night {night}: k = {figures['k']} on {', '.join(figures['quasi_identifiers'])} "
+        f"(time {detail.time}, place {detail.place}): {figures['rows_below_k']} of {figures['rows']} rows "
+        f"in groups smaller than {detail.k}"
+    )
     if detail.exception is None:
-        raise KAnonymityError(f"{summary}; refused: coarsen detail.time or detail.place in "
-                              f"{agreement.path.name}, or name an exception and why (detail.k_anonymity.exception)")
+        raise KAnonymityError(
+            f"{summary}; refused: coarsen detail.time or detail.place in "
+            f"{agreement.path.name}, or name an exception and why (detail.k_anonymity.exception)"
+        )
     log.warning("%s; delivered under the agreement's exception", summary)
     return suppressed, figures

@@ -79,8 +79,9 @@ class Target:
         for column, values in (("incident_id", self.incidents), ("person_pseudonym", self.persons)):
             if column in table.column_names and values:
                 ids = sorted(rekey.one(v) for v in values) if rekey else sorted(values)
-                go = pc.or_(go, pc.fill_null(pc.is_in(table.column(column), value_set=pa.array(ids, pa.string())),
-                                             False))
+                go = pc.or_(
+                    go, pc.fill_null(pc.is_in(table.column(column), value_set=pa.array(ids, pa.string())), False)
+                )
         return go
 
 
@@ -95,10 +96,17 @@ def person_target(personnummer_value: str, pseudonymiser, reason: str, today: da
     parsed = normalise(personnummer_value, today or date.today())
     if parsed.status != VALID:
         raise ValueError(f"not a valid personnummer ({parsed.status})")
-    domains = {c.personal["domain"] for contract in load_contracts().values() for c in _columns(contract.columns)
-               if c.type == "personnummer" and c.handling == "pseudonymise"}
-    return Target(reason, persons={pseudonymiser.pseudonym(d, parsed.canonical) for d in sorted(domains)},
-                  personnummer=parsed.canonical)
+    domains = {
+        c.personal["domain"]
+        for contract in load_contracts().values()
+        for c in _columns(contract.columns)
+        if c.type == "personnummer" and c.handling == "pseudonymise"
+    }
+    return Target(
+        reason,
+        persons={pseudonymiser.pseudonym(d, parsed.canonical) for d in sorted(domains)},
+        personnummer=parsed.canonical,
+    )
 
 
 def _columns(columns) -> list:
@@ -153,17 +161,31 @@ def erase_private(paths: Paths, target: Target) -> dict[str, int]:
     mention them are removed. Counts only, no values."""
     if target.personnummer is None:
         return {}
-    files = [f for d in (paths.private / "landing", paths.private / "quarantine") for f in sorted(d.rglob("*"))
-             if f.is_file() and f.suffix != ".parquet" and _mentions(f.read_bytes(), target.personnummer)]
+    files = [
+        f
+        for d in (paths.private / "landing", paths.private / "quarantine")
+        for f in sorted(d.rglob("*"))
+        if f.is_file() and f.suffix != ".parquet" and _mentions(f.read_bytes(), target.personnummer)
+    ]
     for f in files:
         f.unlink()
     rows = 0
     for f in sorted((paths.private / "quarantine").rglob("*.parquet")):
         table = pq.read_table(f)
-        texts = [pc.cast(table.column(c), pa.string()) for c in table.column_names
-                 if pa.types.is_string(table.schema.field(c).type) or pa.types.is_large_string(table.schema.field(c).type)]
-        go = pa.array([any(_mentions((v or "").encode(), target.personnummer) for v in row)
-                       for row in zip(*(t.to_pylist() for t in texts))] if texts else [False] * table.num_rows, pa.bool_())
+        texts = [
+            pc.cast(table.column(c), pa.string())
+            for c in table.column_names
+            if pa.types.is_string(table.schema.field(c).type) or pa.types.is_large_string(table.schema.field(c).type)
+        ]
+        go = pa.array(
+            [
+                any(_mentions((v or "").encode(), target.personnummer) for v in row)
+                for row in zip(*(t.to_pylist() for t in texts))
+            ]
+            if texts
+            else [False] * table.num_rows,
+            pa.bool_(),
+        )
         rows += _rewrite(f, go)
     return {"raw_files": len(files), "quarantined_rows": rows}
 
@@ -172,8 +194,9 @@ def erase_published(paths: Paths, target: Target) -> dict[str, int]:
     """Rows removed from the published zone per dataset; a withdrawn incident takes its people."""
     removed = {}
     for dataset in PUBLISHED_DATASETS:
-        removed[dataset] = sum(_rewrite(f, target.mask(pq.read_table(f)))
-                               for f in sorted(paths.dataset(dataset).rglob("*.parquet")))
+        removed[dataset] = sum(
+            _rewrite(f, target.mask(pq.read_table(f))) for f in sorted(paths.dataset(dataset).rglob("*.parquet"))
+        )
     if target.incidents:
         for f in sorted(paths.incident_ids.rglob("*.parquet")):
             _rewrite(f, target.mask(pq.read_table(f, columns=["incident_id"])))
@@ -208,8 +231,15 @@ def erase_delivery(directory: Path, target: Target, rekey: RecipientPseudonyms) 
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     (directory / MANIFEST).write_text(text, encoding="utf-8")
     sign_manifest(directory, signing_key())
-    return {"delivery_id": manifest["delivery_id"], "held": held, "files": manifest["files"], "rows_removed": removed,
-            "manifest_sha256": sha256_file(directory / MANIFEST), "directory": directory, "manifest": manifest}
+    return {
+        "delivery_id": manifest["delivery_id"],
+        "held": held,
+        "files": manifest["files"],
+        "rows_removed": removed,
+        "manifest_sha256": sha256_file(directory / MANIFEST),
+        "directory": directory,
+        "manifest": manifest,
+    }
 
 
 KEY_COLUMNS = ("incident_id", "person_pseudonym")  # what identifies a delivered row to its recipient
@@ -233,8 +263,14 @@ def held_rows(directory: Path) -> dict[str, list[dict[str, str]]]:
     return out
 
 
-def tombstone_superseded(paths: Paths, agreement: Agreement, before: dict[str, list[dict[str, str]]],
-                         directory: Path, register: Register, run_id: str | None) -> Path | None:
+def tombstone_superseded(
+    paths: Paths,
+    agreement: Agreement,
+    before: dict[str, list[dict[str, str]]],
+    directory: Path,
+    register: Register,
+    run_id: str | None,
+) -> Path | None:
     """A night delivered again (a re-sent or corrected partner file): rows the recipient got
     before and no longer gets are withdrawn, and it is told so, like any erasure."""
     after = held_rows(directory)
@@ -244,11 +280,26 @@ def tombstone_superseded(paths: Paths, agreement: Agreement, before: dict[str, l
         return None
     manifest = read_manifest(directory) or {}
     reason = "rows no longer in the night's delivery: withdrawn or corrected by the partner"
-    tombstone = write_tombstone(paths, agreement.id, {
-        "reason": reason, "action": "delete these rows from your copies",
-        "deliveries": [{"delivery_id": manifest.get("delivery_id", directory.name), "delete": gone}]})
-    _record(register, agreement.id, agreement, Target(reason), [], tombstone, run_id,
-            manifest.get("delivery_id", directory.name), sha256_file(directory / MANIFEST))
+    tombstone = write_tombstone(
+        paths,
+        agreement.id,
+        {
+            "reason": reason,
+            "action": "delete these rows from your copies",
+            "deliveries": [{"delivery_id": manifest.get("delivery_id", directory.name), "delete": gone}],
+        },
+    )
+    _record(
+        register,
+        agreement.id,
+        agreement,
+        Target(reason),
+        [],
+        tombstone,
+        run_id,
+        manifest.get("delivery_id", directory.name),
+        sha256_file(directory / MANIFEST),
+    )
     return tombstone
 
 
@@ -260,8 +311,16 @@ def write_tombstone(paths: Paths, recipient: str, body: dict[str, Any]) -> Path:
     exact = datetime.now(UTC)
     now = exact.replace(microsecond=0)
     path = directory / f"{exact:%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:8]}.json"  # names sort in time order
-    path.write_text(json.dumps({"recipient": recipient, "created_at_utc": now.isoformat(), **body}, indent=2,
-                               sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {"recipient": recipient, "created_at_utc": now.isoformat(), **body},
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     path.chmod(FILE_MODE)
     key = signing_key()
     if key is not None:
@@ -269,29 +328,66 @@ def write_tombstone(paths: Paths, recipient: str, body: dict[str, Any]) -> Path:
     return path
 
 
-def _record(register: Register, recipient: str, agreement: Agreement | None, target: Target, files: list[dict],
-            tombstone: Path | None, run_id: str | None, delivery_id: str,
-            manifest_sha256: str | None = None) -> dict[str, Any]:
+def _record(
+    register: Register,
+    recipient: str,
+    agreement: Agreement | None,
+    target: Target,
+    files: list[dict],
+    tombstone: Path | None,
+    run_id: str | None,
+    delivery_id: str,
+    manifest_sha256: str | None = None,
+) -> dict[str, Any]:
     """One event per delivery rewritten (naming its new manifest, which the recipient's tombstone
     tells it to expect) and one for the hub's published zone."""
     today = date.today()
     tomb = f"; tombstone {tombstone.name} sha256 {sha256_file(tombstone)}" if tombstone else ""
-    return register.append(Event(
-        event=ERASURE, recipient=recipient, agreement_id=agreement.id if agreement else HUB,
-        agreement_version=agreement.version if agreement else 0, delivery_id=delivery_id, period_start=today,
-        period_end=today, mode=agreement.mode if agreement else HUB,
-        destination=f"outbox:{recipient}/{TOMBSTONES}" if agreement else "published", files=files,
-        manifest_sha256=manifest_sha256, run_id=run_id, reason=f"{target.reason}{tomb}"))
+    return register.append(
+        Event(
+            event=ERASURE,
+            recipient=recipient,
+            agreement_id=agreement.id if agreement else HUB,
+            agreement_version=agreement.version if agreement else 0,
+            delivery_id=delivery_id,
+            period_start=today,
+            period_end=today,
+            mode=agreement.mode if agreement else HUB,
+            destination=f"outbox:{recipient}/{TOMBSTONES}" if agreement else "published",
+            files=files,
+            manifest_sha256=manifest_sha256,
+            run_id=run_id,
+            reason=f"{target.reason}{tomb}",
+        )
+    )
 
 
-def erase(paths: Paths, target: Target, agreements: dict[str, Agreement], sharing_key: bytes, register: Register,
-          run_id: str | None = None) -> dict[str, Any]:
+def erase(
+    paths: Paths,
+    target: Target,
+    agreements: dict[str, Agreement],
+    sharing_key: bytes,
+    register: Register,
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """The whole erasure: the hub's zone, every outbox, a tombstone per recipient concerned, the register."""
     erasure_id = uuid.uuid4().hex[:12]
-    summary: dict[str, Any] = {"erasure_id": erasure_id, "published": erase_published(paths, target),
-                               "private": erase_private(paths, target), "recipients": {}}
-    _record(register, HUB, None, target, [{"name": d, "dataset": d, "rows": n} for d, n in summary["published"].items()],
-            None, run_id, erasure_id)
+    summary: dict[str, Any] = {
+        "erasure_id": erasure_id,
+        "published": erase_published(paths, target),
+        "private": erase_private(paths, target),
+        "recipients": {},
+    }
+    _record(
+        register,
+        HUB,
+        None,
+        target,
+        [{"name": d, "dataset": d, "rows": n} for d, n in summary["published"].items()],
+        None,
+        run_id,
+        erasure_id,
+    )
     for agreement in agreements.values():
         outcome = _erase_recipient(paths, target, agreement, sharing_key, register, run_id, erasure_id)
         if outcome:
@@ -299,8 +395,15 @@ def erase(paths: Paths, target: Target, agreements: dict[str, Agreement], sharin
     return summary
 
 
-def _erase_recipient(paths: Paths, target: Target, agreement: Agreement, sharing_key: bytes, register: Register,
-                     run_id: str | None, erasure_id: str) -> dict[str, Any] | None:
+def _erase_recipient(
+    paths: Paths,
+    target: Target,
+    agreement: Agreement,
+    sharing_key: bytes,
+    register: Register,
+    run_id: str | None,
+    erasure_id: str,
+) -> dict[str, Any] | None:
     deliveries = []
     for directory in sorted(p for p in recipient_outbox(paths, agreement.id).glob("[0-9]*") if p.is_dir()):
         manifest = read_manifest(directory)
@@ -312,13 +415,31 @@ def _erase_recipient(paths: Paths, target: Target, agreement: Agreement, sharing
             deliveries.append(done)
     if not deliveries:
         return None
-    tombstone = write_tombstone(paths, agreement.id, {
-        "erasure_id": erasure_id, "reason": target.reason, "action": "delete these rows from your copies",
-        "deliveries": [{"delivery_id": d["delivery_id"], "delete": d["held"]} for d in deliveries]})
+    tombstone = write_tombstone(
+        paths,
+        agreement.id,
+        {
+            "erasure_id": erasure_id,
+            "reason": target.reason,
+            "action": "delete these rows from your copies",
+            "deliveries": [{"delivery_id": d["delivery_id"], "delete": d["held"]} for d in deliveries],
+        },
+    )
     events = []
     for d in deliveries:
-        events.append(_record(register, agreement.id, agreement, target, d["files"], tombstone, run_id,
-                              d["delivery_id"], d["manifest_sha256"]))
+        events.append(
+            _record(
+                register,
+                agreement.id,
+                agreement,
+                target,
+                d["files"],
+                tombstone,
+                run_id,
+                d["delivery_id"],
+                d["manifest_sha256"],
+            )
+        )
         night = date.fromisoformat(d["manifest"]["period"]["end"])
         write_receipt(register, Delivery(agreement.id, night, d["directory"], d["manifest"]), events[-1])
     rows = {d["delivery_id"]: d["rows_removed"] for d in deliveries}
@@ -327,10 +448,20 @@ def _erase_recipient(paths: Paths, target: Target, agreement: Agreement, sharing
 
 def tombstone_for_expired(paths: Paths, agreement: Agreement, manifest: dict[str, Any], reason: str) -> Path:
     """Retention: the recipient deletes the whole delivery (its files by name and hash)."""
-    return write_tombstone(paths, agreement.id, {
-        "reason": reason, "action": "delete this whole delivery",
-        "deliveries": [{"delivery_id": manifest["delivery_id"],
-                        "files": [{"name": f["name"], "sha256": f["sha256"]} for f in manifest["files"]]}]})
+    return write_tombstone(
+        paths,
+        agreement.id,
+        {
+            "reason": reason,
+            "action": "delete this whole delivery",
+            "deliveries": [
+                {
+                    "delivery_id": manifest["delivery_id"],
+                    "files": [{"name": f["name"], "sha256": f["sha256"]} for f in manifest["files"]],
+                }
+            ],
+        },
+    )
 
 
 def push_tombstones(paths: Paths, agreement: Agreement, connector) -> list[str]:

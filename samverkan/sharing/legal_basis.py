@@ -69,8 +69,11 @@ def vocabulary(path: Path = VOCABULARY) -> dict[str, Any]:
     schema = json.loads(path.with_name("legal_bases.schema.json").read_text(encoding="utf-8"))
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(map(str, e.path)))
     if errors:
-        raise LegalBasisError("\n".join(f"{path.name}: {'.'.join(map(str, e.absolute_path)) or '(top level)'}: "
-                                        f"{e.message}" for e in errors[:10]))
+        raise LegalBasisError(
+            "\n".join(
+                f"{path.name}: {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]
+            )
+        )
     return data
 
 
@@ -119,39 +122,58 @@ def _reference_problems(name: str, spec: dict[str, Any]) -> list[str]:
     """Ids that are not in the vocabulary, wherever they are named."""
     vocab = vocabulary()
     refs = [(f"datasets.{name}.legal_basis", spec.get("legal_basis") or {})]
-    refs += [(f"datasets.{name}.column_legal_basis.{c}", r or {}) for c, r in (spec.get("column_legal_basis") or {}).items()]
+    refs += [
+        (f"datasets.{name}.column_legal_basis.{c}", r or {}) for c, r in (spec.get("column_legal_basis") or {}).items()
+    ]
     out = []
     for at, ref in refs:
         if "basis" in ref and ref["basis"] not in vocab["bases"]:
             out.append(f"{at}.basis: unknown legal basis {ref['basis']!r} (known: {', '.join(sorted(vocab['bases']))})")
         if "purpose" in ref and ref["purpose"] not in vocab["purposes"]:
-            out.append(f"{at}.purpose: unknown purpose {ref['purpose']!r} (known: {', '.join(sorted(vocab['purposes']))})")
+            out.append(
+                f"{at}.purpose: unknown purpose {ref['purpose']!r} (known: {', '.join(sorted(vocab['purposes']))})"
+            )
     granted = set(spec.get("columns", ()))
-    out += [f"datasets.{name}.column_legal_basis.{c}: {c!r} is not a granted column"
-            for c in (spec.get("column_legal_basis") or {}) if c not in granted]
+    out += [
+        f"datasets.{name}.column_legal_basis.{c}: {c!r} is not a granted column"
+        for c in (spec.get("column_legal_basis") or {})
+        if c not in granted
+    ]
     return out
 
 
-def _column_problems(name: str, spec: dict[str, Any], i: int, column: str, offence: tuple[str, ...],
-                     sources: list[str]) -> list[str]:
+def _column_problems(
+    name: str, spec: dict[str, Any], i: int, column: str, offence: tuple[str, ...], sources: list[str]
+) -> list[str]:
     ref, where = _reference(spec, column)
     missing = [k for k in ("basis", "purpose") if k not in ref]
     if missing:
-        return [(f"datasets.{name}.columns.{i}: {column!r} has no legal {' or '.join(missing)} (set "
-                 f"datasets.{name}.legal_basis or datasets.{name}.column_legal_basis.{column})")]
+        return [
+            (
+                f"datasets.{name}.columns.{i}: {column!r} has no legal {' or '.join(missing)} (set "
+                f"datasets.{name}.legal_basis or datasets.{name}.column_legal_basis.{column})"
+            )
+        ]
     basis = resolve(spec, column)
     if basis is None or column not in offence or basis.article_10:
         return []
     art10_sources = sorted(set(sources) & set(vocabulary()["article_10_data"]["sources"]))
-    return [(f"datasets.{name}.{where}: {column!r} of {', '.join(art10_sources)} rows is criminal-offence data "
-             f"(GDPR art. 10) and basis {basis.id!r} has no art. 10 ground: grant it under a basis with one, "
-             "or leave those sources or the column out")]
+    return [
+        (
+            f"datasets.{name}.{where}: {column!r} of {', '.join(art10_sources)} rows is criminal-offence data "
+            f"(GDPR art. 10) and basis {basis.id!r} has no art. 10 ground: grant it under a basis with one, "
+            "or leave those sources or the column out"
+        )
+    ]
 
 
 def column_bases(data: dict[str, Any]) -> dict[str, dict[str, Basis]]:
     """Per granted row dataset, per column, its resolved basis (for the record of processing)."""
-    return {name: {c: b for c in (spec or {}).get("columns", ()) if (b := resolve(spec or {}, c)) is not None}
-            for name, spec in data["datasets"].items() if name in ROW_DATASETS}
+    return {
+        name: {c: b for c in (spec or {}).get("columns", ()) if (b := resolve(spec or {}, c)) is not None}
+        for name, spec in data["datasets"].items()
+        if name in ROW_DATASETS
+    }
 
 
 def dataset_basis(spec: dict[str, Any] | None) -> Basis | None:

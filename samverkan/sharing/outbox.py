@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from samverkan.core.fsutil import SHARED_DIR_MODE, fsync_dir, make_dirs
-from samverkan.ingest.model import SCHEMAS
 from samverkan.core.settings import Paths
+from samverkan.ingest.model import SCHEMAS
 from samverkan.sharing import aggregates, disclosure_control
 from samverkan.sharing.agreements import Agreement, DatasetGrant
 from samverkan.sharing.dictionary import data_dictionary
@@ -174,8 +174,9 @@ def select_datasets(agreement: Agreement, paths: Paths, night: date) -> dict[str
     return out
 
 
-def _involvements(agreement: Agreement, paths: Paths, night: date, incidents: pa.Table,
-                  grant: DatasetGrant) -> pa.Table:
+def _involvements(
+    agreement: Agreement, paths: Paths, night: date, incidents: pa.Table, grant: DatasetGrant
+) -> pa.Table:
     """Only people in incidents the recipient receives (or, without incidents, may know of)."""
     people = read_published(paths, "involvements", night, agreement.sources)
     ids = incidents.column("incident_id").combine_chunks() if incidents.num_rows else pa.array([], pa.string())
@@ -198,13 +199,20 @@ class Delivery:
         return sha256_file(self.directory / MANIFEST)
 
 
-def build_delivery(agreement: Agreement, paths: Paths, night: date, pseudonyms: RecipientPseudonyms,
-                   run_id: str | None, *, now: datetime | None = None,
-                   register_head: dict[str, Any] | None = None) -> Delivery:
+def build_delivery(
+    agreement: Agreement,
+    paths: Paths,
+    night: date,
+    pseudonyms: RecipientPseudonyms,
+    run_id: str | None,
+    *,
+    now: datetime | None = None,
+    register_head: dict[str, Any] | None = None,
+) -> Delivery:
     """Select, re-key, write, describe, and move into the outbox in one rename."""
     if pseudonyms.domain != f"recipient:{agreement.id}:epoch{agreement.pseudonym_epoch}":
         raise ValueError(f"{agreement.label}: pseudonyms are for {pseudonyms.domain}, not this agreement")
-    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     fingerprint, inputs = source_fingerprint(paths, night, agreement.sources)
     selected = disclosure_control.generalise(select_datasets(agreement, paths, night), agreement.detail)
     selected, k_anonymity = disclosure_control.enforce(agreement, night, selected)  # refuses below k, unless excepted
@@ -255,14 +263,21 @@ def copy_reports(staging: Path, agreement: Agreement, paths: Paths) -> dict[str,
             name = source.name if source.parent == release else f"{grant.name}-{source.name}"
             shutil.copyfile(source, staging / name)
             entries.append(_file_entry(staging / name, grant.name, None))
-        out[grant.name] = {"release": release.name, "rows": None, "files": [e["name"] for e in entries],
-                           "entries": entries}
+        out[grant.name] = {
+            "release": release.name,
+            "rows": None,
+            "files": [e["name"] for e in entries],
+            "entries": entries,
+        }
     return out
 
 
 def _write_parquet(directory: Path, name: str, table: pa.Table, agreement: Agreement) -> dict[str, Any]:
     path = directory / f"{name}.parquet"
-    meta = {b"samverkan.agreement": agreement.id.encode(), b"samverkan.agreement_version": str(agreement.version).encode()}
+    meta = {
+        b"samverkan.agreement": agreement.id.encode(),
+        b"samverkan.agreement_version": str(agreement.version).encode(),
+    }
     pq.write_table(table.replace_schema_metadata(meta), path, compression="zstd")
     return _file_entry(path, name, table.num_rows)
 
@@ -277,35 +292,63 @@ def _file_entry(path: Path, dataset: str | None, rows: int | None) -> dict[str, 
     with open(path, "rb") as f:
         os.fsync(f.fileno())
     path.chmod(FILE_MODE)
-    return {"name": path.name, "dataset": dataset, "rows": rows, "bytes": path.stat().st_size,
-            "sha256": sha256_file(path)}
+    return {
+        "name": path.name,
+        "dataset": dataset,
+        "rows": rows,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
 
 
 def _schema_of(table: pa.Table) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type)} for f in table.schema]
 
 
-def _manifest(agreement: Agreement, night: date, tables: dict[str, pa.Table], files: list[dict[str, Any]],
-              fingerprint: str, inputs: list[dict[str, str]], pseudonyms: RecipientPseudonyms,
-              run_id: str | None, now: datetime) -> dict[str, Any]:
+def _manifest(
+    agreement: Agreement,
+    night: date,
+    tables: dict[str, pa.Table],
+    files: list[dict[str, Any]],
+    fingerprint: str,
+    inputs: list[dict[str, str]],
+    pseudonyms: RecipientPseudonyms,
+    run_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
         "delivery_id": night.isoformat(),
         "recipient": agreement.id,
         "recipient_name": agreement.recipient_name,
-        "agreement": {"id": agreement.id, "version": agreement.version, "title": agreement.title,
-                      "sha256": sha256_file(agreement.path)},
+        "agreement": {
+            "id": agreement.id,
+            "version": agreement.version,
+            "title": agreement.title,
+            "sha256": sha256_file(agreement.path),
+        },
         "granularity": agreement.granularity,
         "period": {"start": night.isoformat(), "end": night.isoformat()},
         "created_at_utc": now.isoformat(),
         "run_id": run_id,
         "pseudonym_domain": pseudonyms.domain,
-        "retention": {"days": agreement.retention_days,
-                      "delete_by": (night + timedelta(days=agreement.retention_days)).isoformat()},
-        "datasets": {name: {"file": f"{name}.parquet", "rows": t.num_rows, "schema": _schema_of(t),
-                            **({"suppression_threshold": agreement.grant(name).threshold}
-                               if agreement.grant(name).aggregate else {})}
-                     for name, t in tables.items()},
+        "retention": {
+            "days": agreement.retention_days,
+            "delete_by": (night + timedelta(days=agreement.retention_days)).isoformat(),
+        },
+        "datasets": {
+            name: {
+                "file": f"{name}.parquet",
+                "rows": t.num_rows,
+                "schema": _schema_of(t),
+                **(
+                    {"suppression_threshold": agreement.grant(name).threshold}
+                    if agreement.grant(name).aggregate
+                    else {}
+                ),
+            }
+            for name, t in tables.items()
+        },
         "files": files,
         "source_fingerprint": fingerprint,
         "sources": inputs,

@@ -25,8 +25,18 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from samverkan.connectors.sshd import (CHROOT_ALIASES, HOST, PRIVSEP_DIR, START_TIMEOUT, SFTPServerError,
-                                       launch_sshd, public_key_line, generate_keypair, sshd_available, stop_process)
+from samverkan.connectors.sshd import (
+    CHROOT_ALIASES,
+    HOST,
+    PRIVSEP_DIR,
+    START_TIMEOUT,
+    SFTPServerError,
+    generate_keypair,
+    launch_sshd,
+    public_key_line,
+    sshd_available,
+    stop_process,
+)
 
 NOLOGIN = "/usr/sbin/nologin"
 
@@ -49,9 +59,24 @@ def ensure_system_account(name: str) -> bool:
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     # Password field "*": no password can match, but the account is not "locked" ("!"), which
     # sshd (without PAM) would refuse even for key logins.
-    subprocess.run([useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", NOLOGIN,
-                    "--password", "*", "--comment", "samverkan recipient (sftp only)", name],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            useradd,
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            NOLOGIN,
+            "--password",
+            "*",
+            "--comment",
+            "samverkan recipient (sftp only)",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return True
 
 
@@ -83,7 +108,7 @@ class PullService:
             remove_system_account(name)
         self.created_accounts = []
 
-    def __enter__(self) -> "PullService":
+    def __enter__(self) -> PullService:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -97,8 +122,15 @@ def _prepare_outbox(directory: Path) -> None:
     directory.chmod(0o755)
 
 
-def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: Path, *,
-                       port: int | None = None, timeout: float = START_TIMEOUT, listen: str = HOST) -> PullService:
+def start_pull_service(
+    outbox_root: Path,
+    accounts: list[PullAccount],
+    workdir: Path,
+    *,
+    port: int | None = None,
+    timeout: float = START_TIMEOUT,
+    listen: str = HOST,
+) -> PullService:
     """Start the service; each account logs in with its own key and sees only its outbox."""
     if not sshd_available():
         raise SFTPServerError("sshd not found; install openssh-server")
@@ -128,15 +160,22 @@ def start_pull_service(outbox_root: Path, accounts: list[PullAccount], workdir: 
             (keys_dir / a.account).write_text(a.public_key.strip() + "\n", encoding="ascii")
             (keys_dir / a.account).chmod(0o644)
         users = " ".join(a.account for a in accounts)
-        process, chosen = launch_sshd(workdir, users, chroots / "%u", port, timeout,
-                                       keys_file=str(keys_dir / "%u"), listen=listen)
+        process, chosen = launch_sshd(
+            workdir, users, chroots / "%u", port, timeout, keys_file=str(keys_dir / "%u"), listen=listen
+        )
     except BaseException:
         shutil.rmtree(alias_dir, ignore_errors=True)
         for name in created:
             remove_system_account(name)
         raise
-    return PullService(port=chosen, host_key_line=public_key_line(workdir / "ssh_host_ed25519_key.pub"),
-                       workdir=workdir, process=process, alias_dir=alias_dir, created_accounts=created)
+    return PullService(
+        port=chosen,
+        host_key_line=public_key_line(workdir / "ssh_host_ed25519_key.pub"),
+        workdir=workdir,
+        process=process,
+        alias_dir=alias_dir,
+        created_accounts=created,
+    )
 
 
 # --- the pull service as its own container (docker-compose.yml, pull-service) ------------------
@@ -157,8 +196,9 @@ def _signature(path: Path) -> list[tuple[str, int, int]]:
     if path.is_file():
         st = path.stat()
         return [("", st.st_size, st.st_mtime_ns)]
-    return sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in path.rglob("*") if p.is_file())
+    return sorted(
+        (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()
+    )
 
 
 def _copy_root_owned(source: Path, target: Path) -> None:
@@ -211,16 +251,28 @@ def pull_accounts(keys_dir: Path) -> list[PullAccount]:
     ``keys_dir/<recipient>.pub``."""
     from samverkan.sharing.agreements import load_agreements
 
-    return [PullAccount(a.delivery["account"], a.id, (keys_dir / f"{a.id}.pub").read_text(encoding="ascii"))
-            for a in sorted(load_agreements().values(), key=lambda a: a.id) if a.mode == "pull"]
+    return [
+        PullAccount(a.delivery["account"], a.id, (keys_dir / f"{a.id}.pub").read_text(encoding="ascii"))
+        for a in sorted(load_agreements().values(), key=lambda a: a.id)
+        if a.mode == "pull"
+    ]
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def serve(outbox_root: Path, mirror_root: Path, keys_dir: Path, host_key: Path, workdir: Path, *,
-          port: int, listen: str, interval: float) -> int:
+def serve(
+    outbox_root: Path,
+    mirror_root: Path,
+    keys_dir: Path,
+    host_key: Path,
+    workdir: Path,
+    *,
+    port: int,
+    listen: str,
+    interval: float,
+) -> int:
     """Run the service until sshd ends or a signal arrives, refreshing the copies every ``interval`` s."""
     import signal
     import time
@@ -252,8 +304,10 @@ def serve(outbox_root: Path, mirror_root: Path, keys_dir: Path, host_key: Path, 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m samverkan.sharing.pull_service",
-                                     description="Serve every pull recipient's outbox over SFTP (as root).")
+    parser = argparse.ArgumentParser(
+        prog="python -m samverkan.sharing.pull_service",
+        description="Serve every pull recipient's outbox over SFTP (as root).",
+    )
     parser.add_argument("--outbox", type=Path, required=True, help="the outboxes, as the hub writes them")
     parser.add_argument("--mirror", type=Path, required=True, help="where the root-owned copies are kept")
     parser.add_argument("--keys", type=Path, required=True, help="folder with <recipient>.pub per pull recipient")
@@ -263,8 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default=HOST)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between refreshes of the copies")
     args = parser.parse_args(argv)
-    return serve(args.outbox, args.mirror, args.keys, args.host_key, args.workdir, port=args.port,
-                 listen=args.listen, interval=args.interval)
+    return serve(
+        args.outbox,
+        args.mirror,
+        args.keys,
+        args.host_key,
+        args.workdir,
+        port=args.port,
+        listen=args.listen,
+        interval=args.interval,
+    )
 
 
 if __name__ == "__main__":

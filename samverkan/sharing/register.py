@@ -32,11 +32,12 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,13 +47,30 @@ from samverkan.core.fsutil import fsync_dir
 DELIVERY = "delivery"
 RETENTION_DELETION = "retention_deletion"
 
-FILE_TYPE = pa.struct([("name", pa.string()), ("dataset", pa.string()), ("rows", pa.int64()),
-                       ("bytes", pa.int64()), ("sha256", pa.string())])
+FILE_TYPE = pa.struct(
+    [
+        ("name", pa.string()),
+        ("dataset", pa.string()),
+        ("rows", pa.int64()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+    ]
+)
 # k-anonymity of a row-level delivery (see samverkan.sharing.disclosure_control): figures only.
-K_ANONYMITY_TYPE = pa.struct([("k", pa.int64()), ("required", pa.int64()), ("rows", pa.int64()),
-                              ("rows_below_k", pa.int64()), ("groups", pa.int64()),
-                              ("quasi_identifiers", pa.list_(pa.string())), ("time", pa.string()),
-                              ("place", pa.string()), ("exception", pa.string()), ("rows_suppressed", pa.int64())])
+K_ANONYMITY_TYPE = pa.struct(
+    [
+        ("k", pa.int64()),
+        ("required", pa.int64()),
+        ("rows", pa.int64()),
+        ("rows_below_k", pa.int64()),
+        ("groups", pa.int64()),
+        ("quasi_identifiers", pa.list_(pa.string())),
+        ("time", pa.string()),
+        ("place", pa.string()),
+        ("exception", pa.string()),
+        ("rows_suppressed", pa.int64()),
+    ]
+)
 EVENT_SCHEMA = pa.schema(
     [
         ("seq", pa.int64()),
@@ -109,15 +127,25 @@ class Event:
     def record(self) -> dict[str, Any]:
         datasets = self.datasets or sorted({f["dataset"] for f in self.files if f.get("dataset")})
         return {
-            "event_id": uuid.uuid4().hex, "event": self.event, "recipient": self.recipient,
-            "agreement_id": self.agreement_id, "agreement_version": self.agreement_version,
-            "delivery_id": self.delivery_id, "period_start": self.period_start, "period_end": self.period_end,
-            "mode": self.mode, "destination": self.destination, "datasets": datasets,
+            "event_id": uuid.uuid4().hex,
+            "event": self.event,
+            "recipient": self.recipient,
+            "agreement_id": self.agreement_id,
+            "agreement_version": self.agreement_version,
+            "delivery_id": self.delivery_id,
+            "period_start": self.period_start,
+            "period_end": self.period_end,
+            "mode": self.mode,
+            "destination": self.destination,
+            "datasets": datasets,
             "rows_total": sum(int(f.get("rows") or 0) for f in self.files if f.get("dataset")),
             "files": [{k: f.get(k) for k in ("name", "dataset", "rows", "bytes", "sha256")} for f in self.files],
-            "manifest_sha256": self.manifest_sha256, "run_id": self.run_id, "reason": self.reason,
-            "k_anonymity": ({f.name: self.k_anonymity.get(f.name) for f in K_ANONYMITY_TYPE}
-                            if self.k_anonymity else None),
+            "manifest_sha256": self.manifest_sha256,
+            "run_id": self.run_id,
+            "reason": self.reason,
+            "k_anonymity": (
+                {f.name: self.k_anonymity.get(f.name) for f in K_ANONYMITY_TYPE} if self.k_anonymity else None
+            ),
         }
 
 
@@ -130,7 +158,7 @@ def _event_hash(record: dict[str, Any]) -> str:
 
 def _plain(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(type(value).__name__)
@@ -145,13 +173,14 @@ def write_allowed_signers(path: Path, public_key_line: str) -> Path:
     """The file ``ssh-keygen -Y verify -f`` takes: who may sign register events."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{REGISTER_NAMESPACE} namespaces=\"{REGISTER_NAMESPACE}\" {public_key_line}\n", encoding="ascii")
+    path.write_text(f'{REGISTER_NAMESPACE} namespaces="{REGISTER_NAMESPACE}" {public_key_line}\n', encoding="ascii")
     return path
 
 
 def _ssh_keygen(*args: str, message: str) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", *args], input=message, text=True,
-                          capture_output=True, timeout=30)
+    return subprocess.run(
+        [shutil.which("ssh-keygen") or "ssh-keygen", *args], input=message, text=True, capture_output=True, timeout=30
+    )
 
 
 def sign(key_file: Path, message: str, namespace: str = REGISTER_NAMESPACE) -> str:
@@ -159,20 +188,53 @@ def sign(key_file: Path, message: str, namespace: str = REGISTER_NAMESPACE) -> s
     with tempfile.TemporaryDirectory(prefix="register-sign-") as tmp:
         text = Path(tmp) / "message"
         text.write_text(message, encoding="ascii")
-        done = subprocess.run([shutil.which("ssh-keygen") or "ssh-keygen", "-q", "-Y", "sign", "-f", str(key_file),
-                               "-n", namespace, str(text)], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [
+                shutil.which("ssh-keygen") or "ssh-keygen",
+                "-q",
+                "-Y",
+                "sign",
+                "-f",
+                str(key_file),
+                "-n",
+                namespace,
+                str(text),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if done.returncode != 0:
             raise RegisterError(f"register: signing failed: {done.stderr.strip()}")
         return (Path(tmp) / "message.sig").read_text(encoding="ascii")
 
 
-def signature_verifies(allowed_signers: Path, message: str, signature: str,
-                       namespace: str = REGISTER_NAMESPACE, identity: str | None = None) -> bool:
+def signature_verifies(
+    allowed_signers: Path,
+    message: str,
+    signature: str,
+    namespace: str = REGISTER_NAMESPACE,
+    identity: str | None = None,
+) -> bool:
     with tempfile.TemporaryDirectory(prefix="register-verify-") as tmp:
         sig = Path(tmp) / "event.sig"
         sig.write_text(signature, encoding="ascii")
-        return _ssh_keygen("-Y", "verify", "-f", str(allowed_signers), "-I", identity or namespace,
-                           "-n", namespace, "-s", str(sig), message=message).returncode == 0
+        return (
+            _ssh_keygen(
+                "-Y",
+                "verify",
+                "-f",
+                str(allowed_signers),
+                "-I",
+                identity or namespace,
+                "-n",
+                namespace,
+                "-s",
+                str(sig),
+                message=message,
+            ).returncode
+            == 0
+        )
 
 
 class Register:
@@ -205,7 +267,7 @@ class Register:
             previous = pq.read_table(files[-1]).to_pylist()[0] if files else None
             record = event.record()
             record["seq"] = (previous["seq"] + 1) if previous else 1
-            record["recorded_at_utc"] = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+            record["recorded_at_utc"] = (now or datetime.now(UTC)).replace(microsecond=0)
             record["prev_event_sha256"] = previous["event_sha256"] if previous else GENESIS
             record["event_sha256"] = _event_hash(record)
             self._write(record)
@@ -255,7 +317,9 @@ class Register:
             signature = self.signature(record["seq"])
             if signature is None:
                 raise RegisterError(f"register: event {record['seq']}: no signature")
-            if not signature_verifies(allowed_signers, signed_message(record["seq"], record["event_sha256"]), signature):
+            if not signature_verifies(
+                allowed_signers, signed_message(record["seq"], record["event_sha256"]), signature
+            ):
                 raise RegisterError(f"register: event {record['seq']}: signature does not verify")
         return count
 

@@ -23,7 +23,7 @@ from typing import Any
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
 from samverkan.sharing.erasure import tombstone_for_expired
-from samverkan.sharing.outbox import outbox_staging, read_manifest, recipient_outbox, sha256_file, MANIFEST
+from samverkan.sharing.outbox import MANIFEST, outbox_staging, read_manifest, recipient_outbox, sha256_file
 from samverkan.sharing.register import RETENTION_DELETION, Event, Register
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ def expired(manifest: dict[str, Any], retention_days: int, today: date) -> bool:
     return (today - period_end).days > retention_days
 
 
-def apply_retention(agreement: Agreement, paths: Paths, register: Register, today: date,
-                    run_id: str | None) -> list[dict[str, Any]]:
+def apply_retention(
+    agreement: Agreement, paths: Paths, register: Register, today: date, run_id: str | None
+) -> list[dict[str, Any]]:
     removed = []
     outbox = recipient_outbox(paths, agreement.id)
     for directory in sorted(p for p in outbox.glob("*") if p.is_dir()):
@@ -45,19 +46,35 @@ def apply_retention(agreement: Agreement, paths: Paths, register: Register, toda
             continue
         manifest_sha = sha256_file(directory / MANIFEST)
         _remove(directory, outbox_staging(paths))
-        reason = (f"retention of {agreement.retention_days} days under {agreement.label} ended "
-                  f"(delete by {manifest['retention']['delete_by']})")
+        reason = (
+            f"retention of {agreement.retention_days} days under {agreement.label} ended "
+            f"(delete by {manifest['retention']['delete_by']})"
+        )
         tombstone = tombstone_for_expired(paths, agreement, manifest, reason)  # the recipient deletes its copy too
-        event = register.append(Event(
-            event=RETENTION_DELETION, recipient=agreement.id, agreement_id=manifest["agreement"]["id"],
-            agreement_version=manifest["agreement"]["version"], delivery_id=manifest["delivery_id"],
-            period_start=date.fromisoformat(manifest["period"]["start"]),
-            period_end=date.fromisoformat(manifest["period"]["end"]), mode=agreement.mode,
-            destination=f"outbox:{agreement.id}/{manifest['delivery_id']}", files=manifest["files"],
-            manifest_sha256=manifest_sha, run_id=run_id, datasets=sorted(manifest["datasets"]),
-            reason=f"{reason}; tombstone {tombstone.name} sha256 {sha256_file(tombstone)}"))
-        log.info("%s: removed delivery %s from the outbox (register event %d)", agreement.label,
-                 manifest["delivery_id"], event["seq"])
+        event = register.append(
+            Event(
+                event=RETENTION_DELETION,
+                recipient=agreement.id,
+                agreement_id=manifest["agreement"]["id"],
+                agreement_version=manifest["agreement"]["version"],
+                delivery_id=manifest["delivery_id"],
+                period_start=date.fromisoformat(manifest["period"]["start"]),
+                period_end=date.fromisoformat(manifest["period"]["end"]),
+                mode=agreement.mode,
+                destination=f"outbox:{agreement.id}/{manifest['delivery_id']}",
+                files=manifest["files"],
+                manifest_sha256=manifest_sha,
+                run_id=run_id,
+                datasets=sorted(manifest["datasets"]),
+                reason=f"{reason}; tombstone {tombstone.name} sha256 {sha256_file(tombstone)}",
+            )
+        )
+        log.info(
+            "%s: removed delivery %s from the outbox (register event %d)",
+            agreement.label,
+            manifest["delivery_id"],
+            event["seq"],
+        )
         removed.append({"delivery_id": manifest["delivery_id"], "register_seq": event["seq"]})
     return removed
 

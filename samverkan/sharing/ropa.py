@@ -55,14 +55,28 @@ def _persons(contract: Contract) -> list[str]:
 
 
 def feed_record(contract: Contract) -> dict[str, Any]:
-    personal = [{"field": c.name, "handling": c.handling, "method": (c.personal or {}).get("method"),
-                 "why": (c.personal or {}).get("why")} for c in _all_columns(contract.columns) if c.personal]
+    personal = [
+        {
+            "field": c.name,
+            "handling": c.handling,
+            "method": (c.personal or {}).get("method"),
+            "why": (c.personal or {}).get("why"),
+        }
+        for c in _all_columns(contract.columns)
+        if c.personal
+    ]
     roles = common_model()["roles"]
-    return {"feed": contract.id, "contract_version": contract.version, "partner": contract.raw["partner"]["name"],
-            "title": contract.title, "kind": contract.kind,
-            "persons": [{"role": r, "description": roles.get(r, r)} for r in _persons(contract)],
-            "personal_fields": personal, "published": list(contract.datasets),
-            "quarantine_retention_days": contract.quarantine_retention_days}
+    return {
+        "feed": contract.id,
+        "contract_version": contract.version,
+        "partner": contract.raw["partner"]["name"],
+        "title": contract.title,
+        "kind": contract.kind,
+        "persons": [{"role": r, "description": roles.get(r, r)} for r in _persons(contract)],
+        "personal_fields": personal,
+        "published": list(contract.datasets),
+        "quarantine_retention_days": contract.quarantine_retention_days,
+    }
 
 
 def _basis_record(basis: legal_basis.Basis) -> dict[str, Any]:
@@ -85,27 +99,40 @@ def recipient_record(agreement: Agreement) -> dict[str, Any]:
                 entry.update(_basis_record(basis))
         datasets.append(entry)
     return {
-        "recipient": agreement.id, "name": agreement.recipient_name, "agreement_version": agreement.version,
+        "recipient": agreement.id,
+        "name": agreement.recipient_name,
+        "agreement_version": agreement.version,
         "purpose": " ".join(agreement.raw["recipient"]["purpose"].split()),
         "agreement_reference": agreement.raw["recipient"].get("legal_basis"),
-        "granularity": agreement.granularity, "sources": list(agreement.sources), "datasets": datasets,
+        "granularity": agreement.granularity,
+        "sources": list(agreement.sources),
+        "datasets": datasets,
         "retention_days": agreement.retention_days,
         "safeguards": {
             "pseudonyms": f"every identifier ({', '.join(IDENTIFIER_COLUMNS)}) re-keyed into the recipient's own "
-                          f"domain, epoch {agreement.pseudonym_epoch}",
+            f"domain, epoch {agreement.pseudonym_epoch}",
             "detail": {"time": detail.time, "place": detail.place} if detail else None,
-            "k_anonymity": {"k": detail.k, "suppress": list(detail.suppress),
-                            "exception": " ".join(detail.exception.split()) if detail.exception else None}
-            if detail else None,
+            "k_anonymity": {
+                "k": detail.k,
+                "suppress": list(detail.suppress),
+                "exception": " ".join(detail.exception.split()) if detail.exception else None,
+            }
+            if detail
+            else None,
             "signed": "manifest signed (ssh-keygen -Y, namespace samverkan-delivery); disclosure register event",
         },
-        "handover": agreement.mode, "transfers": TRANSFERS,
+        "handover": agreement.mode,
+        "transfers": TRANSFERS,
     }
 
 
 def _inputs() -> dict[str, str]:
-    files = [*contract_paths(), *agreement_paths(), legal_basis.VOCABULARY,
-             CONFIG_ROOT / "schemas" / "common_model.yaml"]
+    files = [
+        *contract_paths(),
+        *agreement_paths(),
+        legal_basis.VOCABULARY,
+        CONFIG_ROOT / "schemas" / "common_model.yaml",
+    ]
     return {f"{p.parent.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
@@ -118,8 +145,10 @@ def build() -> dict[str, Any]:
         "legal_bases": vocab["bases"],
         "feeds": [feed_record(c) for c in load_contracts().values()],
         "hub_safeguards": [
-            ("personal identifiers pseudonymised with a keyed hash (HMAC-SHA256) before publication; names dropped; "
-             "free text scrubbed; addresses cut to the street, coordinates to 100 m, ages to bands"),
+            (
+                "personal identifiers pseudonymised with a keyed hash (HMAC-SHA256) before publication; names dropped; "
+                "free text scrubbed; addresses cut to the street, coordinates to 100 m, ages to bands"
+            ),
             "raw files only in the private zone (mode 0700), quarantined data deleted after the contract's days",
             "every count leaving the hub suppressed below the agreement's threshold",
             "every disclosure in a hash-chained, signed register anchored at the recipients",
@@ -133,24 +162,50 @@ def build() -> dict[str, Any]:
 
 
 def markdown(record: dict[str, Any]) -> str:
-    out = ["# Record of processing activities (GDPR art. 30)", "",
-           ("Generated by `samverkan ropa` from the contracts, the agreements and "
-            "`agreements/vocabulary/legal_bases.yaml`; do not edit by hand."), "",
-           f"**Controller:** {record['controller']['name']} ({record['controller']['contact']})", "",
-           "## Purposes", ""]
+    out = [
+        "# Record of processing activities (GDPR art. 30)",
+        "",
+        (
+            "Generated by `samverkan ropa` from the contracts, the agreements and "
+            "`agreements/vocabulary/legal_bases.yaml`; do not edit by hand."
+        ),
+        "",
+        f"**Controller:** {record['controller']['name']} ({record['controller']['contact']})",
+        "",
+        "## Purposes",
+        "",
+    ]
     out += [f"- `{k}`: {v}" for k, v in record["purposes"].items()]
-    out += ["", "## Legal bases", "", "| id | regime | art. 6 | art. 9 / 10 | national provision |", "|---|---|---|---|---|"]
-    out += [f"| `{k}` | {b['regime']} | {b.get('gdpr_art6', '—')} | {b.get('article_9') or b.get('article_10') or '—'} "
-            f"| {b['national']} |" for k, b in record["legal_bases"].items()]
+    out += [
+        "",
+        "## Legal bases",
+        "",
+        "| id | regime | art. 6 | art. 9 / 10 | national provision |",
+        "|---|---|---|---|---|",
+    ]
+    out += [
+        f"| `{k}` | {b['regime']} | {b.get('gdpr_art6', '—')} | {b.get('article_9') or b.get('article_10') or '—'} "
+        f"| {b['national']} |"
+        for k, b in record["legal_bases"].items()
+    ]
     out += ["", "## What the hub receives", ""]
     for f in record["feeds"]:
         persons = ", ".join(p["role"] for p in f["persons"]) or "none (no person rows)"
-        out += [f"### {f['feed']}: {f['partner']}", "", f"{f['title']} (contract v{f['contract_version']}, {f['kind']}).",
-                (f"Persons: {persons}. Published: {', '.join(f['published'])}. Quarantined data kept "
-                 f"{f['quarantine_retention_days']} days."), ""]
+        out += [
+            f"### {f['feed']}: {f['partner']}",
+            "",
+            f"{f['title']} (contract v{f['contract_version']}, {f['kind']}).",
+            (
+                f"Persons: {persons}. Published: {', '.join(f['published'])}. Quarantined data kept "
+                f"{f['quarantine_retention_days']} days."
+            ),
+            "",
+        ]
         out += ["| field | handling | why |", "|---|---|---|"]
-        out += [f"| `{p['field']}` | {p['handling']}{' (' + p['method'] + ')' if p['method'] else ''} | {p['why'] or ''} |"
-                for p in f["personal_fields"]] + [""]
+        out += [
+            f"| `{p['field']}` | {p['handling']}{' (' + p['method'] + ')' if p['method'] else ''} | {p['why'] or ''} |"
+            for p in f["personal_fields"]
+        ] + [""]
     out += ["## Safeguards at the hub", ""] + [f"- {s}" for s in record["hub_safeguards"]] + ["", "## Recipients", ""]
     for r in record["recipients"]:
         out += _recipient_markdown(r)
@@ -161,25 +216,44 @@ def markdown(record: dict[str, Any]) -> str:
 
 def _recipient_markdown(r: dict[str, Any]) -> list[str]:
     s = r["safeguards"]
-    out = [f"### {r['recipient']}: {r['name']}", "",
-           (f"Agreement v{r['agreement_version']} ({r['agreement_reference']}), {r['granularity']}, sources "
-            f"{', '.join(r['sources'])}. Purpose: {r['purpose']}"), "",
-           (f"Retention at the recipient: {r['retention_days']} days. Handover: {r['handover']}. "
-            f"Transfers: {r['transfers']}."), "", f"- pseudonyms: {s['pseudonyms']}", f"- signed: {s['signed']}"]
+    out = [
+        f"### {r['recipient']}: {r['name']}",
+        "",
+        (
+            f"Agreement v{r['agreement_version']} ({r['agreement_reference']}), {r['granularity']}, sources "
+            f"{', '.join(r['sources'])}. Purpose: {r['purpose']}"
+        ),
+        "",
+        (
+            f"Retention at the recipient: {r['retention_days']} days. Handover: {r['handover']}. "
+            f"Transfers: {r['transfers']}."
+        ),
+        "",
+        f"- pseudonyms: {s['pseudonyms']}",
+        f"- signed: {s['signed']}",
+    ]
     if s["detail"]:
         k = s["k_anonymity"]
-        out += [f"- detail: time {s['detail']['time']}, place {s['detail']['place']}; k-anonymity k = {k['k']}"
-                + (f", suppress {', '.join(k['suppress'])}" if k["suppress"] else "")
-                + (f"; exception: {k['exception']}" if k["exception"] else "")]
+        out += [
+            f"- detail: time {s['detail']['time']}, place {s['detail']['place']}; k-anonymity k = {k['k']}"
+            + (f", suppress {', '.join(k['suppress'])}" if k["suppress"] else "")
+            + (f"; exception: {k['exception']}" if k["exception"] else "")
+        ]
     out += ["", "| dataset | column | basis | purpose | grounds |", "|---|---|---|---|---|"]
     for d in r["datasets"]:
         if "columns" in d:
-            out += [f"| {d['dataset']} | `{c['column']}` | `{c['basis']}` | {c['purpose']} | {c['grounds']} |"
-                    for c in d["columns"]]
+            out += [
+                f"| {d['dataset']} | `{c['column']}` | `{c['basis']}` | {c['purpose']} | {c['grounds']} |"
+                for c in d["columns"]
+            ]
         else:
             threshold = f", threshold {d['suppression_threshold']}" if d["suppression_threshold"] else ""
-            out += [(f"| {d['dataset']} | (anonymous: {d['anonymous']}{threshold}) | {d.get('basis', '—')} | "
-                     f"{d.get('purpose', '—')} | {d.get('grounds', '—')} |")]
+            out += [
+                (
+                    f"| {d['dataset']} | (anonymous: {d['anonymous']}{threshold}) | {d.get('basis', '—')} | "
+                    f"{d.get('purpose', '—')} | {d.get('grounds', '—')} |"
+                )
+            ]
     return out + [""]
 
 
@@ -194,8 +268,11 @@ def render() -> tuple[str, str]:
 def stale(md_path: Path = RECORD_MD, json_path: Path = RECORD_JSON) -> list[str]:
     """The committed files that differ from what the configuration gives now."""
     md, js = render()
-    return [str(p.relative_to(CONFIG_ROOT)) for p, text in ((md_path, md), (json_path, js))
-            if not p.exists() or p.read_text(encoding="utf-8") != text]
+    return [
+        str(p.relative_to(CONFIG_ROOT))
+        for p, text in ((md_path, md), (json_path, js))
+        if not p.exists() or p.read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,19 +68,25 @@ def deliveries(outbox: Path) -> dict[str, list[Path]]:
 
 
 def _tables(directory: Path, manifest: dict[str, Any]) -> dict[str, pa.Table]:
-    return {name: pq.read_table(directory / spec["file"]) for name, spec in manifest["datasets"].items()
-            if spec.get("file") and (directory / spec["file"]).is_file() and spec.get("rows") is not None}
+    return {
+        name: pq.read_table(directory / spec["file"])
+        for name, spec in manifest["datasets"].items()
+        if spec.get("file") and (directory / spec["file"]).is_file() and spec.get("rows") is not None
+    }
 
 
 def check_joins(report: Report, held: dict[str, dict[str, set[str]]]) -> None:
     for a, b in combinations(sorted(held), 2):
         shared = {c: len(held[a].get(c, set()) & held[b].get(c, set())) for c in IDENTIFIER_COLUMNS}
-        report.check(not any(shared.values()), f"{a} × {b}: identifier values in common: "
-                     + ", ".join(f"{c} {n}" for c, n in shared.items()))
+        report.check(
+            not any(shared.values()),
+            f"{a} × {b}: identifier values in common: " + ", ".join(f"{c} {n}" for c, n in shared.items()),
+        )
 
 
-def check_counts(report: Report, recipient: str, directory: Path, manifest: dict[str, Any],
-                 tables: dict[str, pa.Table]) -> None:
+def check_counts(
+    report: Report, recipient: str, directory: Path, manifest: dict[str, Any], tables: dict[str, pa.Table]
+) -> None:
     for name, spec in manifest["datasets"].items():
         threshold = spec.get("suppression_threshold")
         if threshold is None or name not in tables:
@@ -88,12 +94,16 @@ def check_counts(report: Report, recipient: str, directory: Path, manifest: dict
         column = next(c for c in COUNT_COLUMNS if c in tables[name].column_names)
         values = tables[name].column(column)
         small = pc.sum(pc.and_(pc.greater(values, 0), pc.less(values, threshold)).cast(pa.int64())).as_py() or 0
-        report.check(small == 0, f"{recipient}/{directory.name}/{name}: {len(values)} cells, {small} under "
-                                 f"{threshold}, {pc.sum(tables[name].column('suppressed').cast(pa.int64())).as_py() or 0} suppressed")
+        report.check(
+            small == 0,
+            f"{recipient}/{directory.name}/{name}: {len(values)} cells, {small} under "
+            f"{threshold}, {pc.sum(tables[name].column('suppressed').cast(pa.int64())).as_py() or 0} suppressed",
+        )
 
 
-def check_k(report: Report, recipient: str, directory: Path, manifest: dict[str, Any],
-            tables: dict[str, pa.Table]) -> None:
+def check_k(
+    report: Report, recipient: str, directory: Path, manifest: dict[str, Any], tables: dict[str, pa.Table]
+) -> None:
     stated = manifest.get("k_anonymity")
     if stated is None:
         return
@@ -101,18 +111,25 @@ def check_k(report: Report, recipient: str, directory: Path, manifest: dict[str,
     measured = disclosure_control.measure(row_tables, stated["required"])
     meets = measured["k"] is None or measured["k"] >= stated["required"]
     under = "" if meets else (" under the agreement's exception" if stated.get("exception") else " REFUSED")
-    report.check((meets or bool(stated.get("exception"))) and measured["k"] == stated["k"],
-                 f"{recipient}/{directory.name}: k = {measured['k']} (required {stated['required']}, manifest says "
-                 f"{stated['k']}; {measured['rows_below_k']} of {measured['rows']} rows below){under}")
+    report.check(
+        (meets or bool(stated.get("exception"))) and measured["k"] == stated["k"],
+        f"{recipient}/{directory.name}: k = {measured['k']} (required {stated['required']}, manifest says "
+        f"{stated['k']}; {measured['rows_below_k']} of {measured['rows']} rows below){under}",
+    )
 
 
-def check_signed_and_registered(report: Report, recipient: str, directory: Path, allowed_signers: Path,
-                                recorded: set[tuple[str, str]]) -> None:
-    signed = file_verifies(allowed_signers, directory / MANIFEST, directory / MANIFEST_SIGNATURE,
-                           DELIVERY_NAMESPACE, DELIVERY_NAMESPACE)
+def check_signed_and_registered(
+    report: Report, recipient: str, directory: Path, allowed_signers: Path, recorded: set[tuple[str, str]]
+) -> None:
+    signed = file_verifies(
+        allowed_signers, directory / MANIFEST, directory / MANIFEST_SIGNATURE, DELIVERY_NAMESPACE, DELIVERY_NAMESPACE
+    )
     in_register = (recipient, sha256_file(directory / MANIFEST)) in recorded
-    report.check(signed and in_register, f"{recipient}/{directory.name}: manifest "
-                 f"{'signed' if signed else 'NOT signed'}, {'in' if in_register else 'NOT in'} the register")
+    report.check(
+        signed and in_register,
+        f"{recipient}/{directory.name}: manifest "
+        f"{'signed' if signed else 'NOT signed'}, {'in' if in_register else 'NOT in'} the register",
+    )
 
 
 def anchors(found: dict[str, list[Path]]) -> list[tuple[str, dict[str, Any]]]:
@@ -125,12 +142,15 @@ def anchors(found: dict[str, list[Path]]) -> list[tuple[str, dict[str, Any]]]:
                 out.append((f"{recipient}/{directory.name}/{MANIFEST}", head))
             receipt = directory / RECEIPT
             if receipt.is_file():
-                out.append((f"{recipient}/{directory.name}/{RECEIPT}", json.loads(receipt.read_text())["register_event"]))
+                out.append(
+                    (f"{recipient}/{directory.name}/{RECEIPT}", json.loads(receipt.read_text())["register_event"])
+                )
     return out
 
 
-def check_register(report: Report, register: Register, allowed_signers: Path,
-                   held: list[tuple[str, dict[str, Any]]]) -> None:
+def check_register(
+    report: Report, register: Register, allowed_signers: Path, held: list[tuple[str, dict[str, Any]]]
+) -> None:
     try:
         count = register.verify(allowed_signers)
         report.check(True, f"register: {count} events, chain and signatures verify")
