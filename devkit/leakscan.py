@@ -20,9 +20,9 @@ import io
 import json
 import re
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,8 +54,10 @@ _NAME_IN_TEXT_RE = re.compile(r"(?<![^\W_])[^\W\d_]{3,}(?![^\W_])")
 # there is a coincidence; anywhere else, other parts of a datetime and after any other word or
 # a colon included, it counts. Ports need no exemption: the generator draws employee numbers
 # below the ephemeral port range.
-_MICROSECONDS_BEFORE = (r"(?:\bdatetime\.datetime|\bDateTime)\(\d{4}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, "
-                        r"|\bdatetime\.time\(\d{1,2}, \d{1,2}, \d{1,2}, ")
+_MICROSECONDS_BEFORE = (
+    r"(?:\bdatetime\.datetime|\bDateTime)\(\d{4}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, "
+    r"|\bdatetime\.time\(\d{1,2}, \d{1,2}, \d{1,2}, "
+)
 _SIZE_BEFORE = r"['\"]size['\"]: ?|(?<![\w.])size="
 _MEASURE_BEFORE_RE = re.compile(rf"(?:{_MICROSECONDS_BEFORE}|{_SIZE_BEFORE})$")
 _MEASURE_AFTER_RE = re.compile(r" bytes\b")
@@ -85,7 +87,7 @@ class PersonalValues:
     employee_numbers: set[str] = field(default_factory=set)
     guard_ids: set[str] = field(default_factory=set)
 
-    def merge(self, *others: "PersonalValues") -> "PersonalValues":
+    def merge(self, *others: PersonalValues) -> PersonalValues:
         """A new object holding the union, so several nights can be checked in one scan."""
         merged = PersonalValues()
         for source in (self, *others):
@@ -109,8 +111,9 @@ class Finding:
 
 def _is_measure(text: str, start: int, end: int) -> bool:
     """Whether the number at ``start:end`` is a datetime's microseconds or a byte count (see above)."""
-    return bool(_MEASURE_BEFORE_RE.search(text, max(0, start - _MEASURE_LOOKBACK), start)
-                or _MEASURE_AFTER_RE.match(text, end))
+    return bool(
+        _MEASURE_BEFORE_RE.search(text, max(0, start - _MEASURE_LOOKBACK), start) or _MEASURE_AFTER_RE.match(text, end)
+    )
 
 
 def mask(value: str) -> str:
@@ -166,8 +169,15 @@ class Matcher:
             self.pnr10.add(digits)
 
     def _has(self, kind: str) -> bool:
-        return bool({"personnummer": self.pnr10, "phone": self.phones, "name": self.names,
-                     "employee_number": self.employees, "guard_id": self.guards}[kind])
+        return bool(
+            {
+                "personnummer": self.pnr10,
+                "phone": self.phones,
+                "name": self.names,
+                "employee_number": self.employees,
+                "guard_id": self.guards,
+            }[kind]
+        )
 
     def prefilter(self, kinds: Iterable[str]) -> str | None:
         """One RE2 pattern for the kinds that have values; None when there is nothing to find."""
@@ -183,8 +193,7 @@ class Matcher:
             return _PREFILTERS[kind] % (self.employee_lengths[0], self.employee_lengths[-1])
         return _PREFILTERS[kind]
 
-    def candidates(self, strings: pa.Array,
-                   kinds: Iterable[str] = KINDS) -> Iterator[tuple[int, str]]:
+    def candidates(self, strings: pa.Array, kinds: Iterable[str] = KINDS) -> Iterator[tuple[int, str]]:
         """(index, string) of the strings that could hold a value of `kinds`."""
         pattern = self.prefilter(kinds)
         if pattern is None or len(strings) == 0:
@@ -364,6 +373,7 @@ def _scan_file(file: Path, matcher: Matcher, report: _Report) -> None:
 
 # --- text ---------------------------------------------------------------------------------
 
+
 def _scan_stream(stream: io.BufferedIOBase, matcher: Matcher, report: _Report) -> None:
     """Scan in newline-aligned chunks, so memory stays bounded and line numbers stay right."""
     line_base, carry = 1, b""
@@ -399,10 +409,11 @@ def _scan_bytes(block: bytes, line_base: int, matcher: Matcher, report: _Report)
 
 # --- parquet ------------------------------------------------------------------------------
 
+
 def _scan_parquet(source: Path | io.BytesIO, matcher: Matcher, report: _Report) -> None:
     pf = pq.ParquetFile(source)
     _scan_metadata(pf, matcher, report)
-    for batch_no, batch in enumerate(pf.iter_batches(batch_size=_PARQUET_BATCH)):
+    for batch in pf.iter_batches(batch_size=_PARQUET_BATCH):
         for name, column in zip(batch.schema.names, batch.columns):
             for leaf, strings, kinds in _string_leaves(name, column):
                 for _, text in matcher.candidates(strings, kinds):
@@ -497,6 +508,7 @@ def _long_integers(arr: pa.Array) -> pa.Array:
 
 
 # --- databases ----------------------------------------------------------------------------
+
 
 def scan_database(
     url: str,

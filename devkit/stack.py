@@ -28,10 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from samverkan.connectors.sshd import free_port
 from samverkan.ops.airflow_api import (
@@ -39,23 +40,23 @@ from samverkan.ops.airflow_api import (
 )
 from samverkan.ops.secrets import (
     ADMIN_USER,
-    conn_env_name,
     CELERY_APP,
     COMPOSE_SECRETS_DIR,
     DEFAULT_WORKERS,
-    Endpoints,
     HOST,
     REPO,
-    SecretFiles,
     TERMINAL_RUN_STATES,
     WORKER_NAME_ENV,
-    write_private,
+    Endpoints,
+    SecretFiles,
+    conn_env_name,
     endpoint_env,
     ensure_secrets,
     secret_env,
     shared_settings,
     write_compose_secrets,
     write_known_hosts,
+    write_private,
 )
 
 # --- the stack on 127.0.0.1 --------------------------------------------------------------------
@@ -93,8 +94,14 @@ class LocalStack:
     a temporary directory its (unprivileged) server user can reach, removed on ``stop()``.
     """
 
-    def __init__(self, root: Path, workers: int = DEFAULT_WORKERS, *, worker_concurrency: int | None = None,
-                 quiet_period_seconds: float = 2.0):
+    def __init__(
+        self,
+        root: Path,
+        workers: int = DEFAULT_WORKERS,
+        *,
+        worker_concurrency: int | None = None,
+        quiet_period_seconds: float = 2.0,
+    ):
         self.root = Path(root).resolve()
         self.workers = workers
         self.worker_concurrency = worker_concurrency
@@ -130,21 +137,37 @@ class LocalStack:
         assert self.files is not None
         return AirflowAPI(self.api_url, ADMIN_USER, self.files.value("admin_password"))
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     # -- processes -------------------------------------------------------------------------------
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, *, user: str | None = None,
-               cwd: Path | None = None) -> Process:
+    def _spawn(
+        self,
+        name: str,
+        cmd: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        user: str | None = None,
+        cwd: Path | None = None,
+    ) -> Process:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
         with log.open("ab") as out:
-            popen = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, user=user, group=user, extra_groups=[] if user else None,
-                                     cwd=cwd)
+            popen = subprocess.Popen(
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
+                cwd=cwd,
+            )
         process = Process(name, popen, log)
         self.processes.append(process)
         return process
@@ -202,23 +225,49 @@ class LocalStack:
         if user:
             os.chown(pwfile, pw.pw_uid, pw.pw_gid)
         initdb = subprocess.run(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "airflow", f"--pwfile={pwfile}", "-E", "UTF8",
-             "--locale=C", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256"],
-            user=user, group=user, extra_groups=[] if user else None, capture_output=True, text=True,
-            cwd=self.pg_dir)
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "airflow",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+            ],
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            capture_output=True,
+            text=True,
+            cwd=self.pg_dir,
+        )
         pwfile.unlink()
         if initdb.returncode:
             raise StackError(f"initdb failed:\n{initdb.stdout[-2000:]}{initdb.stderr[-2000:]}")
         port = self.ports["postgres"]
-        self._spawn("postgres", [str(bin_dir / "postgres"), "-D", str(data), "-h", HOST, "-p", str(port),
-                                 "-k", str(self.pg_dir)], user=user, cwd=self.pg_dir)
+        self._spawn(
+            "postgres",
+            [str(bin_dir / "postgres"), "-D", str(data), "-h", HOST, "-p", str(port), "-k", str(self.pg_dir)],
+            user=user,
+            cwd=self.pg_dir,
+        )
 
         def create_db() -> bool:
             import psycopg
 
-            with psycopg.connect(host=HOST, port=port, user="airflow", dbname="postgres",
-                                 password=self.files.value("postgres_password"), autocommit=True,
-                                 connect_timeout=3) as db:
+            with psycopg.connect(
+                host=HOST,
+                port=port,
+                user="airflow",
+                dbname="postgres",
+                password=self.files.value("postgres_password"),
+                autocommit=True,
+                connect_timeout=3,
+            ) as db:
                 if not db.execute("SELECT 1 FROM pg_database WHERE datname = 'airflow'").fetchone():
                     db.execute("CREATE DATABASE airflow")
             return True
@@ -229,8 +278,24 @@ class LocalStack:
         port = self.ports["redis"]
         workdir = self.root / "redis"
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._spawn("redis", [redis_server(), "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
-                              "--dir", str(workdir), "--protected-mode", "yes"])
+        self._spawn(
+            "redis",
+            [
+                redis_server(),
+                "--bind",
+                HOST,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--protected-mode",
+                "yes",
+            ],
+        )
 
         def ping() -> bool:
             with socket.create_connection((HOST, port), timeout=2) as s:
@@ -242,10 +307,14 @@ class LocalStack:
     def endpoints(self, contracts: dict[str, Any]) -> Endpoints:
         assert self.files is not None
         return Endpoints(
-            postgres=f"{HOST}:{self.ports['postgres']}", redis=f"{HOST}:{self.ports['redis']}", api_url=self.api_url,
+            postgres=f"{HOST}:{self.ports['postgres']}",
+            redis=f"{HOST}:{self.ports['redis']}",
+            api_url=self.api_url,
             partners={feed: (server.host, server.port) for feed, server in self.servers.items()},
-            partner_login=next(iter(self.servers.values())).username, key_file=str(self.files.hub_key),
-            path_prefix=next(iter(self.servers.values())).path_prefix)
+            partner_login=next(iter(self.servers.values())).username,
+            key_file=str(self.files.hub_key),
+            path_prefix=next(iter(self.servers.values())).path_prefix,
+        )
 
     def env(self) -> dict[str, str]:
         """Environment of every Airflow process: shared settings, then endpoints, paths and secrets."""
@@ -260,23 +329,25 @@ class LocalStack:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SAMVERKAN_"))}
         env = {**base, **shared_settings(), **endpoint_env(endpoints), **secret_env(self.files, endpoints, contracts)}
         if self.quiet_period_seconds is not None:
-            for feed, contract in contracts.items():
+            for contract in contracts.values():
                 conn = json.loads(env[conn_env_name(contract.connection_id)])
                 conn["extra"]["quiet_period_seconds"] = self.quiet_period_seconds
                 env[conn_env_name(contract.connection_id)] = json.dumps(conn)
-        env.update({
-            "AIRFLOW_HOME": str(self.root / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.files.passwords_file),
-            "AIRFLOW__API__HOST": HOST,
-            "AIRFLOW__API__PORT": str(self.ports["api"]),
-            "AIRFLOW__API__BASE_URL": self.api_url,
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": HOST,
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports["scheduler_health"]),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports["trigger_logs"]),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
-            DATA_ROOT_ENV: str(self.data_root),
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.root / "airflow"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.files.passwords_file),
+                "AIRFLOW__API__HOST": HOST,
+                "AIRFLOW__API__PORT": str(self.ports["api"]),
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": HOST,
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports["scheduler_health"]),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports["trigger_logs"]),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])),
+                DATA_ROOT_ENV: str(self.data_root),
+            }
+        )
         if self.worker_concurrency:
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.worker_concurrency)
         self._env = env
@@ -285,22 +356,30 @@ class LocalStack:
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run([_airflow_bin(), *args], env=self.env(), capture_output=True, text=True)
         if check and done.returncode:
-            raise StackError(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+            raise StackError(
+                f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+            )
         return done
 
     def _start_airflow(self) -> None:
         env = self.env()
         airflow = _airflow_bin()
         self.airflow("db", "migrate")
-        self._spawn("api-server", [airflow, "api-server", "--host", HOST, "--port", str(self.ports["api"]),
-                                   "--workers", "1"], env)
+        self._spawn(
+            "api-server",
+            [airflow, "api-server", "--host", HOST, "--port", str(self.ports["api"]), "--workers", "1"],
+            env,
+        )
         self._spawn("scheduler", [airflow, "scheduler"], env)
         self._spawn("dag-processor", [airflow, "dag-processor"], env)
         self._spawn("triggerer", [airflow, "triggerer"], env)
         for name in self.worker_names():
-            worker_env = {**env, WORKER_NAME_ENV: name,
-                          "AIRFLOW__CORE__HOSTNAME_CALLABLE": "samverkan.ops.airflow_api.worker_hostname",
-                          "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+            worker_env = {
+                **env,
+                WORKER_NAME_ENV: name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "samverkan.ops.airflow_api.worker_hostname",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            }
             self._spawn(name, [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h"], worker_env)
 
     def wait_ready(self, timeout: float = 240.0) -> None:
@@ -309,16 +388,25 @@ class LocalStack:
 
         api = self.api()
         components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-        self._wait("api-server and its components",
-                   lambda: all(api.health().get(c, {}).get("status") == "healthy" for c in components), timeout, 2)
+        self._wait(
+            "api-server and its components",
+            lambda: all(api.health().get(c, {}).get("status") == "healthy" for c in components),
+            timeout,
+            2,
+        )
         self._wait("Celery workers", lambda: set(self.ping_workers()) >= set(self.worker_names()), timeout, 2)
         wanted = {f"samverkan_{feed}" for feed in load_contracts()}
         self._wait("feed DAGs", lambda: wanted <= set(api.dag_ids()), timeout, 2)
 
     def ping_workers(self) -> list[str]:
         """Names of the workers answering a Celery ping through the broker."""
-        done = subprocess.run([sys.executable, "-m", "celery", "--app", CELERY_APP, "inspect", "ping", "--json",
-                               "--timeout", "3"], env=self.env(), capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "celery", "--app", CELERY_APP, "inspect", "ping", "--json", "--timeout", "3"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         found = []
         for line in done.stdout.splitlines():
             line = line.strip()
@@ -326,7 +414,7 @@ class LocalStack:
                 found += [name.split("@")[0] for name in json.loads(line)]
         return found
 
-    def start(self, timeout: float = 240.0) -> "LocalStack":
+    def start(self, timeout: float = 240.0) -> LocalStack:
         from samverkan.core.contracts import load_contracts
 
         contracts = load_contracts()
@@ -362,8 +450,14 @@ class LocalStack:
         import psycopg
 
         assert self.files is not None
-        with psycopg.connect(host=HOST, port=self.ports["postgres"], user="airflow", dbname="airflow",
-                             password=self.files.value("postgres_password"), connect_timeout=5) as db:
+        with psycopg.connect(
+            host=HOST,
+            port=self.ports["postgres"],
+            user="airflow",
+            dbname="airflow",
+            password=self.files.value("postgres_password"),
+            connect_timeout=5,
+        ) as db:
             return db.execute(sql, params).fetchall()
 
 
@@ -423,8 +517,11 @@ def task_report(api: AirflowAPI, runs: Iterable[tuple[str, str]]) -> dict[str, A
     per_host: dict[str, int] = {}
     for t in ran:
         per_host[t.get("hostname") or "?"] = per_host.get(t.get("hostname") or "?", 0) + 1
-    mapped = [(_parse_time(t["start_date"]), _parse_time(t["end_date"]), t.get("hostname")) for t in ran
-              if t.get("map_index", -1) >= 0]
+    mapped = [
+        (_parse_time(t["start_date"]), _parse_time(t["end_date"]), t.get("hostname"))
+        for t in ran
+        if t.get("map_index", -1) >= 0
+    ]
     # A task ending at the instant another starts did not overlap it: ends sort first.
     events = sorted([(s, 1, h) for s, _, h in mapped] + [(e, -1, h) for _, e, h in mapped], key=lambda x: (x[0], x[1]))
     running: dict[str, int] = {}
@@ -433,9 +530,15 @@ def task_report(api: AirflowAPI, runs: Iterable[tuple[str, str]]) -> dict[str, A
         running[host] = running.get(host, 0) + delta
         peak = max(peak, sum(running.values()))
         peak_workers = max(peak_workers, sum(1 for v in running.values() if v > 0))
-    return {"task_instances": len(tis), "ran": len(ran), "per_host": per_host, "mapped": len(mapped),
-            "peak_mapped_concurrency": peak, "peak_workers_running_mapped_at_once": peak_workers,
-            "states": sorted({t["state"] for t in tis if t.get("state")})}
+    return {
+        "task_instances": len(tis),
+        "ran": len(ran),
+        "per_host": per_host,
+        "mapped": len(mapped),
+        "peak_mapped_concurrency": peak,
+        "peak_workers_running_mapped_at_once": peak_workers,
+        "states": sorted({t["state"] for t in tis if t.get("state")}),
+    }
 
 
 # --- the command line ----------------------------------------------------------------------------
@@ -450,8 +553,14 @@ def _synthetic(root: Path, nights: list[date], sizes: dict[str, int], seed: int 
 BENCH_SIZES = {"police": 120, "transit": 60, "guards": 40}
 
 
-def bench(root: Path, nights: int, worker_counts: list[int], first_night: date, max_active_runs: int,
-          worker_concurrency: int | None) -> list[dict[str, Any]]:
+def bench(
+    root: Path,
+    nights: int,
+    worker_counts: list[int],
+    first_night: date,
+    max_active_runs: int,
+    worker_concurrency: int | None,
+) -> list[dict[str, Any]]:
     """A backfill of ``nights`` nights of every feed through the REST API, once per worker count."""
     from samverkan.core.contracts import load_contracts
     from samverkan.core.nights import run_window
@@ -469,19 +578,31 @@ def bench(root: Path, nights: int, worker_counts: list[int], first_night: date, 
             for feed in load_contracts():  # the scheduler leaves a paused DAG's runs alone, backfills too
                 api.unpause(f"samverkan_{feed}")
             started = time.monotonic()
-            backfills = [api.create_backfill(f"samverkan_{feed}", from_date, to_date, max_active_runs=max_active_runs)
-                         for feed in load_contracts()]
+            backfills = [
+                api.create_backfill(f"samverkan_{feed}", from_date, to_date, max_active_runs=max_active_runs)
+                for feed in load_contracts()
+            ]
             runs = _wait_backfills(api, backfills, expected=nights, timeout=3600)
             wall = time.monotonic() - started
             report = task_report(api, runs)
             states = {api.run(*r)["state"] for r in runs}
-            results.append({"workers": count, "nights": nights, "runs": len(runs), "run_states": sorted(states),
-                            "wall_seconds": round(wall, 1), **report})
+            results.append(
+                {
+                    "workers": count,
+                    "nights": nights,
+                    "runs": len(runs),
+                    "run_states": sorted(states),
+                    "wall_seconds": round(wall, 1),
+                    **report,
+                }
+            )
             print(json.dumps(results[-1]), flush=True)
     return results
 
 
-def _wait_backfills(api: AirflowAPI, backfills: list[dict[str, Any]], expected: int, timeout: float) -> list[tuple[str, str]]:
+def _wait_backfills(
+    api: AirflowAPI, backfills: list[dict[str, Any]], expected: int, timeout: float
+) -> list[tuple[str, str]]:
     """Every run of the backfills, once all of them are finished."""
     deadline = time.monotonic() + timeout
     while True:
@@ -528,12 +649,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"secrets in {files.dir} (0700): env file {files.env_file.name}, hub key, partner host keys, known_hosts")
         return 0
     if args.command == "bench":
-        results = bench(args.root.resolve(), args.nights, args.workers, args.first_night, args.max_active_runs,
-                        args.worker_concurrency)
+        results = bench(
+            args.root.resolve(),
+            args.nights,
+            args.workers,
+            args.first_night,
+            args.max_active_runs,
+            args.worker_concurrency,
+        )
         for r in results:
-            print(f"{r['workers']} worker(s): {r['runs']} runs of {r['nights']} nights in {r['wall_seconds']} s; "
-                  f"tasks per worker {r['per_host']}; peak mapped tasks at once {r['peak_mapped_concurrency']} "
-                  f"on {r['peak_workers_running_mapped_at_once']} worker(s)")
+            print(
+                f"{r['workers']} worker(s): {r['runs']} runs of {r['nights']} nights in {r['wall_seconds']} s; "
+                f"tasks per worker {r['per_host']}; peak mapped tasks at once {r['peak_mapped_concurrency']} "
+                f"on {r['peak_workers_running_mapped_at_once']} worker(s)"
+            )
         return 0
     root = args.root.resolve()
     if not (root / "partners").exists():

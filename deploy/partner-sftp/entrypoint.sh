@@ -10,13 +10,13 @@ install -d -m 755 /etc/ssh/authorized_keys
 install -m 644 -o root -g root /run/secrets/authorized_key /etc/ssh/authorized_keys/partner
 chown root:root /srv/partners "$root"
 chmod 755 /srv/partners "$root"
-# A partner that also receives deliveries by push (its agreement's delivery.directory): the one
-# folder the hub may write to, inside the chroot.
-if [ -n "${PARTNER_INBOX:-}" ]; then
-  inbox="$root/${PARTNER_INBOX#/}"
-  install -d -o root -g root -m 755 "$(dirname "$inbox")"
-  install -d -o partner -g partner -m 755 "$inbox"
-fi
+# The folders the hub writes to, inside the chroot (space-separated in PARTNER_WRITABLE): the
+# receipts directory of the partner's contract, and the inbox of a partner that receives
+# deliveries by push (its agreement's delivery.directory). Nothing else is writable.
+for dir in ${PARTNER_WRITABLE:-}; do
+  install -d -o root -g root -m 755 "$(dirname "$root/${dir#/}")"
+  install -d -o partner -g partner -m 755 "$root/${dir#/}"
+done
 sed -e "s|@CHROOT@|$root|" -e "s|@PORT@|${SFTP_PORT:-22}|" -e "s|@LISTEN@|${SFTP_LISTEN:-0.0.0.0}|" \
   /etc/ssh/sshd_config.template > /etc/ssh/sshd_config
 /usr/sbin/sshd -t

@@ -85,6 +85,13 @@ class Column:
     def handling(self) -> str | None:
         return self.personal["handling"] if self.personal else None
 
+    @property
+    def domain(self) -> str:
+        """The pseudonym domain of a personal column; asking it of any other column is a bug."""
+        if self.personal is None:
+            raise ContractError(f"column {self.name!r} is not personal: it has no pseudonym domain")
+        return self.personal["domain"]
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Column:
         return cls(
@@ -396,6 +403,11 @@ def _check_involvements(inv: dict[str, Any], top: dict[str, Column], nested: dic
     return problems
 
 
+def _non_negative(bound: float | None) -> bool:
+    """True when a declared minimum exists and rules out negative counts."""
+    return bound is not None and bound >= 0
+
+
 def _check_observations(obs: dict[str, Any], top: dict[str, Column]) -> list[str]:
     """Slots are local date + time columns; every count is a non-negative whole-number column
     onto a shared measure. No column of an aggregate feed may describe a person."""
@@ -414,7 +426,7 @@ def _check_observations(obs: dict[str, Any], top: dict[str, Column]) -> list[str
     for column, measure in obs["counts"].items():
         if column not in top:
             problems.append(f"model.observations.counts.{column}: unknown column {column!r}")
-        elif top[column].type != "integer" or top[column].min is None or top[column].min < 0:
+        elif top[column].type != "integer" or not _non_negative(top[column].min):
             problems.append(f"model.observations.counts.{column}: must be an integer column with min: 0")
         if measure not in measures:
             problems.append(

@@ -17,10 +17,15 @@ million, and the quarantine entry names the record it was taken for, so it can b
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
 from samverkan.ingest.parsing import ROW
+
+if TYPE_CHECKING:
+    import duckdb
 
 LABEL = "duplicate record"
 REASON = "the record is an exact copy of an earlier record in the same file; the first one is kept"
@@ -32,7 +37,7 @@ class Repeats:
     def __init__(self) -> None:
         self._digests = np.empty(0, np.uint64)  # sorted
         self._first = np.empty(0, np.int64)  # record number of each digest's first record
-        self._con = None
+        self._con: duckdb.DuckDBPyConnection | None = None  # opened on the first batch
 
     def originals(self, table: pa.Table) -> np.ndarray:
         """Per record: the number of the earlier record it repeats, or 0 when it is the first."""

@@ -99,7 +99,7 @@ def nights_between(first: date, last: date) -> list[date]:
 
 
 def _progress(total: int, feed: str, enabled: bool) -> Any:
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     return tqdm(
         total=total,

@@ -288,7 +288,7 @@ class FeedModel:
             return pa.nulls(n, pa.string())
         column = self.contract.column(name)
         raw = table.column(name).combine_chunks()
-        domain = column.personal["domain"]
+        domain = column.domain
         if column.type == "personnummer":
             canonical, _ = normalised(table, name, self.night)
             return self.pseudonymiser.pseudonymise_array(domain, canonical)
@@ -514,13 +514,13 @@ class FeedModel:
         ages = pa.nulls(n, pa.int64())
         if person:
             canonical, _ = normalised(table, person, self.night)
-            pseudonyms = self.pseudonymiser.pseudonymise_array(by_name[person].personal["domain"], canonical)
+            pseudonyms = self.pseudonymiser.pseudonymise_array(by_name[person].domain, canonical)
             ages = personnummer.ages_on(canonical, self.night).cast(pa.int64())
         if spec.get("age"):
             stated = parse_integer(table.column(spec["age"]).combine_chunks())
             ages = pc.coalesce(stated, ages)
         gender = table.column(spec["gender"]).combine_chunks() if spec.get("gender") else constant(None, n)
-        columns = {
+        data = {
             "incident_id": table.column("_incident_id"),
             "source": constant(self.contract.id, n),
             "person_pseudonym": pseudonyms,
@@ -530,4 +530,4 @@ class FeedModel:
             "gender": gender,
             "person_flag": table.column(PERSON_FLAG) if PERSON_FLAG in table.column_names else constant(None, n),
         }
-        return pa.Table.from_pydict(columns, schema=INVOLVEMENTS_SCHEMA)
+        return pa.Table.from_pydict(data, schema=INVOLVEMENTS_SCHEMA)

@@ -150,7 +150,7 @@ class _Bounded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         n = self._inner.readinto(buffer)  # type: ignore[attr-defined]
         self.total += n
         self._check()
@@ -183,7 +183,7 @@ def _open_binary(contract: Contract, path: Path) -> BinaryIO:
     compressed = contract.format["compression"] == "gzip"
     inner = gzip.open(path, "rb") if compressed else open(path, "rb")
     bounded = _Bounded(inner, contract.limits, path.stat().st_size, compressed)  # type: ignore[arg-type]
-    return io.BufferedReader(bounded, buffer_size=1 << 20)  # type: ignore[return-value]
+    return io.BufferedReader(bounded, buffer_size=1 << 20)
 
 
 class _TooLong(Exception):
@@ -680,7 +680,7 @@ def _json_reader(contract: Contract):
     plan = [(c, c.source.split("."), c.type == "array") for c in contract.columns]
 
     def record(obj: dict[str, Any]) -> list[Any]:
-        values = []
+        values: list[Any] = []
         for c, path, is_array in plan:
             v = obj.get(path[0])
             for part in path[1:]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,6 +56,9 @@ from samverkan.ingest.parsing import (
 )
 from samverkan.privacy.pseudonymise import Pseudonymiser
 from samverkan.quality import receipts, reports
+
+if TYPE_CHECKING:
+    from samverkan.quality.validation import BatchOutcome
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +127,10 @@ def discover(
         log.info("%s: not complete yet: %s (%s)", contract.id, remote.name, why)
     found = []
     for remote in selection.complete:
-        again = reprocess and contract.night_of(remote.name) == run_night
+        night = contract.night_of(remote.name)
+        if night is None:  # _select keeps only names that carry a night of the window
+            raise ValueError(f"{contract.id}: {remote.name!r} is complete but carries no night")
+        again = reprocess and night == run_night
         if not again and ledger.is_settled(contract.id, remote.name, remote.size, remote.mtime):
             continue
         found.append(
@@ -132,7 +138,7 @@ def discover(
                 "name": remote.name,
                 "size": remote.size,
                 "mtime": remote.mtime,
-                "night": contract.night_of(remote.name).isoformat(),
+                "night": night.isoformat(),
             }
         )
     log.info("%s: %d new complete file(s) for nights %s..%s", contract.id, len(found), min(window), max(window))
@@ -359,7 +365,7 @@ class _FileRun:
             if "incidents" in contract.datasets
             else {}
         )
-        self.outcomes = []
+        self.outcomes: list[BatchOutcome] = []
         self.valid_rows = 0
         self.quarantined_rows = 0
         self.held_rows = 0
@@ -753,7 +759,7 @@ def summarise(
     run_night: str,
 ) -> dict[str, Any]:
     """The run's manifest: what came in, what was published, what was held back, and why."""
-    manifest = {
+    manifest: dict[str, Any] = {
         "feed": contract.id,
         "contract_version": contract.version,
         "schema_version": SCHEMA_VERSION,

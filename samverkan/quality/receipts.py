@@ -67,7 +67,7 @@ def build(
         "sha256": file.get("sha256"),
         "night": file.get("night"),
         "status": status,
-        "status_explained": _STATUS_WORDS.get(status, status),
+        "status_explained": _STATUS_WORDS.get(status, status) if status is not None else None,
         "reason": file.get("reason"),
         "records": {
             "received": int(file.get("rows_received") or 0),
@@ -110,17 +110,13 @@ _STATUS_WORDS = {
 
 def _ranges(numbers: list[int]) -> str:
     """``1-3, 7, 9-10``: record numbers as a person reads them."""
-    parts, start, prev = [], None, None
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive numbers
     for n in numbers:
-        if start is None:
-            start = prev = n
-        elif n == prev + 1:
-            prev = n
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
         else:
-            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-            start = prev = n
-    if start is not None:
-        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+            runs.append([n, n])
+    parts = [f"{first}-{last}" if last != first else f"{first}" for first, last in runs]
     if len(parts) > MAX_TEXT_RANGES:
         return (
             ", ".join(parts[:MAX_TEXT_RANGES]) + f", … ({len(parts) - MAX_TEXT_RANGES} more ranges in the JSON receipt)"

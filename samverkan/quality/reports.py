@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,7 +220,7 @@ def file_validation(
             label = next((name for name, c in configs.items() if c["type"] == TABLE_COLUMNS), None)
             table = {
                 "label": label,
-                "config": configs.get(label),
+                "config": configs.get(label) if label is not None else None,
                 "element_count": 0,
                 "unexpected_count": 0,
                 "masked_values": {},
@@ -418,7 +418,7 @@ def outcomes_path(data_root: Path, feed: str, run_id: str) -> Path:
     return reports_root(data_root) / "expectation_outcomes" / f"feed={feed}" / f"{_safe(run_id)}.parquet"
 
 
-def write_outcomes(data_root: Path, feed: str, run_id: str, files: list[Mapping[str, Any]]) -> Path | None:
+def write_outcomes(data_root: Path, feed: str, run_id: str, files: Sequence[Mapping[str, Any]]) -> Path | None:
     """One small Parquet per run and feed: one row per (file, expectation); no values, only counts."""
     import pyarrow.parquet as pq
 

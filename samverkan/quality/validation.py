@@ -92,6 +92,8 @@ def _range_words(column: Column) -> str:
         return f"outside the allowed range {_number(column.min)}–{_number(column.max)}"
     if column.min is not None:
         return f"below the minimum {_number(column.min)}"
+    if column.max is None:
+        raise ValueError(f"column {column.name!r} has neither min nor max: there is no range to describe")
     return f"above the maximum {_number(column.max)}"
 
 
@@ -392,7 +394,8 @@ class _Check:
 
 def _labelled(suite: Mapping[str, Any], part: str) -> list[_Check]:
     """Stable, human-readable labels; array fields carry their array's name (``persons.role``)."""
-    checks, seen = [], {}
+    checks: list[_Check] = []
+    seen: dict[str, int] = {}
     for config in suite["expectations"]:
         columns = _columns_of(config)
         shown = ",".join(c if part == "rows" else f"{part}.{c}" for c in columns) or None

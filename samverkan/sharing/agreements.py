@@ -62,6 +62,13 @@ class DatasetGrant:
     def report(self) -> bool:
         return self.name in REPORT_DATASETS
 
+    @property
+    def suppression(self) -> int:
+        """The threshold of an aggregate; a row dataset has none, so asking for it is a bug."""
+        if self.threshold is None:
+            raise ValueError(f"dataset {self.name!r} is not an aggregate: it has no suppression threshold")
+        return self.threshold
+
 
 @dataclass(frozen=True)
 class Detail:
@@ -162,6 +169,13 @@ class Agreement:
 
     def grant(self, name: str) -> DatasetGrant | None:
         return next((g for g in self.datasets() if g.name == name), None)
+
+    def required_grant(self, name: str) -> DatasetGrant:
+        """The grant of a dataset being delivered or described: its absence is a bug, not a choice."""
+        grant = self.grant(name)
+        if grant is None:
+            raise ValueError(f"agreement {self.label} grants no dataset {name!r}")
+        return grant
 
 
 def describe_condition(cond: dict[str, Any] | None) -> str:

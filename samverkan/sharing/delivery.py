@@ -162,7 +162,7 @@ def deliver(
     event = record_delivery(register, agreement, delivery, destination, run_id)
     receipt = write_receipt(register, delivery, event)
     erasure.tombstone_superseded(paths, agreement, before, delivery.directory, register, run_id)
-    if agreement.mode == "push":
+    if agreement.mode == "push" and connector is not None:  # a push without one was refused above
         connector.upload(
             receipt, posixpath.join(agreement.delivery["directory"], delivery.manifest["delivery_id"], RECEIPT)
         )

@@ -30,12 +30,12 @@ def _column_doc(dataset: str, column: str) -> str:
 
 
 def _dataset_section(agreement: Agreement, name: str, table: pa.Table) -> list[str]:
-    grant = agreement.grant(name)
+    grant = agreement.required_grant(name)
     lines = [f"## `{name}.parquet` — {table.num_rows} rows", ""]
     if name == "incident_counts":
         lines += [
             f"Incidents per week × area × category × hour of day, with totals. Counts from 1 to "
-            f"{grant.threshold - 1} are withheld (`suppressed` = true, `incidents` null), and further "
+            f"{grant.suppression - 1} are withheld (`suppressed` = true, `incidents` null), and further "
             "counts are withheld wherever a small count could otherwise be worked out from the totals. "
             "Incidents without a known time are not counted.",
             "",
@@ -43,7 +43,7 @@ def _dataset_section(agreement: Agreement, name: str, table: pa.Table) -> list[s
     elif name == "observation_counts":
         lines += [
             f"People counted by observers (e.g. the outreach team) per week × area × measure × hour the "
-            f"time slot began, summed, with totals. Sums from 1 to {grant.threshold - 1} are withheld "
+            f"time slot began, summed, with totals. Sums from 1 to {grant.suppression - 1} are withheld "
             "(`suppressed` = true, `people` null), and further sums wherever a small one could otherwise be "
             "worked out from the totals.",
             "",

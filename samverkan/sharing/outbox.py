@@ -168,9 +168,9 @@ def select_datasets(agreement: Agreement, paths: Paths, night: date) -> dict[str
             continue  # a finished report, copied as it is (copy_reports)
         elif grant.name == "observation_counts":
             observed = filtered(read_published(paths, "observations", night, agreement.sources), agreement.scope_where)
-            out[grant.name] = aggregates.observation_counts(observed, grant.threshold)
+            out[grant.name] = aggregates.observation_counts(observed, grant.suppression)
         else:
-            out[grant.name] = aggregates.incident_counts(scoped, grant.threshold)
+            out[grant.name] = aggregates.incident_counts(scoped, grant.suppression)
     return out
 
 
@@ -342,8 +342,8 @@ def _manifest(
                 "rows": t.num_rows,
                 "schema": _schema_of(t),
                 **(
-                    {"suppression_threshold": agreement.grant(name).threshold}
-                    if agreement.grant(name).aggregate
+                    {"suppression_threshold": agreement.required_grant(name).suppression}
+                    if agreement.required_grant(name).aggregate
                     else {}
                 ),
             }

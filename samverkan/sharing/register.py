@@ -241,7 +241,7 @@ class Register:
     """The register at ``root`` (``$SAMVERKAN_DATA_ROOT/register``); with ``signing_key`` (an
     OpenSSH Ed25519 private key file) each appended event is signed as well."""
 
-    def __init__(self, root: Path, signing_key: Path | None = None):
+    def __init__(self, root: Path, signing_key: Path | str | None = None):
         self.root = Path(root)
         self.events_dir = self.root / "disclosures"
         self.signatures_dir = self.root / "signatures"
@@ -272,7 +272,7 @@ class Register:
             record["event_sha256"] = _event_hash(record)
             self._write(record)
             if self.signing_key is not None:
-                self._sign(record)
+                self._sign(record, self.signing_key)
         return record
 
     # --- signatures and anchors ------------------------------------------------------------
@@ -285,21 +285,22 @@ class Register:
         except FileNotFoundError:
             return None
 
-    def _sign(self, record: dict[str, Any]) -> Path:
+    def _sign(self, record: dict[str, Any], key: Path) -> Path:
         path = self.signature_file(record["seq"])
         self.signatures_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(sign(self.signing_key, signed_message(record["seq"], record["event_sha256"])), encoding="ascii")
+        path.write_text(sign(key, signed_message(record["seq"], record["event_sha256"])), encoding="ascii")
         path.chmod(0o444)
         return path
 
     def sign_pending(self) -> int:
         """Sign events that have no signature yet (e.g. appended while the signer was away)."""
-        if self.signing_key is None:
+        key = self.signing_key
+        if key is None:
             raise RegisterError("register: no signing key")
         with self._locked():
             pending = [r for r in self.events() if not self.signature_file(r["seq"]).exists()]
             for record in pending:
-                self._sign(record)
+                self._sign(record, key)
         return len(pending)
 
     def head(self) -> dict[str, Any]:

@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "docker"
 TEST_ENV = REPO / "deploy" / "docker-test.env"
 ARTIFACTS = Path(os.environ.get("SAMVERKAN_TEST_ARTIFACTS") or REPO / "tests" / "artifacts") / "docker"
-FEEDS = ("police", "transit", "guards")
-SIZES = {"police": 120, "transit": 60, "guards": 40}
+FEEDS = ("police", "transit", "guards", "felanmalan", "uppsokande")
+SIZES = {"police": 120, "transit": 60, "guards": 40, "felanmalan": 15, "uppsokande": 6}
 SEED, POPULATION = 1, 5000  # devkit.synthetic's defaults: what partner-data generates with
 # Within the delivery DAGs' look-back (7 nights), so the deliveries the feeds trigger carry them.
 TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
@@ -285,7 +285,7 @@ def _published(stack: Stack, query: str) -> list[tuple]:
 
     published = stack.dir / "data" / "published"
     con = duckdb.connect()
-    for name in ("incidents", "involvements"):
+    for name in ("incidents", "involvements", "observations"):
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{published}/{name}/**/*.parquet', "
                     "hive_partitioning = true, union_by_name = true)")
     return con.execute(query).fetchall()
@@ -295,6 +295,10 @@ def test_published_parquet_equals_the_generators_truth(stack, nights, truth):
     _, truths = truth
     for (feed, night), t in truths.items():
         where = f"source = '{feed}' AND night = '{night}'"
+        if t.observations:  # an aggregate feed: one row per filled count cell
+            (cells,), = _published(stack, f"SELECT count(*) FROM observations WHERE {where}")
+            assert cells == t.observations, (feed, night)
+            continue
         (incidents,), = _published(stack, f"SELECT count(*) FROM incidents WHERE {where}")
         (involvements,), = _published(stack, f"SELECT count(*) FROM involvements WHERE {where}")
         assert (incidents, involvements) == (t.incidents, t.involvements), (feed, night)
