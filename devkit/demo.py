@@ -4,8 +4,11 @@ Generates twelve weeks of synthetic history for the partners (with the effect of
 the register: fewer incidents at the bus square after the new lighting; the truth goes to
 ``history_truth.json``), serves them from local OpenSSH SFTP servers, loads all but the last
 nights with the history import (as when a partner is onboarded), runs every feed DAG for the
-last nights with ``airflow dags test``, builds the analysts' catalog, and ends by printing where
-the published Parquet, the catalog and the report are and what DuckDB reads from them. ``--ui``
+last nights with ``airflow dags test``, builds the analysts' catalog and the lägesbild, runs every
+recipient's delivery DAG for the last night (pushes to the police's and the bus operator's own
+SFTP servers; the municipality and the security company pull their outboxes from the pull
+service; devkit.demo_deliveries), and ends by printing where the published Parquet, the catalog,
+the report, each delivery and the disclosure register are. ``--ui``
 then keeps the partner servers up and starts ``airflow standalone`` on the same setup.
 """
 
@@ -18,7 +21,9 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+from devkit.demo_deliveries import deliver_and_fetch
 from devkit.embedded import REPO, EmbeddedHub
+from devkit.leakscan import PersonalValues
 from samverkan.core.contracts import load_contracts
 
 DEFAULT_ROOT = REPO / "var" / "demo"
@@ -78,8 +83,9 @@ def _sources_summary(con, published: Path) -> list[str]:
     return lines + [f"  {s:<12} {d:<13} {n:>7}" for d, s, n in rows]
 
 
-def generate(hub: EmbeddedHub, weeks: int, seed: int) -> list[date]:
-    """Every night of the history, with the register's measure effect; returns the nights."""
+def generate(hub: EmbeddedHub, weeks: int, seed: int, collect: PersonalValues | None = None) -> list[date]:
+    """Every night of the history, with the register's measure effect; returns the nights.
+    ``collect`` (tests) receives every personal value generated, for a leak scan of the outputs."""
     from devkit.history import DEFAULT_EFFECTS, TRUTH_FILE, effects_from_register, history_nights, write_history
 
     truth = write_history(
@@ -89,6 +95,7 @@ def generate(hub: EmbeddedHub, weeks: int, seed: int) -> list[date]:
         seed=seed,
         effects=effects_from_register(DEFAULT_EFFECTS),
         truth_path=hub.root / TRUTH_FILE,
+        collect=collect,
     )
     nights = history_nights(HISTORY_FIRST, weeks)
     print(
@@ -96,6 +103,9 @@ def generate(hub: EmbeddedHub, weeks: int, seed: int) -> list[date]:
         f"measure effect and expected weekly counts in {hub.root / TRUTH_FILE}"
     )
     for m in truth["measures"]:
+        if m["mean_weekly_before"] is None or m["mean_weekly_after"] is None:  # history too short to see it
+            print(f"  {m['measure']} from {m['start']}: not both before and after in {weeks} weeks")
+            continue
         print(
             f"  {m['measure']} from {m['start']}: incidents per week in {', '.join(m['areas'])} "
             f"{m['mean_weekly_before']:.0f} before, {m['mean_weekly_after']:.0f} after (generator keeps {m['keep']:.0%})"
@@ -162,7 +172,7 @@ def build_report(hub: EmbeddedHub) -> Path | None:
     return build(hub.data.published, report_dir(hub.data)).html
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, collect: PersonalValues | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--root", type=Path, default=DEFAULT_ROOT, help="where the embedded hub lives (default var/demo)"
@@ -174,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
 
     hub = EmbeddedHub(args.root.resolve())
     with hub:
-        nights = generate(hub, args.weeks, args.seed)
+        nights = generate(hub, args.weeks, args.seed, collect)
         dag_nights = nights[-DAG_NIGHTS:]
         hub.start_servers()
         for feed, server in hub.servers.items():
             print(f"partner SFTP server {feed}: 127.0.0.1:{server.port} (host key pinned in connection)")
+        for recipient, server in hub.start_inboxes().items():
+            print(f"recipient SFTP server {recipient} (push inbox): 127.0.0.1:{server.port} (host key pinned)")
         env_file = hub.write_env_file()
         if len(nights) > DAG_NIGHTS:
             import_history(hub, nights[0], dag_nights[0] - timedelta(days=1))
@@ -213,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             if report
             else "lägesbild report: not built (samverkan.analysis.lagesbild is not there yet)"
         )
+        print()
+        failures += deliver_and_fetch(hub, dag_nights[-1])
         print(f"\nAirflow on this setup: source {env_file} && airflow standalone   (or: scripts/demo --ui)")
         if args.ui:
             print("starting airflow standalone; partner servers stay up until you press Ctrl-C")

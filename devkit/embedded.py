@@ -29,6 +29,7 @@ from samverkan.core.settings import DATA_ROOT_ENV, Paths
 from samverkan.ops.secrets import conn_env_name
 from samverkan.orchestration.task_secrets import PSEUDONYM_SECRET_VARIABLE, secret_file_env
 from samverkan.sharing import attestation
+from samverkan.sharing.agreements import load_agreements
 from samverkan.sharing.delivery import REGISTER_KEY_ENV
 from samverkan.sharing.recipient_pseudonyms import SHARING_SECRET_VARIABLE
 from samverkan.sharing.register import write_allowed_signers
@@ -48,6 +49,7 @@ class EmbeddedHub:
     smtp_port: int | None = None  # a mail server on 127.0.0.1 for alerts (tests: aiosmtpd); None: no alerts
     alert_to: str = "data-engineers@samverkan.invalid"
     servers: dict[str, SFTPServer] = field(default_factory=dict)
+    inboxes: dict[str, SFTPServer] = field(default_factory=dict)  # push recipients' own servers
     _stack: ExitStack = field(default_factory=ExitStack)
 
     # --- layout --------------------------------------------------------------------------
@@ -69,6 +71,16 @@ class EmbeddedHub:
 
     def partner_root(self, feed: str) -> Path:
         return self.partners_root / feed
+
+    @property
+    def recipients_root(self) -> Path:
+        """The recipients' side: push recipients' server roots, what pull recipients fetched."""
+        return self.root / "recipients"
+
+    def inbox(self, recipient: str) -> Path:
+        """Where a push recipient's deliveries land on its own server (``<inbox>/<night>/``)."""
+        directory = load_agreements()[recipient].delivery["directory"]
+        return self.recipients_root / recipient / directory.lstrip("/")
 
     # --- set-up ----------------------------------------------------------------------------
     def secret_file(self, name: str) -> Path:
@@ -121,9 +133,23 @@ class EmbeddedHub:
             self.servers[feed] = server
         return self.servers
 
+    def start_inboxes(self) -> dict[str, SFTPServer]:
+        """One OpenSSH server per push recipient (the agreement's ``delivery.connection_id``),
+        each with its own host key, pinned in that connection by ``env()``: the delivery DAGs
+        then push over SFTP exactly as they would to the recipient's real server."""
+        _, public = self.client_key()
+        for recipient, agreement in load_agreements().items():
+            if agreement.mode == "push":
+                root = self.recipients_root / recipient
+                server = start_sftp_server(root, public, self.root / "sshd" / f"inbox-{recipient}")
+                self._stack.callback(server.stop)
+                self.inboxes[recipient] = server
+        return self.inboxes
+
     def stop(self) -> None:
         self._stack.close()
         self.servers.clear()
+        self.inboxes.clear()
 
     def __enter__(self) -> EmbeddedHub:
         return self
@@ -182,6 +208,10 @@ class EmbeddedHub:
         contracts = load_contracts()
         for feed in self.servers:
             env[conn_env_name(contracts[feed].connection_id)] = json.dumps(self.connection(feed))
+        agreements = load_agreements() if self.inboxes else {}
+        for recipient, inbox in self.inboxes.items():
+            conn_id = agreements[recipient].delivery["connection_id"]
+            env[conn_env_name(conn_id)] = inbox.airflow_conn_json(self.client_key()[0])
         return env
 
     def write_env_file(self) -> Path:

@@ -25,16 +25,25 @@ HOST = "127.0.0.1"
 def test_endpoints(ports: dict[str, str], feeds: list[str]) -> deployment_secrets.Endpoints:
     """Where the test stack's parts listen, as the containers on the host network reach them."""
     # The feeds with a demo partner server in the test stack (a port in deploy/docker-test.env).
-    partners = {f: (HOST, int(ports[f"SAMVERKAN_TEST_{f.upper()}_PORT"])) for f in feeds
-                if f"SAMVERKAN_TEST_{f.upper()}_PORT" in ports}
+    partners = {
+        f: (HOST, int(ports[f"SAMVERKAN_TEST_{f.upper()}_PORT"]))
+        for f in feeds
+        if f"SAMVERKAN_TEST_{f.upper()}_PORT" in ports
+    }
     return deployment_secrets.Endpoints(
-        postgres=f"{HOST}:{ports['SAMVERKAN_TEST_POSTGRES_PORT']}", redis=f"{HOST}:{ports['SAMVERKAN_TEST_REDIS_PORT']}",
-        api_url=f"http://{HOST}:{ports['SAMVERKAN_TEST_API_PORT']}", partners=partners,
-        partner_login="partner", key_file="/run/secrets/hub_ssh_key",
-        recipients={r: partners[r] for r in deployment_secrets.push_recipients() if r in partners})
+        postgres=f"{HOST}:{ports['SAMVERKAN_TEST_POSTGRES_PORT']}",
+        redis=f"{HOST}:{ports['SAMVERKAN_TEST_REDIS_PORT']}",
+        api_url=f"http://{HOST}:{ports['SAMVERKAN_TEST_API_PORT']}",
+        partners=partners,
+        partner_login="partner",
+        key_file="/run/secrets/hub_ssh_key",
+        recipients={r: partners[r] for r in deployment_secrets.push_recipients() if r in partners},
+    )
 
 
-def write_test_secrets(directory: Path, env_file: Path = TEST_ENV, uid: int = AIRFLOW_UID) -> deployment_secrets.SecretFiles:
+def write_test_secrets(
+    directory: Path, env_file: Path = TEST_ENV, uid: int = AIRFLOW_UID
+) -> deployment_secrets.SecretFiles:
     endpoints = test_endpoints(deployment_secrets.read_env_file(env_file), sorted(load_contracts()))
     files = deployment_secrets.write_compose_secrets(directory, endpoints)
     for path in (files.hub_key, files.passwords_file):

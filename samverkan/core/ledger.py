@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 LEDGER_URL_ENV = "SAMVERKAN_LEDGER_URL"
 PG_SCHEMA = "samverkan"
@@ -210,16 +211,16 @@ class Ledger:
             import psycopg
 
             with psycopg.connect(str(self.location), autocommit=True, connect_timeout=30,
-                                 options=f"-c search_path={PG_SCHEMA}") as db:
-                yield _Connection(db, postgres=True)
+                                 options=f"-c search_path={PG_SCHEMA}") as pg:
+                yield _Connection(pg, postgres=True)
             return
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        lite = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=60000")
-            yield _Connection(db, postgres=False)
+            lite.execute("PRAGMA journal_mode=WAL")
+            lite.execute("PRAGMA busy_timeout=60000")
+            yield _Connection(lite, postgres=False)
         finally:
-            db.close()
+            lite.close()
 
     # --- queries ---------------------------------------------------------------------------
     def _entries(self, where: str, args: tuple) -> list[FileEntry]:

@@ -66,10 +66,15 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         sizes = {f"SAMVERKAN_TEST_{feed.upper()}_ROWS": str(rows) for feed, rows in SIZES.items()}
-        return {**os.environ, "SAMVERKAN_DOCKER_STATE": str(self.root / "state"),
-                "SAMVERKAN_SECRETS_DIR": str(self.secrets.dir), "SAMVERKAN_TEST_STACK_DIR": str(self.dir),
-                "SAMVERKAN_TEST_NIGHT_1": NIGHTS[0].isoformat(), "SAMVERKAN_TEST_NIGHT_2": NIGHTS[1].isoformat(),
-                **sizes}
+        return {
+            **os.environ,
+            "SAMVERKAN_DOCKER_STATE": str(self.root / "state"),
+            "SAMVERKAN_SECRETS_DIR": str(self.secrets.dir),
+            "SAMVERKAN_TEST_STACK_DIR": str(self.dir),
+            "SAMVERKAN_TEST_NIGHT_1": NIGHTS[0].isoformat(),
+            "SAMVERKAN_TEST_NIGHT_2": NIGHTS[1].isoformat(),
+            **sizes,
+        }
 
     @property
     def dir(self) -> Path:
@@ -82,11 +87,14 @@ class Stack:
         return SecretFiles(self.root / "secrets")
 
     def docker(self, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            ["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and done.returncode:
-            raise AssertionError(f"scripts/docker {' '.join(args)} failed ({done.returncode}):\n"
-                                 f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+            raise AssertionError(
+                f"scripts/docker {' '.join(args)} failed ({done.returncode}):\n"
+                f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+            )
         return done
 
     def timed(self, name: str, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -112,9 +120,14 @@ class Stack:
         """The deployment's PostgreSQL (metadata DB and the ledger in schema samverkan)."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=int(_ports()["SAMVERKAN_TEST_POSTGRES_PORT"]), user="airflow",
-                             dbname="airflow", password=self.secrets.value("postgres_password"),
-                             connect_timeout=10) as db:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=int(_ports()["SAMVERKAN_TEST_POSTGRES_PORT"]),
+            user="airflow",
+            dbname="airflow",
+            password=self.secrets.value("postgres_password"),
+            connect_timeout=10,
+        ) as db:
             return db.execute(query).fetchall()
 
 
@@ -156,13 +169,19 @@ def _tear_down(s: Stack) -> None:
 
 
 def test_the_hub_image_has_what_the_dags_need_and_no_test_tools(stack):
-    script = ("id -u; test -s /usr/share/dict/swedish && echo wordlist; command -v gcc cc || echo no-compiler; "
-              "pip list --format=freeze 2>/dev/null | cut -d= -f1 | tr A-Z_ a-z-; "
-              "python -c 'import devkit' 2>/dev/null && echo devkit-present; "
-              "python -c 'import samverkan.sharing.agreements as a; print(len(a.load_agreements()))'; "
-              "ls /opt/samverkan")
-    done = subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "sh", "samverkan-airflow:local",
-                           "-c", script], capture_output=True, text=True, check=True)
+    script = (
+        "id -u; test -s /usr/share/dict/swedish && echo wordlist; command -v gcc cc || echo no-compiler; "
+        "pip list --format=freeze 2>/dev/null | cut -d= -f1 | tr A-Z_ a-z-; "
+        "python -c 'import devkit' 2>/dev/null && echo devkit-present; "
+        "python -c 'import samverkan.sharing.agreements as a; print(len(a.load_agreements()))'; "
+        "ls /opt/samverkan"
+    )
+    done = subprocess.run(
+        [DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "sh", "samverkan-airflow:local", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = done.stdout.split()
     assert lines[0] == "50000" and "wordlist" in lines and "no-compiler" in lines, done.stdout
     assert {"apache-airflow", "great-expectations", "samverkan"} <= set(lines)
@@ -174,15 +193,25 @@ def test_the_hub_image_has_what_the_dags_need_and_no_test_tools(stack):
 def test_every_service_is_healthy_on_the_host_network_and_listens_on_loopback_only(stack):
     containers = stack.containers()
     services = {c["Config"]["Labels"]["com.docker.compose.service"] for c in containers}
-    assert {"postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "pull-service", *(f"partner-{f}" for f in FEEDS)} <= services
+    assert {
+        "postgres",
+        "redis",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "pull-service",
+        *(f"partner-{f}" for f in FEEDS),
+    } <= services
     for c in containers:
         assert c["HostConfig"]["NetworkMode"] == "host", c["Name"]
         state = c["State"]
         if state["ExitCode"] == 137 and c["Config"]["Labels"]["com.docker.compose.service"] == "airflow-worker":
             continue  # the worker this module kills on purpose
-        assert (state["Status"] == "running" and state["Health"]["Status"] == "healthy") or \
-               (state["Status"] == "exited" and state["ExitCode"] == 0), (c["Name"], state)
+        assert (state["Status"] == "running" and state["Health"]["Status"] == "healthy") or (
+            state["Status"] == "exited" and state["ExitCode"] == 0
+        ), (c["Name"], state)
     ports = {v for k, v in _ports().items() if k.endswith("_PORT")}
     listening = _listening()
     for port in ports:
@@ -235,8 +264,13 @@ def _kill_a_busy_worker(stack: Stack, api, runs, timeout: float = 600) -> dict:
             dag_id, ti = found
             container = ti["hostname"].removeprefix("worker-")
             subprocess.run([DOCKER, "kill", container], check=True, capture_output=True)
-            return {"dag_id": dag_id, "run_id": ti["dag_run_id"], "task_id": ti["task_id"],
-                    "map_index": ti.get("map_index", -1), "worker": ti["hostname"]}
+            return {
+                "dag_id": dag_id,
+                "run_id": ti["dag_run_id"],
+                "task_id": ti["task_id"],
+                "map_index": ti.get("map_index", -1),
+                "worker": ti["hostname"],
+            }
         time.sleep(0.5)
     raise AssertionError("no task ran on a worker within the time allowed")
 
@@ -256,22 +290,34 @@ def nights(stack):
         api.unpause(dag_id)
     contracts = load_contracts()
     started = time.monotonic()
-    runs = [(f"samverkan_{f}", api.trigger(f"samverkan_{f}", contracts[f].run_time_for(n))) for n in NIGHTS for f in FEEDS]
+    runs = [
+        (f"samverkan_{f}", api.trigger(f"samverkan_{f}", contracts[f].run_time_for(n))) for n in NIGHTS for f in FEEDS
+    ]
     killed = _kill_a_busy_worker(stack, api, runs)
     states = api.wait_for_runs(runs, timeout=1500, poll=5)
     stack.figures["two_nights_through_scheduler_seconds"] = round(time.monotonic() - started, 1)
     everything = [(f"samverkan_{f}", r["dag_run_id"]) for f in FEEDS for r in api.runs(f"samverkan_{f}")]
     report = task_report(api, everything)
     stack.figures.update(tasks_per_worker=report["per_host"], killed=killed)
-    return {"runs": runs, "states": states, "killed": killed, "report": report, "workers": workers, "api": api,
-            "all_runs": everything}
+    return {
+        "runs": runs,
+        "states": states,
+        "killed": killed,
+        "report": report,
+        "workers": workers,
+        "api": api,
+        "all_runs": everything,
+    }
 
 
 def test_every_run_succeeds_although_a_worker_was_killed(nights):
     assert set(nights["states"].values()) == {"success"}, nights["states"]
     api, killed = nights["api"], nights["killed"]
-    tis = [t for t in api.task_instances(killed["dag_id"], killed["run_id"])
-           if t["task_id"] == killed["task_id"] and t.get("map_index", -1) == killed["map_index"]]
+    tis = [
+        t
+        for t in api.task_instances(killed["dag_id"], killed["run_id"])
+        if t["task_id"] == killed["task_id"] and t.get("map_index", -1) == killed["map_index"]
+    ]
     assert tis and tis[0]["state"] == "success" and tis[0]["try_number"] >= 2, tis
 
 
@@ -286,8 +332,10 @@ def _published(stack: Stack, query: str) -> list[tuple]:
     published = stack.dir / "data" / "published"
     con = duckdb.connect()
     for name in ("incidents", "involvements", "observations"):
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{published}/{name}/**/*.parquet', "
-                    "hive_partitioning = true, union_by_name = true)")
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{published}/{name}/**/*.parquet', "
+            "hive_partitioning = true, union_by_name = true)"
+        )
     return con.execute(query).fetchall()
 
 
@@ -296,11 +344,11 @@ def test_published_parquet_equals_the_generators_truth(stack, nights, truth):
     for (feed, night), t in truths.items():
         where = f"source = '{feed}' AND night = '{night}'"
         if t.observations:  # an aggregate feed: one row per filled count cell
-            (cells,), = _published(stack, f"SELECT count(*) FROM observations WHERE {where}")
+            ((cells,),) = _published(stack, f"SELECT count(*) FROM observations WHERE {where}")
             assert cells == t.observations, (feed, night)
             continue
-        (incidents,), = _published(stack, f"SELECT count(*) FROM incidents WHERE {where}")
-        (involvements,), = _published(stack, f"SELECT count(*) FROM involvements WHERE {where}")
+        ((incidents,),) = _published(stack, f"SELECT count(*) FROM incidents WHERE {where}")
+        ((involvements,),) = _published(stack, f"SELECT count(*) FROM involvements WHERE {where}")
         assert (incidents, involvements) == (t.incidents, t.involvements), (feed, night)
     ledger = stack.sql("SELECT feed, name, count(*) FROM samverkan.files WHERE status = 'published' GROUP BY 1, 2")
     assert len(ledger) == len(truths) and {n for *_, n in ledger} == {1}, ledger  # each file once, in PostgreSQL
@@ -320,8 +368,7 @@ def delivered(stack, nights):
     """Wait until every recipient's deliveries of both nights are where it fetches them."""
     deadline = time.monotonic() + 900
     while True:
-        missing = [(a.id, n) for a in _agreements().values() for n in NIGHTS
-                   if not _has_delivery(stack, a, n)]
+        missing = [(a.id, n) for a in _agreements().values() for n in NIGHTS if not _has_delivery(stack, a, n)]
         if not missing:
             return
         assert time.monotonic() < deadline, f"not delivered: {missing}"
@@ -334,8 +381,13 @@ def _pull_settings(stack: Stack, recipient: str, account: str):
 
     files: SecretFiles = stack.secrets
     host_key = " ".join(Path(f"{files.pull_host_key}.pub").read_text().split()[:2])
-    return SFTPSettings(host="127.0.0.1", port=int(_ports()["SAMVERKAN_TEST_PULL_PORT"]), username=account,
-                        host_key=host_key, key_file=str(files.recipient_key(recipient)))
+    return SFTPSettings(
+        host="127.0.0.1",
+        port=int(_ports()["SAMVERKAN_TEST_PULL_PORT"]),
+        username=account,
+        host_key=host_key,
+        key_file=str(files.recipient_key(recipient)),
+    )
 
 
 def _has_delivery(stack: Stack, agreement, night: date) -> bool:
@@ -411,16 +463,21 @@ def test_down_and_up_loses_nothing_and_ingests_nothing_twice(stack, nights, deli
     from samverkan.core.contracts import load_contracts
 
     published = stack.dir / "data" / "published"
-    before = {"published": _tree(published / "incidents") | _tree(published / "involvements"),
-              "ledger": stack.sql("SELECT id, status, sha256 FROM samverkan.files ORDER BY id"),
-              "runs": stack.sql("SELECT dag_id, run_id, state FROM dag_run ORDER BY id")}
+    before = {
+        "published": _tree(published / "incidents") | _tree(published / "involvements"),
+        "ledger": stack.sql("SELECT id, status, sha256 FROM samverkan.files ORDER BY id"),
+        "runs": stack.sql("SELECT dag_id, run_id, state FROM dag_run ORDER BY id"),
+    }
     stack.timed("down_seconds", "down")
     stack.timed("restart_up_to_healthy_seconds", "up")
     api = stack.api()
-    assert stack.sql("SELECT dag_id, run_id, state FROM dag_run ORDER BY id")[:len(before["runs"])] == before["runs"]
+    assert stack.sql("SELECT dag_id, run_id, state FROM dag_run ORDER BY id")[: len(before["runs"])] == before["runs"]
     contracts = load_contracts()
-    again = [(f"samverkan_{f}", api.trigger(f"samverkan_{f}", contracts[f].run_time_for(n), {"night": n.isoformat()}))
-             for n in NIGHTS for f in FEEDS]
+    again = [
+        (f"samverkan_{f}", api.trigger(f"samverkan_{f}", contracts[f].run_time_for(n), {"night": n.isoformat()}))
+        for n in NIGHTS
+        for f in FEEDS
+    ]
     assert set(api.wait_for_runs(again, timeout=900, poll=5).values()) == {"success"}
     assert stack.sql("SELECT id, status, sha256 FROM samverkan.files ORDER BY id") == before["ledger"]
     assert _tree(published / "incidents") | _tree(published / "involvements") == before["published"]
@@ -442,8 +499,14 @@ def test_the_ui_shows_the_dags_and_a_runs_data_docs(stack, nights):
     url = f"http://127.0.0.1:{_ports()['SAMVERKAN_TEST_API_PORT']}"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1600,1000",
-                "--lang=en-GB"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1600,1000",
+        "--lang=en-GB",
+    ):
         options.add_argument(arg)
     browser = webdriver.Chrome(service=Service(driver_bin), options=options)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -451,7 +514,9 @@ def test_the_ui_shows_the_dags_and_a_runs_data_docs(stack, nights):
         wait = WebDriverWait(browser, 60)
         browser.get(url + "/")
         wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-        browser.find_element(By.NAME, "password").send_keys(json.loads(stack.secrets.passwords_file.read_text())["admin"])
+        browser.find_element(By.NAME, "password").send_keys(
+            json.loads(stack.secrets.passwords_file.read_text())["admin"]
+        )
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(lambda d: "/auth/login" not in d.current_url)
         browser.get(url + "/dags")
@@ -463,8 +528,12 @@ def test_the_ui_shows_the_dags_and_a_runs_data_docs(stack, nights):
         browser.get(f"{url}/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/plugin/samverkan-data-docs")
         frame = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "iframe[src*='samverkan-reports']"))[0]
         browser.switch_to.frame(frame)
-        wait.until(lambda d: "Expectation" in d.find_element(By.TAG_NAME, "body").text or
-                   "expectation" in d.find_element(By.TAG_NAME, "body").text)
+        wait.until(
+            lambda d: (
+                "Expectation" in d.find_element(By.TAG_NAME, "body").text
+                or "expectation" in d.find_element(By.TAG_NAME, "body").text
+            )
+        )
         browser.switch_to.default_content()
         time.sleep(1)
         shot = ARTIFACTS / "02-data-docs-tab.png"

@@ -43,6 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
     try:
         from devkit.stack import postgres_bin
+
         postgres_bin()
     except RuntimeError as missing:
         pytest.skip(str(missing))
@@ -117,13 +118,13 @@ def test_runs_discovering_a_file_together_claim_it_once(location):
 def test_a_claim_ends_when_the_file_is_settled_and_a_settled_file_is_not_claimed_again(location):
     ledger = Ledger(location)
     assert ledger.claim("police", "f.csv", 10, 100, "run1")
-    assert not ledger.claim("police", "f.csv", 10, 100, "run2")      # run1 is receiving it
-    assert ledger.claim("police", "f.csv", 10, 100, "run1")          # run1's retry takes it back
+    assert not ledger.claim("police", "f.csv", 10, 100, "run2")  # run1 is receiving it
+    assert ledger.claim("police", "f.csv", 10, 100, "run1")  # run1's retry takes it back
     entry = ledger.record_landed("police", "f.csv", "2026-11-20", 10, 100, "a" * 64, "run1")
     ledger.settle(entry, "published", received=1, published=1, quarantined=0)
-    assert not ledger.claim("police", "f.csv", 10, 100, "run2")      # settled: nothing to receive
+    assert not ledger.claim("police", "f.csv", 10, 100, "run2")  # settled: nothing to receive
     assert ledger.claim("police", "f.csv", 10, 100, "run3", again=True)  # a deliberate re-run may
-    assert ledger.claim("police", "f.csv", 11, 100, "run2")          # the same name re-sent: a new file
+    assert ledger.claim("police", "f.csv", 11, 100, "run2")  # the same name re-sent: a new file
 
 
 def test_a_dead_runs_claim_is_taken_over_after_the_lease(location):
