@@ -40,8 +40,7 @@ class Landed:
     def line(self) -> str:
         status = "verified" if not self.problems else "NOT VERIFIED: " + "; ".join(self.problems)
         return (
-            f"  {self.recipient:<13} {self.mode:<5} night {self.night}  {len(self.files)} files "
-            f"({', '.join(self.files)})  -> {self.where}  [{status}]"
+            f"  {self.recipient:<13} {self.mode:<5} {self.night}  {len(self.files):>3} files  {self.where}  [{status}]"
         )
 
 
@@ -128,7 +127,7 @@ def landed(hub: EmbeddedHub, pulled: list[str]) -> list[Landed]:
         files = sorted(p.name for p in where.iterdir()) if where.is_dir() else []
         problems = verify_delivery(where, signers) if files else [f"nothing at {where}"]
         out.append(Landed(agreement.id, event["mode"], event["delivery_id"], files, where, problems))
-    return out
+    return sorted(out, key=lambda d: (d.recipient, d.night))
 
 
 def deliver_and_fetch(hub: EmbeddedHub, night: date) -> int:
@@ -139,10 +138,18 @@ def deliver_and_fetch(hub: EmbeddedHub, night: date) -> int:
     print(f"\ndeliveries ({len(deliveries)}; recipient, method, night, files, where it landed):")
     for d in deliveries:
         print(d.line())
+    for recipient in sorted({d.recipient for d in deliveries}):
+        names = sorted({n for d in deliveries if d.recipient == recipient for n in d.files})
+        print(f"  {recipient} holds per night: {', '.join(names)}")
     for recipient, server in hub.inboxes.items():
         print(f"{recipient}'s own SFTP server (push inbox): 127.0.0.1:{server.port}, files in {hub.inbox(recipient)}")
     register = hub.data.register
-    print(f"disclosure register: {register}  (samverkan dpo self-test; DuckDB views via samverkan.sharing.register)")
+    print(f"disclosure register (signed, hash-chained events): {register}")
+    print(
+        f'  read it: .venv/bin/python -c "from samverkan.sharing.register import Register; '
+        f"print(Register('{register}').connect().sql('SELECT seq, recipient, delivery_id, mode, destination "
+        f"FROM disclosures'))\""
+    )
     print(
         f"a recipient's check of one delivery: samverkan dpo verify-delivery <folder> "
         f"--allowed-signers {hub.keys / 'allowed_signers'}"

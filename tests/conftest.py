@@ -45,6 +45,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
+@pytest.fixture(autouse=True)
+def ordinary_umask():
+    """Every test starts with the usual umask and leaves it as it found it: importing the task
+    runtimes sets the hub's restrictive umask (they run inside tasks), which must not leak into
+    the next test's files (a pull test's outbox would become unreadable to its chroot user)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
 @pytest.fixture
 def smtp(monkeypatch):
     """A real SMTP server on 127.0.0.1 receiving the hub's alerts (tests/support/mail.py)."""
