@@ -50,15 +50,15 @@ _NAME_IN_TEXT_RE = re.compile(r"(?<![^\W_])[^\W\d_]{3,}(?![^\W_])")
 # Two numbers the machine writes into logs run through every five-digit value, and only in a
 # shape no code writes a person's value into: the microseconds of a datetime or time repr
 # ("datetime.datetime(2026, 11, 25, 12, 18, 1, 24876, …", pendulum's "DateTime(…"), and a byte
-# count ("{'size': 24876}", '"size": 24876', "size=24876", "24876 bytes"). An employee number
-# there is a coincidence; anywhere else, other parts of a datetime and after any other word or
+# count ("{'size': 24876}", '"size": 24876', '"bytes": 24876', "size=24876", "24876 bytes").
+# An employee number there is a coincidence; anywhere else, other parts of a datetime and after any other word or
 # a colon included, it counts. Ports need no exemption: the generator draws employee numbers
 # below the ephemeral port range.
 _MICROSECONDS_BEFORE = (
     r"(?:\bdatetime\.datetime|\bDateTime)\(\d{4}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, \d{1,2}, "
     r"|\bdatetime\.time\(\d{1,2}, \d{1,2}, \d{1,2}, "
 )
-_SIZE_BEFORE = r"['\"]size['\"]: ?|(?<![\w.])size="
+_SIZE_BEFORE = r"['\"](?:size|bytes)['\"]: ?|(?<![\w.])size="  # "bytes": a delivery manifest's file size
 _MEASURE_BEFORE_RE = re.compile(rf"(?:{_MICROSECONDS_BEFORE}|{_SIZE_BEFORE})$")
 _MEASURE_AFTER_RE = re.compile(r" bytes\b")
 _MEASURE_LOOKBACK = 64

@@ -280,13 +280,14 @@ MACHINE_NUMBERS = [  # the only places an employee number is taken for a coincid
     "logical_date=DateTime(2026, 11, 25, 5, 30, 0, 24876, tzinfo=Timezone('UTC'))",
     "at datetime.time(12, 18, 1, 24876)",
     "landed x.csv (24876 bytes)", "{'size': 24876}", '{"size":24876}', "fetched size=24876",
+    '{"bytes": 24876, "name": "incidents.parquet"}',
 ]
 REAL_VALUES_NEAR_THEM = [  # the same number in every other place near those shapes: a leak
     "reported by employee 24876, end_date=datetime.datetime(2026, 1, 2)",
     "datetime.datetime(2026, 11, 25, 12, 24876, 1)",  # a datetime holds no five-digit minute
     "datetime(24876)", "time(24876)", "date(2026, 1, 2) 24876", "timedelta(seconds=5) 24876",
     "Size: 24876", "size 24876", "filesize=24876", "'size': 1, 'employee': 24876", "24876 bytesize",
-    "rapport 3:24876", "anställd nr:24876", "root@127.0.0.1:24876", "[1]:24876",
+    "rapport 3:24876", '{"bytes": 1, "employee": 24876}', "anställd nr:24876", "root@127.0.0.1:24876", "[1]:24876",
 ]
 
 
