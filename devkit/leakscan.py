@@ -311,10 +311,7 @@ class _Report:
 
 
 def scan(
-    output_paths: list[Path],
-    values: PersonalValues,
-    *,
-    max_findings_per_kind: int = MAX_FINDINGS_PER_KIND,
+    output_paths: list[Path], values: PersonalValues, *, max_findings_per_kind: int = MAX_FINDINGS_PER_KIND
 ) -> list[Finding]:
     """Every raw personal value found in any file under `output_paths`; empty means clean.
 
@@ -511,10 +508,7 @@ def _long_integers(arr: pa.Array) -> pa.Array:
 
 
 def scan_database(
-    url: str,
-    values: PersonalValues,
-    *,
-    max_findings_per_kind: int = MAX_FINDINGS_PER_KIND,
+    url: str, values: PersonalValues, *, max_findings_per_kind: int = MAX_FINDINGS_PER_KIND
 ) -> list[Finding]:
     """Every raw personal value in any text of any table of a database (Airflow's metadata DB:
     XCom, task instances, DAG run conf, the log table…), reported per table and column.

@@ -35,9 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from samverkan.connectors.sshd import free_port
-from samverkan.ops.airflow_api import (
-    AirflowAPI,
-)
+from samverkan.ops.airflow_api import AirflowAPI
 from samverkan.ops.secrets import (
     ADMIN_USER,
     CELERY_APP,

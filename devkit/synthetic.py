@@ -279,23 +279,8 @@ POLICE_CATEGORIES = (
     "Övrigt",
 )
 POLICE_ROLES = ("Misstänkt", "Målsägande", "Vittne", "Omhändertagen", "Anmälare")
-GUARD_INTERVENTIONS = (
-    "Tillsägelse",
-    "Avvisning",
-    "Omhändertagande",
-    "Gripande",
-    "Första hjälpen",
-    "Övrigt",
-)
-TRANSIT_CATEGORIES = (
-    "THREAT",
-    "VIOLENCE",
-    "VANDALISM",
-    "DISTURBANCE",
-    "INTOXICATION",
-    "FARE_CONFLICT",
-    "OTHER",
-)
+GUARD_INTERVENTIONS = ("Tillsägelse", "Avvisning", "Omhändertagande", "Gripande", "Första hjälpen", "Övrigt")
+TRANSIT_CATEGORIES = ("THREAT", "VIOLENCE", "VANDALISM", "DISTURBANCE", "INTOXICATION", "FARE_CONFLICT", "OTHER")
 UNKNOWN_CATEGORIES = {
     "police": ("Trafikbrott", "Bedrägeri", "Okänd händelse"),
     "guards": ("Visitation", "Avlägsnande"),

@@ -281,7 +281,7 @@ def category_kinds() -> dict[str, str]:
 
 
 SCHEMA_HINTS = {
-    "'involvements' is a required property": " (a feed that names no people declares kind: incidents_only; counts only: kind: aggregate)",
+    "'involvements' is a required property": " (a feed that names no people declares kind: incidents_only; counts only: kind: aggregate)"
 }
 
 

@@ -133,14 +133,7 @@ def discover(
         again = reprocess and night == run_night
         if not again and ledger.is_settled(contract.id, remote.name, remote.size, remote.mtime):
             continue
-        found.append(
-            {
-                "name": remote.name,
-                "size": remote.size,
-                "mtime": remote.mtime,
-                "night": night.isoformat(),
-            }
-        )
+        found.append({"name": remote.name, "size": remote.size, "mtime": remote.mtime, "night": night.isoformat()})
     log.info("%s: %d new complete file(s) for nights %s..%s", contract.id, len(found), min(window), max(window))
     if on_missing is not None and not _night_arrived(contract, ledger, selection.complete, run_night):
         on_missing(run_night)

@@ -31,13 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from samverkan.sharing.delivery import RECEIPT, REGISTER_KEY_ENV
-from samverkan.sharing.outbox import (
-    FILE_MODE,
-    MANIFEST,
-    MANIFEST_SIGNATURE,
-    read_manifest,
-    sha256_file,
-)
+from samverkan.sharing.outbox import FILE_MODE, MANIFEST, MANIFEST_SIGNATURE, read_manifest, sha256_file
 from samverkan.sharing.register import (
     REGISTER_NAMESPACE,
     Event,

@@ -40,12 +40,7 @@ import pyarrow.parquet as pq
 from samverkan.core.fsutil import fsync_dir
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
-from samverkan.sharing.attestation import (
-    DELIVERY_NAMESPACE,
-    sign_file,
-    sign_manifest,
-    signing_key,
-)
+from samverkan.sharing.attestation import DELIVERY_NAMESPACE, sign_file, sign_manifest, signing_key
 from samverkan.sharing.delivery import write_receipt
 from samverkan.sharing.outbox import (
     FILE_MODE,

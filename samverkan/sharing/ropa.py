@@ -20,13 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from samverkan.core.contracts import (
-    Column,
-    Contract,
-    common_model,
-    contract_paths,
-    load_contracts,
-)
+from samverkan.core.contracts import Column, Contract, common_model, contract_paths, load_contracts
 from samverkan.core.settings import CONFIG_ROOT
 from samverkan.sharing import legal_basis
 from samverkan.sharing.agreements import Agreement, agreement_paths, load_agreements

@@ -28,12 +28,7 @@ import pyarrow.parquet as pq
 from samverkan.sharing import disclosure_control
 from samverkan.sharing.attestation import DELIVERY_NAMESPACE, file_verifies
 from samverkan.sharing.delivery import RECEIPT
-from samverkan.sharing.outbox import (
-    MANIFEST,
-    MANIFEST_SIGNATURE,
-    read_manifest,
-    sha256_file,
-)
+from samverkan.sharing.outbox import MANIFEST, MANIFEST_SIGNATURE, read_manifest, sha256_file
 from samverkan.sharing.recipient_pseudonyms import IDENTIFIER_COLUMNS
 from samverkan.sharing.register import Register, RegisterError
 
