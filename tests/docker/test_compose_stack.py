@@ -486,8 +486,14 @@ def test_down_and_up_loses_nothing_and_ingests_nothing_twice(stack, nights, deli
     api = stack.api()
     assert stack.sql("SELECT dag_id, run_id, state FROM dag_run ORDER BY id")[: len(before["runs"])] == before["runs"]
     contracts = load_contracts()
+    # The same nights again (a minute later than their first runs: one run per logical date).
     again = [
-        (f"samverkan_{f}", api.trigger(f"samverkan_{f}", contracts[f].run_time_for(n), {"night": n.isoformat()}))
+        (
+            f"samverkan_{f}",
+            api.trigger(
+                f"samverkan_{f}", contracts[f].run_time_for(n) + timedelta(minutes=1), {"night": n.isoformat()}
+            ),
+        )
         for n in NIGHTS
         for f in FEEDS
     ]
