@@ -137,16 +137,20 @@ class QuarantineEntry:
     note: str | None
 
 
-_QUARANTINE_COLUMNS = ("entry_id, feed, night, name, sha256, kind, rows, reason, status, opened_at, closed_at, "
-                       "closed_by, note")
+_QUARANTINE_COLUMNS = (
+    "entry_id, feed, night, name, sha256, kind, rows, reason, status, opened_at, closed_at, closed_by, note"
+)
 
 _COLUMNS = "id, feed, name, night, size, mtime, sha256, status, reason, run_id, rows_received, rows_published, rows_quarantined"
 
 
 def postgres_schema() -> str:
     """The same tables in PostgreSQL's types (64-bit ids, sizes and times)."""
-    return (SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
-            .replace("INTEGER", "BIGINT").replace("REAL", "DOUBLE PRECISION"))
+    return (
+        SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+        .replace("INTEGER", "BIGINT")
+        .replace("REAL", "DOUBLE PRECISION")
+    )
 
 
 class _Connection:
@@ -210,8 +214,9 @@ class Ledger:
         if self.postgres:
             import psycopg
 
-            with psycopg.connect(str(self.location), autocommit=True, connect_timeout=30,
-                                 options=f"-c search_path={PG_SCHEMA}") as pg:
+            with psycopg.connect(
+                str(self.location), autocommit=True, connect_timeout=30, options=f"-c search_path={PG_SCHEMA}"
+            ) as pg:
                 yield _Connection(pg, postgres=True)
             return
         lite = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -231,7 +236,9 @@ class Ledger:
     def is_settled(self, feed: str, name: str, size: int, mtime: int) -> bool:
         marks = ",".join("?" * len(SETTLED))
         return bool(
-            self._entries(f"feed=? AND name=? AND size=? AND mtime=? AND status IN ({marks})", (feed, name, size, mtime, *SETTLED))
+            self._entries(
+                f"feed=? AND name=? AND size=? AND mtime=? AND status IN ({marks})", (feed, name, size, mtime, *SETTLED)
+            )
         )
 
     def known_content(self, feed: str, sha256: str) -> FileEntry | None:
@@ -246,7 +253,9 @@ class Ledger:
         return self._entries("feed=?", (feed,)) if feed else self._entries("1=1", ())
 
     # --- changes ---------------------------------------------------------------------------
-    def record_landed(self, feed: str, name: str, night: str, size: int, mtime: int, sha256: str, run_id: str | None) -> int:
+    def record_landed(
+        self, feed: str, name: str, night: str, size: int, mtime: int, sha256: str, run_id: str | None
+    ) -> int:
         with self._connect() as db:
             cur = db.execute(
                 "INSERT INTO files (feed, name, night, size, mtime, sha256, status, received_at, run_id) "
@@ -255,8 +264,17 @@ class Ledger:
             )
             return int(cur.fetchone()[0])
 
-    def claim(self, feed: str, name: str, size: int, mtime: int, run_id: str | None, *, again: bool = False,
-              lease_seconds: float = CLAIM_LEASE_SECONDS) -> bool:
+    def claim(
+        self,
+        feed: str,
+        name: str,
+        size: int,
+        mtime: int,
+        run_id: str | None,
+        *,
+        again: bool = False,
+        lease_seconds: float = CLAIM_LEASE_SECONDS,
+    ) -> bool:
         """True when this run may receive the file (name, size, mtime): no other run is receiving
         it, and (unless ``again``, a deliberate re-run) it was not settled before. Exactly one of
         several runs claiming at once gets True; the claim ends when the file is settled."""
@@ -267,7 +285,8 @@ class Ledger:
                 "ON CONFLICT (feed, name, size, mtime) DO UPDATE SET run_id = excluded.run_id, "
                 "claimed_at = excluded.claimed_at "
                 "WHERE claims.run_id = excluded.run_id OR claims.claimed_at < ?",
-                (feed, name, size, mtime, run_id or "", now, now - lease_seconds))
+                (feed, name, size, mtime, run_id or "", now, now - lease_seconds),
+            )
             won = cur.rowcount == 1
         if won and not again and self.is_settled(feed, name, size, mtime):
             self.release(feed, name, size, mtime)  # settled by the run that held it before us
@@ -278,8 +297,16 @@ class Ledger:
         with self._connect() as db:
             db.execute("DELETE FROM claims WHERE feed=? AND name=? AND size=? AND mtime=?", (feed, name, size, mtime))
 
-    def settle(self, entry_id: int, status: str, reason: str | None = None, *, received: int | None = None,
-               published: int | None = None, quarantined: int | None = None) -> None:
+    def settle(
+        self,
+        entry_id: int,
+        status: str,
+        reason: str | None = None,
+        *,
+        received: int | None = None,
+        published: int | None = None,
+        quarantined: int | None = None,
+    ) -> None:
         """Record the outcome (and end the file's claim); a published file supersedes every earlier
         version of the same name."""
         with self._connect() as db, db.transaction():
@@ -288,7 +315,8 @@ class Ledger:
                 (status, reason, time.time(), received, published, quarantined, entry_id),
             )
             feed, name, night, sha256, size, mtime = db.execute(
-                "SELECT feed, name, night, sha256, size, mtime FROM files WHERE id=?", (entry_id,)).fetchone()
+                "SELECT feed, name, night, sha256, size, mtime FROM files WHERE id=?", (entry_id,)
+            ).fetchone()
             db.execute("DELETE FROM claims WHERE feed=? AND name=? AND size=? AND mtime=?", (feed, name, size, mtime))
             if status == "rejected" or (status == "published" and quarantined):
                 db.execute(
@@ -298,8 +326,17 @@ class Ledger:
                     "name=excluded.name, sha256=excluded.sha256, kind=excluded.kind, rows=excluded.rows, "
                     "reason=excluded.reason, status='open', opened_at=excluded.opened_at, closed_at=NULL, "
                     "closed_by=NULL, note=NULL",
-                    (entry_id, feed, night, name, sha256, "file" if status == "rejected" else "rows", quarantined or 0,
-                     reason, time.time()),
+                    (
+                        entry_id,
+                        feed,
+                        night,
+                        name,
+                        sha256,
+                        "file" if status == "rejected" else "rows",
+                        quarantined or 0,
+                        reason,
+                        time.time(),
+                    ),
                 )
             if status == "published":
                 marks = ",".join("?" * len(CONTENT_KNOWN))
@@ -316,22 +353,28 @@ class Ledger:
                 )
 
     # --- quarantine ------------------------------------------------------------------------
-    def quarantines(self, feed: str | None = None, night: str | None = None,
-                    status: str | None = None) -> list[QuarantineEntry]:
+    def quarantines(
+        self, feed: str | None = None, night: str | None = None, status: str | None = None
+    ) -> list[QuarantineEntry]:
         where, args = ["1=1"], []
         for column, value in (("feed", feed), ("night", night), ("status", status)):
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
         with self._connect() as db:
-            rows = db.execute(f"SELECT {_QUARANTINE_COLUMNS} FROM quarantines WHERE {' AND '.join(where)} "
-                              "ORDER BY night, name, entry_id", args).fetchall()
+            rows = db.execute(
+                f"SELECT {_QUARANTINE_COLUMNS} FROM quarantines WHERE {' AND '.join(where)} "
+                "ORDER BY night, name, entry_id",
+                args,
+            ).fetchall()
         return [QuarantineEntry(*r) for r in rows]
 
     def expire_quarantine(self, entry_id: int, note: str) -> None:
         with self._connect() as db:
-            db.execute("UPDATE quarantines SET status='expired', closed_at=?, note=? WHERE entry_id=? AND status<>'expired'",
-                       (time.time(), note, entry_id))
+            db.execute(
+                "UPDATE quarantines SET status='expired', closed_at=?, note=? WHERE entry_id=? AND status<>'expired'",
+                (time.time(), note, entry_id),
+            )
 
     # --- alerts ----------------------------------------------------------------------------
     def claim_alert(self, feed: str, night: str, kind: str, key: str = "", run_id: str | None = None) -> bool:
@@ -341,9 +384,11 @@ class Ledger:
         alert cannot both win; a sender that fails gives its claim back with ``release_alert``.
         """
         with self._connect() as db:
-            cur = db.execute("INSERT INTO alerts (feed, night, kind, key, claimed_at, run_id) "
-                             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                             (feed, night, kind, key, time.time(), run_id))
+            cur = db.execute(
+                "INSERT INTO alerts (feed, night, kind, key, claimed_at, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (feed, night, kind, key, time.time(), run_id),
+            )
             return cur.rowcount == 1
 
     def release_alert(self, feed: str, night: str, kind: str, key: str = "") -> None:
@@ -353,8 +398,9 @@ class Ledger:
     def alerts(self, feed: str | None = None) -> list[tuple[str, str, str, str]]:
         with self._connect() as db:
             where, args = ("feed=?", (feed,)) if feed else ("1=1", ())
-            rows = db.execute(f"SELECT feed, night, kind, key FROM alerts WHERE {where} ORDER BY claimed_at",
-                              args).fetchall()
+            rows = db.execute(
+                f"SELECT feed, night, kind, key FROM alerts WHERE {where} ORDER BY claimed_at", args
+            ).fetchall()
         return [tuple(r) for r in rows]
 
     # --- quiet-period observations ---------------------------------------------------------
