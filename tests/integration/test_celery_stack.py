@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from samverkan.core.contracts import load_contracts
 from samverkan.connectors.sshd import sshd_available
 from devkit.stack import LocalStack, _synthetic, logical_date_for, task_report
 
@@ -31,7 +30,8 @@ BASE = date.today() - timedelta(days=60)
 TRIGGERED = [BASE, BASE + timedelta(days=1)]
 BACKFILLED = [BASE + timedelta(days=d) for d in (2, 3)]
 SIZES = {"police": 60, "transit": 30, "guards": 20}
-FEEDS = sorted(load_contracts())
+# The stack is proven on the feeds it generates nights for; the other contracts' DAGs stay paused.
+FEEDS = sorted(SIZES)
 
 
 def _missing() -> list[str]:
