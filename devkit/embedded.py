@@ -30,9 +30,9 @@ from samverkan.ops.secrets import conn_env_name
 from samverkan.orchestration.task_secrets import PSEUDONYM_SECRET_VARIABLE, secret_file_env
 from samverkan.sharing import attestation
 from samverkan.sharing.agreements import load_agreements
-from samverkan.sharing.delivery import REGISTER_KEY_ENV
 from samverkan.sharing.recipient_pseudonyms import SHARING_SECRET_VARIABLE
 from samverkan.sharing.register import write_allowed_signers
+from samverkan.sharing.signing import REGISTER_KEY_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 DELIVERY_CRON = "30 7 * * *"  # deliveries run on published data; in tests, an hour after the feeds

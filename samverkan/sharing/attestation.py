@@ -22,83 +22,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from samverkan.sharing.delivery import RECEIPT, REGISTER_KEY_ENV
-from samverkan.sharing.outbox import FILE_MODE, MANIFEST, MANIFEST_SIGNATURE, read_manifest, sha256_file
-from samverkan.sharing.register import (
-    REGISTER_NAMESPACE,
-    Event,
-    Register,
-    RegisterError,
-    signature_verifies,
-    signed_message,
+from samverkan.sharing.outbox import (
+    FILE_MODE,
+    MANIFEST,
+    MANIFEST_SIGNATURE,
+    RECEIPT,
+    Delivery,
+    read_manifest,
+    sha256_file,
 )
+from samverkan.sharing.register import Event, Register, RegisterError, event_signature_verifies, signed_message
+from samverkan.sharing.signing import DELIVERY_NAMESPACE, REGISTER_NAMESPACE, file_verifies
 
-DELIVERY_NAMESPACE = "samverkan-delivery"
 ACK_NAMESPACE = "samverkan-ack"
 ACK, ACK_SIGNATURE = "ack.json", "ack.json.sig"
 ACKNOWLEDGEMENT = "acknowledgement"
-# The delivery signing key; without it the register's key signs deliveries too (one hub key, two namespaces).
-DELIVERY_KEY_ENV = "SAMVERKAN_DELIVERY_SIGNING_KEY"
 
 
 class AttestationError(RuntimeError):
-    """Signing failed, or an acknowledgement does not verify."""
-
-
-def signing_key() -> Path | None:
-    found = os.environ.get(DELIVERY_KEY_ENV) or os.environ.get(REGISTER_KEY_ENV)
-    return Path(found) if found else None
-
-
-def _ssh_keygen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [shutil.which("ssh-keygen") or "ssh-keygen", *args], input=stdin, capture_output=True, timeout=30, check=False
-    )
-
-
-def sign_file(key: Path, path: Path, namespace: str) -> Path:
-    """``<path>.sig`` beside the file, readable like the file (a recipient fetches both)."""
-    signature = Path(f"{path}.sig")
-    signature.unlink(missing_ok=True)
-    done = _ssh_keygen("-q", "-Y", "sign", "-f", str(key), "-n", namespace, str(path))
-    if done.returncode != 0:
-        raise AttestationError(f"signing {path.name} failed: {done.stderr.decode(errors='replace').strip()}")
-    signature.chmod(FILE_MODE)
-    return signature
-
-
-def file_verifies(allowed_signers: Path, path: Path, signature: Path, namespace: str, identity: str) -> bool:
-    if not signature.exists():
-        return False
-    return (
-        _ssh_keygen(
-            "-Y",
-            "verify",
-            "-f",
-            str(allowed_signers),
-            "-I",
-            identity,
-            "-n",
-            namespace,
-            "-s",
-            str(signature),
-            stdin=path.read_bytes(),
-        ).returncode
-        == 0
-    )
-
-
-def sign_manifest(directory: Path, key: Path | None) -> Path | None:
-    """Sign a delivery's manifest (in staging, before the delivery is renamed into the outbox)."""
-    return sign_file(key, directory / MANIFEST, DELIVERY_NAMESPACE) if key else None
+    """An acknowledgement does not verify, or names a delivery the register does not have."""
 
 
 def allowed_signers_lines(public_key_line: str) -> str:
@@ -109,6 +57,35 @@ def allowed_signers_lines(public_key_line: str) -> str:
 def write_allowed_signers(path: Path, public_key_line: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(allowed_signers_lines(public_key_line), encoding="ascii")
+    return path
+
+
+# --- the recipient's receipt ------------------------------------------------------------------------
+
+
+def write_receipt(register: Register, delivery: Delivery, event: dict[str, Any]) -> Path:
+    """The recipient's evidence of its own disclosure event, signed when the register is: the
+    hub cannot later delete or rewrite that event without the recipient being able to show it."""
+    message = signed_message(event["seq"], event["event_sha256"])
+    receipt = {
+        "recipient": delivery.recipient,
+        "delivery_id": delivery.manifest["delivery_id"],
+        "manifest_sha256": event["manifest_sha256"],
+        "register_event": {
+            "seq": event["seq"],
+            "event_sha256": event["event_sha256"],
+            "prev_event_sha256": event["prev_event_sha256"],
+        },
+        "signed_message": message,
+        "signature": register.signature(event["seq"]),
+        "verify": "jq -j .signature receipt.json > receipt.sig; jq -j .signed_message receipt.json | ssh-keygen "
+        "-Y verify -f allowed_signers -I samverkan-register -n samverkan-register -s receipt.sig",
+    }
+    path = delivery.directory / RECEIPT
+    tmp = path.with_name(f".{RECEIPT}.tmp")
+    tmp.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.chmod(FILE_MODE)
+    os.replace(tmp, path)
     return path
 
 
@@ -162,7 +139,7 @@ def _receipt_problems(directory: Path, allowed_signers: Path, manifest: dict[str
     if (
         receipt["signed_message"] != signed_message(event["seq"], event["event_sha256"])
         or not receipt["signature"]
-        or not signature_verifies(allowed_signers, receipt["signed_message"], receipt["signature"])
+        or not event_signature_verifies(allowed_signers, receipt["signed_message"], receipt["signature"])
     ):
         problems.append(f"{directory.name}: {RECEIPT}: the register event's signature does not verify")
     return problems

@@ -10,22 +10,21 @@ in ``samverkan.orchestration.delivery_dags`` are thin wrappers around these.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import posixpath
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from samverkan.connectors.sftp import SFTPConnector
 from samverkan.core.settings import Paths
+from samverkan.sharing import erasure
 from samverkan.sharing.agreements import Agreement
+from samverkan.sharing.attestation import write_receipt
 from samverkan.sharing.outbox import (
-    FILE_MODE,
     MANIFEST,
     MANIFEST_SIGNATURE,
     PUBLISHED_DATASETS,
+    RECEIPT,
     Delivery,
     build_delivery,
     delivery_dir,
@@ -33,17 +32,14 @@ from samverkan.sharing.outbox import (
     source_fingerprint,
 )
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
-from samverkan.sharing.register import DELIVERY, Event, Register, signed_message
-
-RECEIPT = "receipt.json"
-# The register's signing key (OpenSSH Ed25519): events are signed when it is set (see register.py).
-REGISTER_KEY_ENV = "SAMVERKAN_REGISTER_SIGNING_KEY"
+from samverkan.sharing.register import DELIVERY, Event, Register
+from samverkan.sharing.signing import register_key
 
 log = logging.getLogger(__name__)
 
 
 def register_for(paths: Paths) -> Register:
-    return Register(paths.register, signing_key=os.environ.get(REGISTER_KEY_ENV) or None)
+    return Register(paths.register, signing_key=register_key())
 
 
 def published_nights(paths: Paths) -> set[date]:
@@ -146,8 +142,6 @@ def deliver(
     connector: SFTPConnector | None = None,
 ) -> dict[str, Any]:
     """Build (or reuse an up-to-date build of) the night's delivery, hand it over, register it."""
-    from samverkan.sharing import erasure  # builds on this module
-
     register = register_for(paths)
     before = erasure.held_rows(delivery_dir(paths, agreement.id, night))
     delivery = _current_build(agreement, paths, night) or build_delivery(
@@ -178,32 +172,6 @@ def deliver(
         "register_seq": event["seq"],
         "manifest_sha256": event["manifest_sha256"],
     }
-
-
-def write_receipt(register: Register, delivery: Delivery, event: dict[str, Any]) -> Path:
-    """The recipient's evidence of its own disclosure event, signed when the register is: the
-    hub cannot later delete or rewrite that event without the recipient being able to show it."""
-    message = signed_message(event["seq"], event["event_sha256"])
-    receipt = {
-        "recipient": delivery.recipient,
-        "delivery_id": delivery.manifest["delivery_id"],
-        "manifest_sha256": event["manifest_sha256"],
-        "register_event": {
-            "seq": event["seq"],
-            "event_sha256": event["event_sha256"],
-            "prev_event_sha256": event["prev_event_sha256"],
-        },
-        "signed_message": message,
-        "signature": register.signature(event["seq"]),
-        "verify": "jq -j .signature receipt.json > receipt.sig; jq -j .signed_message receipt.json | ssh-keygen "
-        "-Y verify -f allowed_signers -I samverkan-register -n samverkan-register -s receipt.sig",
-    }
-    path = delivery.directory / RECEIPT
-    tmp = path.with_name(f".{RECEIPT}.tmp")
-    tmp.write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.chmod(FILE_MODE)
-    os.replace(tmp, path)
-    return path
 
 
 def _current_build(agreement: Agreement, paths: Paths, night: date) -> Delivery | None:

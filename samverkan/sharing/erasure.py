@@ -40,8 +40,7 @@ import pyarrow.parquet as pq
 from samverkan.core.fsutil import fsync_dir
 from samverkan.core.settings import Paths
 from samverkan.sharing.agreements import Agreement
-from samverkan.sharing.attestation import DELIVERY_NAMESPACE, sign_file, sign_manifest, signing_key
-from samverkan.sharing.delivery import write_receipt
+from samverkan.sharing.attestation import write_receipt
 from samverkan.sharing.outbox import (
     FILE_MODE,
     MANIFEST,
@@ -50,9 +49,11 @@ from samverkan.sharing.outbox import (
     read_manifest,
     recipient_outbox,
     sha256_file,
+    sign_manifest,
 )
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from samverkan.sharing.register import Event, Register
+from samverkan.sharing.signing import DELIVERY_NAMESPACE, delivery_key, sign_file
 
 ERASURE = "erasure"
 TOMBSTONES = "tombstones"
@@ -225,7 +226,7 @@ def erase_delivery(directory: Path, target: Target, rekey: RecipientPseudonyms) 
     manifest["erasures"] = manifest.get("erasures", []) + [{"reason": target.reason, "datasets": sorted(held)}]
     text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     (directory / MANIFEST).write_text(text, encoding="utf-8")
-    sign_manifest(directory, signing_key())
+    sign_manifest(directory, delivery_key())
     return {
         "delivery_id": manifest["delivery_id"],
         "held": held,
@@ -317,9 +318,9 @@ def write_tombstone(paths: Paths, recipient: str, body: dict[str, Any]) -> Path:
         encoding="utf-8",
     )
     path.chmod(FILE_MODE)
-    key = signing_key()
+    key = delivery_key()
     if key is not None:
-        sign_file(key, path, DELIVERY_NAMESPACE)
+        sign_file(key, path, DELIVERY_NAMESPACE, FILE_MODE)
     return path
 
 

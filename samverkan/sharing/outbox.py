@@ -35,9 +35,11 @@ from samverkan.sharing import aggregates, disclosure_control
 from samverkan.sharing.agreements import Agreement, DatasetGrant
 from samverkan.sharing.dictionary import data_dictionary
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
+from samverkan.sharing.signing import DELIVERY_NAMESPACE, delivery_key, sign_file
 
 MANIFEST = "manifest.json"
-MANIFEST_SIGNATURE = MANIFEST + ".sig"  # the hub's signature (samverkan.sharing.attestation)
+MANIFEST_SIGNATURE = MANIFEST + ".sig"  # the hub's signature (sign_manifest; checked by samverkan.sharing.attestation)
+RECEIPT = "receipt.json"  # the delivery's own signed register event (samverkan.sharing.attestation)
 DICTIONARY = "DATA_DICTIONARY.md"
 MANIFEST_VERSION = 1
 PUBLISHED_DATASETS = tuple(SCHEMAS)  # incidents, involvements, observations: what deliveries are built from
@@ -233,14 +235,17 @@ def build_delivery(
         if register_head is not None:  # the disclosure register's end as of now: the recipient holds it
             manifest["register_head"] = register_head
         _write_text(staging, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        from samverkan.sharing.attestation import sign_manifest, signing_key  # it builds on this module
-
-        sign_manifest(staging, signing_key())  # signed before a recipient can see it
+        sign_manifest(staging, delivery_key())  # signed before a recipient can see it
         final = _publish(staging, delivery_dir(paths, agreement.id, night))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Delivery(agreement.id, night, final, manifest)
+
+
+def sign_manifest(directory: Path, key: Path | None) -> Path | None:
+    """Sign a delivery's manifest (in staging, before the delivery is renamed into the outbox)."""
+    return sign_file(key, directory / MANIFEST, DELIVERY_NAMESPACE, FILE_MODE) if key else None
 
 
 def report_release(paths: Paths, dataset: str) -> Path | None:

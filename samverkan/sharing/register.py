@@ -28,9 +28,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from samverkan.core.fsutil import fsync_dir
+from samverkan.sharing.signing import REGISTER_NAMESPACE, SigningError, sign_text, text_verifies
 
 DELIVERY = "delivery"
 RETENTION_DELETION = "retention_deletion"
@@ -97,7 +95,6 @@ EVENT_SCHEMA = pa.schema(
     ]
 )
 GENESIS = "0" * 64
-REGISTER_NAMESPACE = "samverkan-register"  # ssh-keygen -Y namespace, and the allowed-signers identity
 
 
 class RegisterError(RuntimeError):
@@ -177,64 +174,8 @@ def write_allowed_signers(path: Path, public_key_line: str) -> Path:
     return path
 
 
-def _ssh_keygen(*args: str, message: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [shutil.which("ssh-keygen") or "ssh-keygen", *args], input=message, text=True, capture_output=True, timeout=30
-    )
-
-
-def sign(key_file: Path, message: str, namespace: str = REGISTER_NAMESPACE) -> str:
-    """An armored SSH signature of ``message`` (ssh-keygen signs a file; a private temporary one)."""
-    with tempfile.TemporaryDirectory(prefix="register-sign-") as tmp:
-        text = Path(tmp) / "message"
-        text.write_text(message, encoding="ascii")
-        done = subprocess.run(
-            [
-                shutil.which("ssh-keygen") or "ssh-keygen",
-                "-q",
-                "-Y",
-                "sign",
-                "-f",
-                str(key_file),
-                "-n",
-                namespace,
-                str(text),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if done.returncode != 0:
-            raise RegisterError(f"register: signing failed: {done.stderr.strip()}")
-        return (Path(tmp) / "message.sig").read_text(encoding="ascii")
-
-
-def signature_verifies(
-    allowed_signers: Path,
-    message: str,
-    signature: str,
-    namespace: str = REGISTER_NAMESPACE,
-    identity: str | None = None,
-) -> bool:
-    with tempfile.TemporaryDirectory(prefix="register-verify-") as tmp:
-        sig = Path(tmp) / "event.sig"
-        sig.write_text(signature, encoding="ascii")
-        return (
-            _ssh_keygen(
-                "-Y",
-                "verify",
-                "-f",
-                str(allowed_signers),
-                "-I",
-                identity or namespace,
-                "-n",
-                namespace,
-                "-s",
-                str(sig),
-                message=message,
-            ).returncode
-            == 0
-        )
+def event_signature_verifies(allowed_signers: Path, message: str, signature: str) -> bool:
+    return text_verifies(allowed_signers, message, signature, REGISTER_NAMESPACE, REGISTER_NAMESPACE)
 
 
 class Register:
@@ -288,7 +229,11 @@ class Register:
     def _sign(self, record: dict[str, Any], key: Path) -> Path:
         path = self.signature_file(record["seq"])
         self.signatures_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(sign(key, signed_message(record["seq"], record["event_sha256"])), encoding="ascii")
+        try:
+            signature = sign_text(key, signed_message(record["seq"], record["event_sha256"]), REGISTER_NAMESPACE)
+        except SigningError as exc:
+            raise RegisterError(f"register: {exc}") from exc
+        path.write_text(signature, encoding="ascii")
         path.chmod(0o444)
         return path
 
@@ -318,7 +263,7 @@ class Register:
             signature = self.signature(record["seq"])
             if signature is None:
                 raise RegisterError(f"register: event {record['seq']}: no signature")
-            if not signature_verifies(
+            if not event_signature_verifies(
                 allowed_signers, signed_message(record["seq"], record["event_sha256"]), signature
             ):
                 raise RegisterError(f"register: event {record['seq']}: signature does not verify")

@@ -26,11 +26,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from samverkan.sharing import disclosure_control
-from samverkan.sharing.attestation import DELIVERY_NAMESPACE, file_verifies
-from samverkan.sharing.delivery import RECEIPT
-from samverkan.sharing.outbox import MANIFEST, MANIFEST_SIGNATURE, read_manifest, sha256_file
+from samverkan.sharing.outbox import MANIFEST, MANIFEST_SIGNATURE, RECEIPT, read_manifest, sha256_file
 from samverkan.sharing.recipient_pseudonyms import IDENTIFIER_COLUMNS
 from samverkan.sharing.register import Register, RegisterError
+from samverkan.sharing.signing import DELIVERY_NAMESPACE, file_verifies
 
 COUNT_COLUMNS = ("incidents", "people")
 RECORDED = ("delivery", "erasure")  # events that name a delivery's current manifest

@@ -26,7 +26,7 @@ from samverkan.connectors.sshd import (
     sshd_available,
     start_sftp_server,
 )
-from samverkan.sharing import attestation, delivery, erasure, selftest
+from samverkan.sharing import attestation, delivery, erasure, selftest, signing
 from samverkan.sharing.agreements import load_agreements
 from samverkan.sharing.outbox import MANIFEST, MANIFEST_SIGNATURE, delivery_dir
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
@@ -98,7 +98,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("accountability")
     w = World(root)
     env = pytest.MonkeyPatch()
-    env.setenv(delivery.REGISTER_KEY_ENV, str(w.key))  # the hub's one key: register events and manifests
+    env.setenv(signing.REGISTER_KEY_ENV, str(w.key))  # the hub's one key: register events and manifests
     try:
         for recipient in RECIPIENTS:
             w.deliver(recipient)
@@ -280,8 +280,8 @@ def test_erasing_one_person_reaches_both_recipients_and_leaves_nothing_at_the_hu
     assert set(summary["recipients"]) == set(RECIPIENTS)
     for r in RECIPIENTS:
         tombstone = world.tombstones(r)[-1]
-        assert attestation.file_verifies(world.allowed, tombstone, Path(f"{tombstone}.sig"),
-                                         attestation.DELIVERY_NAMESPACE, attestation.DELIVERY_NAMESPACE)
+        assert signing.file_verifies(world.allowed, tombstone, Path(f"{tombstone}.sig"),
+                                         signing.DELIVERY_NAMESPACE, signing.DELIVERY_NAMESPACE)
         body = json.loads(tombstone.read_text())
         deleted = body["deliveries"][0]["delete"]["involvements"]
         assert deleted and {row["person_pseudonym"] for row in deleted} == {theirs[r]}  # the recipient's own value

@@ -111,7 +111,8 @@ def test_backfill_command_runs_a_range_of_nights(stack, triggered):
     done = subprocess.run(
         [sys.executable, "-m", "samverkan.ops.commands", "backfill", "--from", BACKFILLED[0].isoformat(),
          "--to", BACKFILLED[-1].isoformat(), "--api-url", stack.api_url,
-         "--password-file", str(stack.files.passwords_file), "--wait", "--timeout", "900"],
+         "--password-file", str(stack.files.passwords_file), "--wait", "--timeout", "900",
+         *(arg for feed in FEEDS for arg in ("--feed", feed))],
         env=env, capture_output=True, text=True, timeout=1000)
     assert done.returncode == 0, done.stdout + done.stderr
     api = stack.api()

@@ -33,7 +33,7 @@ from devkit.leakscan import PersonalValues, scan
 from samverkan.core.ledger import Ledger
 from samverkan.privacy.pseudonymise import Pseudonymiser
 from samverkan.core.settings import Paths
-from samverkan.sharing import aggregates, delivery, retention
+from samverkan.sharing import aggregates, delivery, outbox, retention
 from samverkan.sharing.agreements import load_agreements
 from samverkan.sharing.outbox import MANIFEST, delivery_dir
 from samverkan.sharing.pull_service import PullAccount, start_pull_service
@@ -233,7 +233,7 @@ def test_each_recipient_holds_exactly_its_datasets_and_columns(world):
         for night in NIGHTS:
             names = set(os.listdir(world.inbox(r) / night.isoformat()))
             assert names == {f"{g.name}.parquet" for g in data} | {MANIFEST, "DATA_DICTIONARY.md",
-                                                                   delivery.RECEIPT}, r
+                                                                   outbox.RECEIPT}, r
             for g in data:
                 schema = pq.read_schema(world.inbox(r) / night.isoformat() / f"{g.name}.parquet")
                 schema_of = {"observation_counts": aggregates.OBSERVATION_COUNTS_SCHEMA}

@@ -407,14 +407,15 @@ def test_item6_a_delivery_anchors_the_register_in_its_manifest_and_its_receipt(t
     import subprocess
 
     from samverkan.connectors.sshd import generate_keypair
-    from samverkan.sharing import delivery
+    from samverkan.sharing import delivery, outbox, signing
     from samverkan.sharing.outbox import delivery_dir
     from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
-    from samverkan.sharing.register import REGISTER_NAMESPACE, write_allowed_signers
+    from samverkan.sharing.register import write_allowed_signers
+    from samverkan.sharing.signing import REGISTER_NAMESPACE
     from tests.integration.resilience_support import NIGHT
 
     key, public = generate_keypair(tmp_path / "signer" / "register_ed25519")
-    monkeypatch.setenv(delivery.REGISTER_KEY_ENV, str(key))
+    monkeypatch.setenv(signing.REGISTER_KEY_ENV, str(key))
     paths = two_feeds_published.paths
     register = delivery.register_for(paths)
     before = register.head()
@@ -425,7 +426,7 @@ def test_item6_a_delivery_anchors_the_register_in_its_manifest_and_its_receipt(t
     directory = delivery_dir(paths, agreement.id, NIGHT)
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["register_head"] == before
-    receipt = json.loads((directory / delivery.RECEIPT).read_text())
+    receipt = json.loads((directory / outbox.RECEIPT).read_text())
     assert receipt["register_event"]["seq"] == done["register_seq"] == before["seq"] + 1
     assert receipt["manifest_sha256"] == done["manifest_sha256"]
     register.verify_anchor(receipt["register_event"])

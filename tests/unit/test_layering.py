@@ -82,3 +82,67 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     modules = [m for _, m in imported_modules(probe)]
     assert "samverkan.ops.commands" in modules and "devkit.synthetic" in modules
     assert layer_of("samverkan.ops.commands") == "ops" and LAYERS.index("ops") > LAYERS.index("core")
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Product module -> the product modules it imports (lazy imports included)."""
+    names = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts): p
+        for p in product_files()
+        if p.name != "__init__.py"
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        targets = set()
+        for _, module in imported_modules(path):
+            parts = module.split(".")
+            # the longest prefix that is a module: "samverkan.sharing.outbox.MANIFEST" -> ...outbox
+            found = next((".".join(parts[:n]) for n in range(len(parts), 1, -1) if ".".join(parts[:n]) in names), None)
+            if found and found != name:
+                targets.add(found)
+        graph[name] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_between_product_modules():
+    """Not even through a lazy import inside a function: a cycle is one module hidden in two."""
+    assert cycles(module_graph()) == []
+
+
+def test_the_cycle_check_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
