@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from samverkan.connectors.sshd import free_port
+from samverkan.core.fsutil import Below
 from samverkan.ops.airflow_api import AirflowAPI
 from samverkan.ops.secrets import (
     ADMIN_USER,
@@ -112,17 +113,9 @@ class LocalStack:
         self._env: dict[str, str] | None = None
 
     # -- layout --------------------------------------------------------------------------------
-    @property
-    def partners_root(self) -> Path:
-        return self.root / "partners"
-
-    @property
-    def data_root(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
+    partners_root = Below("partners")
+    data_root = Below("data")
+    logs = Below("logs")
 
     @property
     def api_url(self) -> str:

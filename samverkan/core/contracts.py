@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from samverkan.core import nights
 from samverkan.core.settings import CONFIG_ROOT
-from samverkan.core.yamlconfig import load_mapping
+from samverkan.core.yamlconfig import ConfigFile, RawField, load_mapping
 
 SCHEMAS_DIR = CONFIG_ROOT / "schemas"
 CONTRACT_SCHEMA = SCHEMAS_DIR / "contract.schema.json"
@@ -114,35 +114,17 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Contract:
+class Contract(ConfigFile):
     """One feed's contract; ``raw`` keeps the YAML as loaded for the parts read ad hoc."""
 
-    id: str
-    version: int
-    path: Path
-    raw: dict[str, Any] = field(repr=False)
     columns: tuple[Column, ...] = field(repr=False)
 
     # --- file naming and arrival -------------------------------------------------------
-    @property
-    def title(self) -> str:
-        return self.raw["title"]
-
-    @property
-    def connection_id(self) -> str:
-        return self.raw["partner"]["connection_id"]
-
-    @property
-    def directory(self) -> str:
-        return self.raw["file"]["directory"]
-
-    @property
-    def completeness(self) -> dict[str, Any]:
-        return self.raw["file"]["completeness"]
-
-    @property
-    def lookback_days(self) -> int:
-        return self.raw["file"]["lookback_days"]
+    title = RawField[str]("title")
+    connection_id = RawField[str]("partner", "connection_id")
+    directory = RawField[str]("file", "directory")
+    completeness = RawField[dict[str, Any]]("file", "completeness")
+    lookback_days = RawField[int]("file", "lookback_days")
 
     @property
     def file_regex(self) -> re.Pattern[str]:
@@ -159,13 +141,8 @@ class Contract:
             return None
 
     # --- format and columns -------------------------------------------------------------
-    @property
-    def format(self) -> dict[str, Any]:
-        return self.raw["format"]
-
-    @property
-    def model(self) -> dict[str, Any]:
-        return self.raw["model"]
+    format = RawField[dict[str, Any]]("format")
+    model = RawField[dict[str, Any]]("model")
 
     @property
     def kind(self) -> str:
@@ -177,14 +154,9 @@ class Contract:
         """The published datasets this feed writes, in the order they are written."""
         return DATASETS_OF_KIND[self.kind]
 
-    @property
-    def max_invalid_row_fraction(self) -> float:
-        return self.raw.get("quality", {}).get("max_invalid_row_fraction", 1.0)
-
-    @property
-    def unexpected_columns_policy(self) -> str:
-        """``warn``: a column the contract does not know is reported and ignored; ``reject``: the file is refused."""
-        return self.raw.get("quality", {}).get("unexpected_columns", "warn")
+    max_invalid_row_fraction = RawField[float]("quality", "max_invalid_row_fraction", default=1.0)
+    # ``warn``: a column the contract does not know is reported and ignored; ``reject``: the file is refused.
+    unexpected_columns_policy = RawField[str]("quality", "unexpected_columns", default="warn")
 
     @property
     def limits(self) -> Limits:
@@ -195,13 +167,8 @@ class Contract:
         return int(self.raw.get("quality", {}).get("quarantine_retention_days", DEFAULT_QUARANTINE_RETENTION_DAYS))
 
     # --- delivery: deadline and receipts ------------------------------------------------
-    @property
-    def timezone(self) -> str:
-        return self.raw["schedule"]["timezone"]
-
-    @property
-    def cron(self) -> str:
-        return self.raw["schedule"]["cron"]
+    timezone = RawField[str]("schedule", "timezone")
+    cron = RawField[str]("schedule", "cron")
 
     def run_time_for(self, night: date) -> datetime:
         """The scheduled run of this feed that covers ``night``."""
@@ -221,9 +188,7 @@ class Contract:
         days = self.raw.get("delivery", {}).get("deadline_days_after_night", 1)
         return datetime.combine(night + timedelta(days=days), due, tzinfo=ZoneInfo(self.timezone))
 
-    @property
-    def receipts_directory(self) -> str:
-        return self.raw.get("delivery", {}).get("receipts_directory", DEFAULT_RECEIPTS_DIRECTORY)
+    receipts_directory = RawField[str]("delivery", "receipts_directory", default=DEFAULT_RECEIPTS_DIRECTORY)
 
     def column(self, name: str) -> Column:
         for c in self.columns:

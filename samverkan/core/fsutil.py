@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, overload
 
 # What the hub creates is for the hub's account and a group (analysts, the pull service), never
 # for every local user: the umask of every hub process, and the modes set explicitly on what is
@@ -38,3 +39,19 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Below:
+    """A read-only path attribute below the object's base directory, declared as data:
+    ``ledger = Below("private", "ledger.sqlite")`` is ``<obj.root>/private/ledger.sqlite``; a
+    layout reads as one table instead of a property per folder."""
+
+    def __init__(self, *parts: str, base: str = "root") -> None:
+        self.parts, self.base = parts, base
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Below: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> Path: ...
+    def __get__(self, obj: Any, owner: type) -> Any:
+        return self if obj is None else Path(getattr(obj, self.base)).joinpath(*self.parts)

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from samverkan.core.fsutil import SHARED_DIR_MODE
+from samverkan.core.fsutil import SHARED_DIR_MODE, Below
 
 PSEUDONYM_SECRET_VARIABLE = "samverkan_pseudonym_secret"  # the Airflow Variable holding the key
 
@@ -52,21 +52,14 @@ class Paths:
 
     root: Path
 
-    @property
-    def private(self) -> Path:
-        return self.root / "private"
-
-    @property
-    def published(self) -> Path:
-        return self.root / "published"
-
-    @property
-    def ledger(self) -> Path:
-        return self.private / "ledger.sqlite"
-
-    @property
-    def staging(self) -> Path:
-        return self.private / "staging"
+    private = Below("private")
+    published = Below("published")
+    reports = Below("reports")
+    outbox = Below("outbox")
+    register = Below("register")
+    ledger = Below("private", "ledger.sqlite")
+    staging = Below("private", "staging")
+    incident_ids = Below("private", "incident_ids")  # partner incident keys <-> published (keyed) ids, for corrections
 
     def landing(self, feed: str, night: str) -> Path:
         return self.private / "landing" / feed / night
@@ -77,28 +70,11 @@ class Paths:
     def quarantine_files(self, feed: str) -> Path:
         return self.private / "quarantine" / feed / "files"
 
-    @property
-    def incident_ids(self) -> Path:
-        """Partner incident keys ↔ published (keyed) incident ids: private, for corrections."""
-        return self.private / "incident_ids"
-
     def dataset(self, name: str) -> Path:
         return self.published / name
 
     def manifests(self, feed: str) -> Path:
         return self.published / "_manifests" / feed
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
-
-    @property
-    def outbox(self) -> Path:
-        return self.root / "outbox"
-
-    @property
-    def register(self) -> Path:
-        return self.root / "register"
 
     def ensure(self) -> Paths:
         for p in (self.private, self.staging):

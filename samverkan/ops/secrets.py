@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from samverkan.core.fsutil import Below
 from samverkan.core.ledger import LEDGER_URL_ENV
 from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_variable_env
 
@@ -100,12 +101,15 @@ class SecretFiles:
 
     dir: Path
 
+    hub_key = Below("hub_ed25519", base="dir")
+    pull_host_key = Below("pull", "ssh_host_ed25519_key", base="dir")  # recipients pin its public half
+    known_hosts = Below("known_hosts", base="dir")
+    passwords_file = Below("simple_auth_manager_passwords.json", base="dir")
+    env_file = Below(SECRETS_ENV_NAME, base="dir")
+    postgres_env_file = Below(POSTGRES_ENV_NAME, base="dir")
+
     def value(self, name: str) -> str:
         return (self.dir / name).read_text(encoding="utf-8").strip()
-
-    @property
-    def hub_key(self) -> Path:
-        return self.dir / "hub_ed25519"
 
     def host_key(self, feed: str) -> Path:
         return self.dir / "partners" / feed / "ssh_host_ed25519_key"
@@ -114,30 +118,9 @@ class SecretFiles:
         key_type, data = Path(f"{self.host_key(feed)}.pub").read_text(encoding="ascii").split()[:2]
         return f"{key_type} {data}"
 
-    @property
-    def pull_host_key(self) -> Path:
-        """The pull service's host key; recipients pin its public half."""
-        return self.dir / "pull" / "ssh_host_ed25519_key"
-
     def recipient_key(self, recipient: str) -> Path:
         """A pull recipient's key pair (demo and tests; a real recipient sends only the public half)."""
         return self.dir / "recipients" / recipient / "id_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.dir / "known_hosts"
-
-    @property
-    def passwords_file(self) -> Path:
-        return self.dir / "simple_auth_manager_passwords.json"
-
-    @property
-    def env_file(self) -> Path:
-        return self.dir / SECRETS_ENV_NAME
-
-    @property
-    def postgres_env_file(self) -> Path:
-        return self.dir / POSTGRES_ENV_NAME
 
 
 def _new_value(name: str) -> str:
@@ -248,19 +231,7 @@ def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, An
         LEDGER_URL_ENV: database_url(files, endpoints, "postgresql"),
     }
     for feed, contract in contracts.items():
-        host, port = endpoints.partners[feed]
-        conn = {
-            "conn_type": "sftp",
-            "host": host,
-            "port": port,
-            "login": endpoints.partner_login,
-            "extra": {
-                "key_file": endpoints.key_file,
-                "host_key": files.host_key_line(feed),
-                "path_prefix": endpoints.path_prefix,
-            },
-        }
-        env[conn_env_name(contract.connection_id)] = json.dumps(conn)
+        env[conn_env_name(contract.connection_id)] = sftp_connection(files, endpoints, feed, endpoints.partners[feed])
     env.update(delivery_connections(files, endpoints))
     return env
 
@@ -271,20 +242,23 @@ def delivery_connections(files: SecretFiles, endpoints: Endpoints) -> dict[str, 
 
     agreements = load_agreements()
     env = {}
-    for recipient, (host, port) in endpoints.recipients.items():
-        conn = {
-            "conn_type": "sftp",
-            "host": host,
-            "port": port,
-            "login": endpoints.partner_login,
-            "extra": {
-                "key_file": endpoints.key_file,
-                "host_key": files.host_key_line(recipient),
-                "path_prefix": endpoints.path_prefix,
-            },
-        }
-        env[conn_env_name(agreements[recipient].delivery["connection_id"])] = json.dumps(conn)
+    for recipient, address in endpoints.recipients.items():
+        connection = sftp_connection(files, endpoints, recipient, address)
+        env[conn_env_name(agreements[recipient].delivery["connection_id"])] = connection
     return env
+
+
+def sftp_connection(files: SecretFiles, endpoints: Endpoints, server: str, address: tuple[str, int]) -> str:
+    """An Airflow SFTP connection (JSON) to a partner's or recipient's server, its host key pinned."""
+    host, port = address
+    extra = {
+        "key_file": endpoints.key_file,
+        "host_key": files.host_key_line(server),
+        "path_prefix": endpoints.path_prefix,
+    }
+    return json.dumps(
+        {"conn_type": "sftp", "host": host, "port": port, "login": endpoints.partner_login, "extra": extra}
+    )
 
 
 def write_known_hosts(files: SecretFiles, endpoints: Endpoints, feeds: Iterable[str]) -> Path:

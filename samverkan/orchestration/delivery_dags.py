@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task
+from airflow.sdk import DAG, Asset, dag, get_current_context, task
 
-from samverkan.orchestration.feed_dags import DEFAULT_ARGS, START_DATE, dataset_asset, run_night
+from samverkan.orchestration.feed_dags import DEFAULT_ARGS, START_DATE, dataset_asset, night_param, run_night
 from samverkan.sharing.agreements import Agreement, describe_condition
 
 
@@ -78,14 +78,7 @@ def build_delivery_dag(agreement: Agreement) -> DAG:
             f"agreement:v{agreement.version}",
         ],
         doc_md=_doc_md(agreement),
-        params={
-            "night": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Latest night to deliver (YYYY-MM-DD); default: the night before the run",
-            )
-        },
+        params={"night": night_param("Latest night to deliver")},
     )
     def delivery_dag():
         @task

@@ -48,6 +48,16 @@ def dataset_asset(name: str) -> Asset:
     return Asset(name=f"samverkan.{name}", uri=f"samverkan://published/{name}", group="samverkan")
 
 
+def night_param(what: str) -> Param:
+    """The trigger form's night field: empty means the night before the run (the scheduled case)."""
+    return Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        description=f"{what} (YYYY-MM-DD); default: the night before the run",
+    )
+
+
 def run_night(logical_date: datetime | None, params: dict[str, Any]) -> date:
     """The night a run covers: a `night` param when given, else the local date before the run."""
     if params.get("night"):
@@ -123,12 +133,7 @@ def build_feed_dag(contract: Contract) -> DAG:
         tags=["samverkan", "ingest", f"feed:{contract.id}", f"partner:{contract.raw['partner']['id']}"],
         doc_md=_doc_md(contract),
         params={
-            "night": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Night to process (YYYY-MM-DD); default: the night before the run",
-            ),
+            "night": night_param("Night to process"),
             "reprocess": Param(
                 False, type="boolean", description="Process the night's files again even if the ledger settled them"
             ),

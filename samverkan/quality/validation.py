@@ -107,39 +107,31 @@ def _expectation(type_: str, reason: str, **kwargs: Any) -> dict[str, Any]:
     return {"type": type_, "kwargs": kwargs, "meta": {"source": CONTRACT, "reason": reason}}
 
 
+# The column expectations contracts are turned into (GE's names).
+NOT_NULL = "expect_column_values_to_not_be_null"
+MATCH_REGEX = "expect_column_values_to_match_regex"
+IN_SET = "expect_column_values_to_be_in_set"
+BETWEEN = "expect_column_values_to_be_between"
+STRFTIME = "expect_column_values_to_match_strftime_format"
+
+
+def _on(column: Column, type_: str, reason: str, suffix: str = "", **kwargs: Any) -> dict[str, Any]:
+    """An expectation on the column (or on its ``<name><suffix>`` twin the caller adds)."""
+    return _expectation(type_, reason, column=f"{column.name}{suffix}", **kwargs)
+
+
 def _integer(column: Column, name: str) -> list[dict[str, Any]]:
     """The text must be a whole number; the range is checked on the caller's numeric ``__int`` twin."""
-    found = [
-        _expectation(
-            "expect_column_values_to_match_regex",
-            f"{name} is not a whole number",
-            column=column.name,
-            regex=INTEGER_REGEX,
-        )
-    ]
+    found = [_on(column, MATCH_REGEX, f"{name} is not a whole number", regex=INTEGER_REGEX)]
     bounds = {k: _number(v) for k, v in (("min_value", column.min), ("max_value", column.max)) if v is not None}
     if bounds:
-        found.append(
-            _expectation(
-                "expect_column_values_to_be_between",
-                f"{name} is {_range_words(column)}",
-                column=f"{column.name}__int",
-                **bounds,
-            )
-        )
+        found.append(_on(column, BETWEEN, f"{name} is {_range_words(column)}", "__int", **bounds))
     return found
 
 
 def _boolean(column: Column, name: str) -> list[dict[str, Any]]:
     values = list(column.true_values) + list(column.false_values)
-    return [
-        _expectation(
-            "expect_column_values_to_be_in_set",
-            f"{name} is not a yes/no value ({', '.join(values)})",
-            column=column.name,
-            value_set=values,
-        )
-    ]
+    return [_on(column, IN_SET, f"{name} is not a yes/no value ({', '.join(values)})", value_set=values)]
 
 
 def _temporal(column: Column, name: str) -> list[dict[str, Any]]:
@@ -147,26 +139,14 @@ def _temporal(column: Column, name: str) -> list[dict[str, Any]]:
     if not column.format:
         return []
     what = "date and time" if column.type == "timestamp" else column.type
-    return [
-        _expectation(
-            "expect_column_values_to_match_strftime_format",
-            f"{name} is not a valid {what} written as {_format_words(column.format)}",
-            column=column.name,
-            strftime_format=column.format,
-        )
-    ]
+    reason = f"{name} is not a valid {what} written as {_format_words(column.format)}"
+    return [_on(column, STRFTIME, reason, strftime_format=column.format)]
 
 
 def _personnummer(column: Column, name: str) -> list[dict[str, Any]]:
     """Luhn and date rules are beyond GE; the caller's ``__status`` column carries their verdict."""
-    return [
-        _expectation(
-            "expect_column_values_to_be_in_set",
-            f"{name} is not a valid personnummer (format, date or check digit)",
-            column=f"{column.name}__status",
-            value_set=["valid"],
-        )
-    ]
+    reason = f"{name} is not a valid personnummer (format, date or check digit)"
+    return [_on(column, IN_SET, reason, "__status", value_set=["valid"])]
 
 
 TYPE_EXPECTATIONS = {
@@ -183,25 +163,13 @@ def column_expectations(column: Column, name: str) -> list[dict[str, Any]]:
     """Every rule the contract states for one column; ``name`` is the partner's own column name."""
     found = []
     if not column.nullable:
-        found.append(_expectation("expect_column_values_to_not_be_null", f"{name} is empty", column=column.name))
+        found.append(_on(column, NOT_NULL, f"{name} is empty"))
     if column.pattern:
         found.append(
-            _expectation(
-                "expect_column_values_to_match_regex",
-                f"{name} does not have the expected format",
-                column=column.name,
-                regex=_end_anchored(column.pattern),
-            )
+            _on(column, MATCH_REGEX, f"{name} does not have the expected format", regex=_end_anchored(column.pattern))
         )
     if column.allowed:
-        found.append(
-            _expectation(
-                "expect_column_values_to_be_in_set",
-                f"{name} is not one of the allowed values",
-                column=column.name,
-                value_set=list(column.allowed),
-            )
-        )
+        found.append(_on(column, IN_SET, f"{name} is not one of the allowed values", value_set=list(column.allowed)))
     by_type = TYPE_EXPECTATIONS.get(column.type)
     return found + (by_type(column, name) if by_type else [])
 

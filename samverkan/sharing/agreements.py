@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from samverkan.core.settings import CONFIG_ROOT
-from samverkan.core.yamlconfig import load_mapping
+from samverkan.core.yamlconfig import ConfigFile, RawField, load_mapping
 from samverkan.sharing import legal_basis
 
 AGREEMENTS_DIR = CONFIG_ROOT / "agreements"
@@ -90,28 +90,17 @@ class Detail:
 
 
 @dataclass(frozen=True)
-class Agreement:
-    id: str
-    version: int
-    path: Path
-    raw: dict[str, Any] = field(repr=False)
+class Agreement(ConfigFile):
+    """One recipient's data-sharing agreement; ``raw`` keeps the YAML as loaded."""
 
     @property
     def recipient(self) -> str:
         """The recipient id; the agreement file is named after it."""
         return self.id
 
-    @property
-    def title(self) -> str:
-        return self.raw["title"]
-
-    @property
-    def recipient_name(self) -> str:
-        return self.raw["recipient"]["name"]
-
-    @property
-    def granularity(self) -> str:
-        return self.raw["granularity"]
+    title = RawField[str]("title")
+    recipient_name = RawField[str]("recipient", "name")
+    granularity = RawField[str]("granularity")
 
     @property
     def detail(self) -> Detail | None:
@@ -124,33 +113,17 @@ class Agreement:
             spec["time"], spec["place"], k.get("k", DEFAULT_K), k.get("exception"), tuple(k.get("suppress", ()))
         )
 
-    @property
-    def retention_days(self) -> int:
-        return self.raw["retention_days"]
-
-    @property
-    def pseudonym_epoch(self) -> int:
-        return self.raw["pseudonyms"]["epoch"]
+    retention_days = RawField[int]("retention_days")
+    pseudonym_epoch = RawField[int]("pseudonyms", "epoch")
 
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(self.raw["scope"]["sources"])
 
-    @property
-    def scope_where(self) -> dict[str, Any] | None:
-        return self.raw["scope"].get("where")
-
-    @property
-    def delivery(self) -> dict[str, Any]:
-        return self.raw["delivery"]
-
-    @property
-    def mode(self) -> str:
-        return self.delivery["mode"]
-
-    @property
-    def lookback_nights(self) -> int:
-        return self.delivery.get("lookback_nights", DEFAULT_LOOKBACK_NIGHTS)
+    scope_where = RawField[dict[str, Any] | None]("scope", "where", default=None)
+    delivery = RawField[dict[str, Any]]("delivery")
+    mode = RawField[str]("delivery", "mode")
+    lookback_nights = RawField[int]("delivery", "lookback_nights", default=DEFAULT_LOOKBACK_NIGHTS)
 
     @property
     def label(self) -> str:
