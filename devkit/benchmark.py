@@ -30,9 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:  # imported where used: a child process loads only what its measurement needs
+    from samverkan.core.contracts import Contract
+    from samverkan.core.ledger import Ledger
+    from samverkan.core.settings import Paths
+    from samverkan.ingest.pipeline import FileResult
 
 REPO = Path(__file__).resolve().parent.parent
 NIGHT = date(2026, 11, 20)
@@ -74,30 +81,15 @@ def _process_one(args: argparse.Namespace) -> int:
     from samverkan.core.contracts import load_contracts
     from samverkan.core.ledger import Ledger
     from samverkan.core.settings import Paths
-    from samverkan.ingest.pipeline import process
     from samverkan.privacy.pseudonymise import Pseudonymiser
-    from samverkan.quality.validation import Validator
 
     contract = load_contracts()[args.feed]
     paths = Paths(Path(args.data_root)).ensure()
-    ledger = Ledger(paths.ledger)
     landed = json.loads(args.landed)
-    validator = Validator()
-    rss_before = _peak_rss_mib()
-    started = time.perf_counter()
-    result = process(
-        contract,
-        landed,
-        paths,
-        ledger,
-        Pseudonymiser(bytes.fromhex(args.key)),
-        validator,
-        run_id="benchmark",
-        expectations_dir=REPO / "expectations",
-        batch_rows=args.batch_rows,
+    measured = process_measured(
+        contract, landed, paths, Ledger(paths.ledger), bytes.fromhex(args.key), "benchmark", batch_rows=args.batch_rows
     )
-    elapsed = time.perf_counter() - started
-    peak = _peak_rss_mib()
+    result = measured.result
     sizes = _parquet_sizes(
         contract,
         Path(landed["path"]),
@@ -109,9 +101,9 @@ def _process_one(args: argparse.Namespace) -> int:
         json.dumps(
             {
                 "feed": args.feed,
-                "seconds": elapsed,
-                "peak_rss_mib": peak,
-                "rss_before_mib": rss_before,
+                "seconds": measured.seconds,
+                "peak_rss_mib": measured.peak_rss_mib,
+                "rss_before_mib": measured.rss_before_mib,
                 "rows": result.rows_received,
                 "published": result.rows_published,
                 "quarantined": result.rows_quarantined,
@@ -123,37 +115,65 @@ def _process_one(args: argparse.Namespace) -> int:
     return 0
 
 
-def _land(work: Path, feed: str, source: Path) -> dict:
-    """Put a generated file where fetch would have landed it (the SFTP pull is measured apart)."""
+@dataclass
+class Measured:
+    """One file through the nightly steps: its result, seconds, and this process's peak RSS (MiB)
+    before and after; a child process per file makes the peak that file's own."""
+
+    result: FileResult
+    seconds: float
+    rss_before_mib: float
+    peak_rss_mib: float
+
+
+def process_measured(
+    contract: Contract, landed: dict, paths: Paths, ledger: Ledger, key: bytes, run_id: str, **options: Any
+) -> Measured:
+    """``pipeline.process`` on a landed file, timed; the validator is built first, outside the
+    time, as a worker builds it once for many files."""
+    from samverkan.ingest.pipeline import process
+    from samverkan.privacy.pseudonymise import Pseudonymiser
+    from samverkan.quality.validation import EXPECTATIONS_DIR, Validator
+
+    validator = Validator()
+    before = _peak_rss_mib()
+    started = time.perf_counter()
+    result = process(
+        contract,
+        landed,
+        paths,
+        ledger,
+        Pseudonymiser(key),
+        validator,
+        run_id=run_id,
+        expectations_dir=EXPECTATIONS_DIR,
+        **options,
+    )
+    return Measured(result, time.perf_counter() - started, before, _peak_rss_mib())
+
+
+def land(paths: Paths, ledger: Ledger, feed: str, night: str, source: Path, run_id: str, *, link: bool = False) -> dict:
+    """A generated file where fetch would have landed it, recorded in the ledger as fetch does (the
+    SFTP pull is measured apart). ``link``: a hard link instead of a copy, for files too big to copy."""
     import hashlib
 
-    from samverkan.core.ledger import Ledger
-    from samverkan.core.settings import Paths
-
-    paths = Paths(work / "data").ensure()
-    target = paths.landing(feed, NIGHT.isoformat()) / source.name
+    target = paths.landing(feed, night) / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    digest = hashlib.sha256()
+    if link:
+        os.link(source, target)
+    else:
+        shutil.copyfile(source, target)
     with open(target, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    entry = Ledger(paths.ledger).record_landed(
-        feed,
-        source.name,
-        NIGHT.isoformat(),
-        target.stat().st_size,
-        int(target.stat().st_mtime),
-        digest.hexdigest(),
-        "benchmark",
-    )
+        digest = hashlib.file_digest(f, "sha256").hexdigest()  # streamed: a large file never sits in memory
+    size, mtime = target.stat().st_size, int(target.stat().st_mtime)
+    entry = ledger.record_landed(feed, source.name, night, size, mtime, digest, run_id)
     return {
         "entry_id": entry,
         "name": source.name,
-        "night": NIGHT.isoformat(),
+        "night": night,
         "path": str(target),
-        "sha256": digest.hexdigest(),
-        "size": target.stat().st_size,
+        "sha256": digest,
+        "size": size,
         "action": "process",
     }
 
@@ -278,7 +298,8 @@ def _parquet_sizes(contract, source: Path, night: date, outputs: list[str], pseu
 
 def _sftp(work: Path, mib: int, repeats: int) -> dict:
     """The same file from the same sshd: the project's connector vs OpenSSH's sftp client."""
-    from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+    from devkit.local_sftp import settings_for
+    from samverkan.connectors.sftp import SFTPConnector
     from samverkan.connectors.sshd import generate_keypair, start_sftp_server
 
     root = work / "sftp-root"
@@ -292,14 +313,7 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
     server = start_sftp_server(root, public, work / "sshd")
     results: dict = {"mib": mib, "connector_s": [], "openssh_s": []}
     try:
-        settings = SFTPSettings(
-            host=server.host,
-            port=server.port,
-            username=server.username,
-            key_file=str(private),
-            host_key=server.host_key_line,
-            path_prefix=server.path_prefix,
-        )
+        settings = settings_for(server, private)
         known_hosts = work / "known_hosts"
         known_hosts.write_text(f"[{server.host}]:{server.port} {server.host_key_line}\n", encoding="ascii")
         remote = f"{server.path_prefix.rstrip('/')}/big.bin" if server.path_prefix else "/big.bin"
@@ -353,9 +367,7 @@ HISTORY_SIZES = {"police": 400, "transit": 150, "guards": 80}  # Östersund's de
 
 def _history_one(args: argparse.Namespace) -> int:
     """Child: import every night under --partners from local OpenSSH servers; time, rows, peak RSS."""
-    from contextlib import contextmanager
-
-    from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+    from devkit.local_sftp import connect_to
     from samverkan.connectors.sshd import generate_keypair, start_sftp_server
     from samverkan.core.contracts import load_contracts
     from samverkan.core.settings import Paths
@@ -367,21 +379,6 @@ def _history_one(args: argparse.Namespace) -> int:
     private, public = generate_keypair(work / "keys" / "hub_ed25519")
     servers = {f: start_sftp_server(work / "partners" / f, public, work / "sshd" / f) for f in feeds}
 
-    @contextmanager
-    def connect(contract):
-        s = servers[contract.id]
-        with SFTPConnector(
-            SFTPSettings(
-                host=s.host,
-                port=s.port,
-                username=s.username,
-                key_file=str(private),
-                host_key=s.host_key_line,
-                path_prefix=s.path_prefix,
-            )
-        ) as connector:
-            yield connector
-
     try:
         contracts = load_contracts()
         validator = Validator()
@@ -390,7 +387,7 @@ def _history_one(args: argparse.Namespace) -> int:
             [contracts[f] for f in feeds],
             date.fromisoformat(args.first),
             date.fromisoformat(args.last),
-            connect=connect,
+            connect=connect_to(servers, private),
             pseudonymiser=Pseudonymiser(bytes.fromhex(args.key)),
             validator=validator,
             data=Paths(work / "data"),
@@ -599,7 +596,7 @@ def _nights_one(args: argparse.Namespace) -> int:
     rows = 0
     with _StageTimers() as timers:
         for i, (feed, night, path) in enumerate(files):
-            landed = _land_at(paths, ledger, feed, night, Path(path))
+            landed = land(paths, ledger, feed, night, Path(path), "benchmark")
             run_id = f"benchmark__{night}__{i}"
             file_started = time.perf_counter()
             result = pipeline.process(
@@ -636,28 +633,6 @@ def _nights_one(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def _land_at(paths, ledger, feed: str, night: str, source: Path) -> dict:
-    """A generated file where fetch would have landed it, recorded in the ledger as fetch does."""
-    import hashlib
-
-    target = paths.landing(feed, night) / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    entry = ledger.record_landed(
-        feed, source.name, night, target.stat().st_size, int(target.stat().st_mtime), digest, "benchmark"
-    )
-    return {
-        "entry_id": entry,
-        "name": source.name,
-        "night": night,
-        "path": str(target),
-        "sha256": digest,
-        "size": target.stat().st_size,
-        "action": "process",
-    }
 
 
 def _small_nights(work: Path, nights: int, key: str) -> dict:
@@ -738,9 +713,14 @@ def _generate(work: Path, police_rows: int) -> dict[str, Path]:
 
 def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
     files = _generate(work, police_rows)
+    from samverkan.core.ledger import Ledger
+    from samverkan.core.settings import Paths
+
+    paths = Paths(work / "data").ensure()
+    ledger = Ledger(paths.ledger)
     measured = {"police_rows": police_rows, "load_before": _load(), "feeds": {}}
     for feed, path in files.items():
-        landed = _land(work, feed, path)
+        landed = land(paths, ledger, feed, NIGHT.isoformat(), path, "benchmark")
         stats = _child(
             [
                 "process-one",

@@ -16,11 +16,9 @@ import dataclasses
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -117,14 +115,10 @@ def measure(kind: str, path: Path, limits: dict[str, Any] | None = None, *, time
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
-    import hashlib
-
+    from devkit.benchmark import land, process_measured
     from samverkan.core.contracts import load_contracts
     from samverkan.core.ledger import Ledger
     from samverkan.core.settings import Paths
-    from samverkan.ingest.pipeline import process
-    from samverkan.privacy.pseudonymise import Pseudonymiser
-    from samverkan.quality.validation import EXPECTATIONS_DIR, Validator
 
     contract = load_contracts()[spec["feed"]]
     raw = {
@@ -137,33 +131,9 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bomb-hub-", dir=source.parent))
     paths = Paths(root).ensure()
     ledger = Ledger(paths.ledger)
-    target = paths.landing(contract.id, NIGHT.isoformat()) / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.link(source, target)
-    sha = hashlib.sha256(source.read_bytes()).hexdigest() if source.stat().st_size < (256 << 20) else "0" * 64
-    entry = ledger.record_landed(contract.id, source.name, NIGHT.isoformat(), target.stat().st_size, 0, sha, "bombs")
-    landed = {
-        "entry_id": entry,
-        "name": source.name,
-        "night": NIGHT.isoformat(),
-        "path": str(target),
-        "sha256": sha,
-        "size": target.stat().st_size,
-        "action": "process",
-    }
-    validator = Validator()
-    before = _peak_rss_mib()
-    started = time.monotonic()
-    result = process(
-        contract,
-        landed,
-        paths,
-        ledger,
-        Pseudonymiser(bytes(range(32))),
-        validator,
-        run_id="bombs",
-        expectations_dir=EXPECTATIONS_DIR,
-    )
+    landed = land(paths, ledger, contract.id, NIGHT.isoformat(), source, "bombs", link=True)
+    measured = process_measured(contract, landed, paths, ledger, bytes(range(32)), "bombs")
+    result = measured.result
     return {
         "status": result.status,
         "reason": result.reason,
@@ -171,16 +141,12 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         "published": result.rows_published,
         "quarantined": result.rows_quarantined,
         "quarantine_reasons": result.quarantine_reasons,
-        "ledger_status": ledger.entry(entry).status,
-        "seconds": round(time.monotonic() - started, 2),
-        "rss_before_mib": before,
-        "peak_rss_mib": _peak_rss_mib(),
+        "ledger_status": ledger.entry(landed["entry_id"]).status,
+        "seconds": round(measured.seconds, 2),
+        "rss_before_mib": round(measured.rss_before_mib, 1),
+        "peak_rss_mib": round(measured.peak_rss_mib, 1),
         "stored_mib": round(source.stat().st_size / 2**20, 2),
     }
-
-
-def _peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
 # --- the figures for docs/resilience.md --------------------------------------------------------

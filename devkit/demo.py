@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-from devkit.demo_deliveries import deliver_and_fetch
+from devkit.demo_deliveries import dag_test_failed, deliver_and_fetch
 from devkit.embedded import REPO, EmbeddedHub
 from devkit.leakscan import PersonalValues
 from samverkan.core.contracts import load_contracts
@@ -115,27 +113,10 @@ def generate(hub: EmbeddedHub, weeks: int, seed: int, collect: PersonalValues | 
 
 def import_history(hub: EmbeddedHub, first: date, last: date) -> None:
     """The onboarding import over the partners' servers, in this process (no Airflow)."""
-    from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
+    from devkit.local_sftp import connect_to
     from samverkan.ingest.history import import_history as run_import
     from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
     from samverkan.quality.validation import Validator
-
-    private, _ = hub.client_key()
-
-    @contextmanager
-    def connect(contract) -> Iterator[SFTPConnector]:
-        server = hub.servers[contract.id]
-        with SFTPConnector(
-            SFTPSettings(
-                host=server.host,
-                port=server.port,
-                username=server.username,
-                key_file=str(private),
-                host_key=server.host_key_line,
-                path_prefix=server.path_prefix,
-            )
-        ) as connector:
-            yield connector
 
     contracts = load_contracts()
     feeds = [contracts[f] for f in hub.servers]
@@ -144,7 +125,7 @@ def import_history(hub: EmbeddedHub, first: date, last: date) -> None:
         feeds,
         first,
         last,
-        connect=connect,
+        connect=connect_to(hub.servers, hub.client_key()[0]),
         data=hub.data,
         pseudonymiser=Pseudonymiser(key_from_secret(hub.secret())),
         validator=Validator(),
@@ -198,12 +179,7 @@ def main(argv: list[str] | None = None, *, collect: PersonalValues | None = None
         failures = 0
         for night in dag_nights:
             for feed in hub.servers:
-                done = hub.run_feed(feed, night, check=False)
-                status = "ok" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
-                print(f"airflow dags test samverkan_{feed} for night {night}: {status}")
-                if done.returncode != 0:
-                    failures += 1
-                    print(done.stdout[-4000:], file=sys.stderr)
+                failures += dag_test_failed(hub.run_feed(feed, night, check=False), f"samverkan_{feed}", night)
         published = hub.data.published
         print(f"\npublished Parquet: {published}")
         for dataset in ("incidents", "involvements", "observations"):

@@ -16,6 +16,22 @@ from samverkan.connectors.sftp import SFTPSettings
 from samverkan.connectors.sshd import SSHD, SFTPServer, generate_keypair, sshd_available, start_sftp_server
 
 
+@pytest.fixture(scope="module")
+def validator():
+    """One Great Expectations validator per module: building it is the slow part."""
+    from samverkan.quality.validation import Validator
+
+    return Validator()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, validator):
+    """A data root of its own on which the pipeline runs without Airflow (resilience_support.Hub)."""
+    from tests.integration.resilience_support import Hub
+
+    return Hub.create(tmp_path / "hub", validator)
+
+
 @pytest.fixture(scope="session")
 def client_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The hub's key pair: (private key path, public key line)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,7 @@ from samverkan.core.ledger import Ledger
 from samverkan.ingest.pipeline import FileResult, process
 from samverkan.privacy.pseudonymise import Pseudonymiser
 from samverkan.core.settings import Paths
-from devkit.synthetic import Population, feed_path, write_night
+from devkit.synthetic import NightTruth, Population, feed_path, write_night
 from samverkan.quality.validation import EXPECTATIONS_DIR
 from tests.support.feeds import POLICE_HEADER
 
@@ -37,9 +38,9 @@ class Hub:
     pseudonymiser: Pseudonymiser
 
     @classmethod
-    def create(cls, root: Path, validator) -> "Hub":
+    def create(cls, root: Path, validator, key: bytes = KEY) -> "Hub":
         paths = Paths(root).ensure()
-        return cls(root, paths, Ledger(paths.ledger), validator, Pseudonymiser(KEY))
+        return cls(root, paths, Ledger(paths.ledger), validator, Pseudonymiser(key))
 
     def land(self, feed: str, source: Path, *, name: str | None = None, night: date = NIGHT) -> dict:
         """What fetch leaves behind: the file in landing and a ledger entry."""
@@ -53,10 +54,16 @@ class Hub:
         return {"entry_id": entry, "name": name, "night": night.isoformat(), "path": str(target), "sha256": sha,
                 "size": len(data), "action": "process"}
 
-    def process(self, feed: str, source: Path, *, name: str | None = None, batch_rows: int = 100_000) -> FileResult:
-        landed = self.land(feed, source, name=name)
+    def process(self, feed: str, source: Path, *, name: str | None = None, night: date = NIGHT,
+                batch_rows: int = 100_000) -> FileResult:
+        landed = self.land(feed, source, name=name, night=night)
         return process(load_contracts()[feed], landed, self.paths, self.ledger, self.pseudonymiser, self.validator,
                        run_id="resilience", expectations_dir=EXPECTATIONS_DIR, batch_rows=batch_rows)
+
+    def publish(self, truths: Iterable[NightTruth]) -> None:
+        """Generated nights through landing and the nightly steps, as the feed DAGs would take them."""
+        for truth in truths:
+            self.process(truth.feed, truth.path, night=truth.night)
 
 
 def generated(root: Path, feed: str, rows: int, *, seed: int = 5) -> Path:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from datetime import date
 
 import pytest
 
-from samverkan.ingest import pipeline
-from samverkan.core.contracts import load_contracts
-from devkit.embedded import REPO, EmbeddedHub
-from samverkan.core.ledger import Ledger
-from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
+from devkit.embedded import EmbeddedHub
+from samverkan.privacy.pseudonymise import key_from_secret
 from samverkan.sharing.delivery import register_for
 from samverkan.sharing.outbox import MANIFEST, delivery_dir
 from devkit.synthetic import Population, write_nights
+from tests.integration.resilience_support import Hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,20 +22,9 @@ N1, N2 = date(2026, 11, 20), date(2026, 11, 21)
 def _publish(hub: EmbeddedHub) -> None:
     from samverkan.quality.validation import Validator
 
-    paths = hub.data.ensure()
-    ledger, validator = Ledger(paths.ledger), Validator()
-    hub_pseudonyms = Pseudonymiser(key_from_secret(hub.secret()))
-    for truth in write_nights(hub.partners_root, [N1, N2], {"police": 80, "transit": 40, "guards": 40}, 5,
-                              population=Population(5, 800)):
-        target = paths.landing(truth.feed, truth.night.isoformat()) / truth.path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(truth.path, target)
-        sha = hashlib.sha256(target.read_bytes()).hexdigest()
-        entry = ledger.record_landed(truth.feed, target.name, truth.night.isoformat(), target.stat().st_size, 0, sha, "t")
-        pipeline.process(load_contracts()[truth.feed], {"entry_id": entry, "name": target.name,
-                         "night": truth.night.isoformat(), "path": str(target), "sha256": sha,
-                         "size": target.stat().st_size, "action": "process"}, paths, ledger, hub_pseudonyms,
-                         validator, run_id="t", expectations_dir=REPO / "expectations")
+    local = Hub.create(hub.data.root, Validator(), key_from_secret(hub.secret()))
+    local.publish(write_nights(hub.partners_root, [N1, N2], {"police": 80, "transit": 40, "guards": 40}, 5,
+                               population=Population(5, 800)))
 
 
 def test_delivery_dag_delivers_the_window_and_registers_it(tmp_path):

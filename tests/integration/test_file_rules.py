@@ -12,23 +12,13 @@ import pytest
 
 from samverkan.core.contracts import SCHEMAS_DIR, load_contract, load_contracts
 from samverkan.ingest.pipeline import process
-from samverkan.quality.validation import EXPECTATIONS_DIR, Validator
+from samverkan.quality.validation import EXPECTATIONS_DIR
 from tests.integration.resilience_support import Hub, assert_balanced, police_row
 from tests.support.feeds import POLICE_HEADER
 
 pytestmark = pytest.mark.integration
 
 POLICE_NAME = "polisen_handelser_20261120.csv"
-
-
-@pytest.fixture(scope="module")
-def validator():
-    return Validator()
-
-
-@pytest.fixture
-def hub(tmp_path, validator):
-    return Hub.create(tmp_path / "hub", validator)
 
 
 def police_file(tmp_path, rows: list[str], header: str = POLICE_HEADER):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,15 +20,12 @@ import pytest
 from devkit.leakscan import scan
 from devkit.synthetic import Population, write_nights
 from samverkan.analysis.lagesbild import DATASET, build_report, report_dir
-from samverkan.core.contracts import load_contracts
-from samverkan.core.ledger import Ledger
-from samverkan.core.settings import DATA_ROOT_ENV, Paths
-from samverkan.ingest import pipeline
-from samverkan.privacy.pseudonymise import Pseudonymiser
+from samverkan.core.settings import DATA_ROOT_ENV
 from samverkan.sharing import delivery
 from samverkan.sharing.agreements import load_agreements
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from tests.integration.offline import assert_offline, chromium
+from tests.integration.resilience_support import Hub
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,20 +41,10 @@ def hub(tmp_path_factory):
     from samverkan.quality.validation import Validator
 
     root = tmp_path_factory.mktemp("lagesbild-e2e")
-    paths = Paths(root / "data").ensure()
-    ledger, validator = Ledger(paths.ledger), Validator()
-    pseudonymiser = Pseudonymiser(os.urandom(32))
+    local = Hub.create(root / "data", Validator(), os.urandom(32))
     truths = write_nights(root / "partners", NIGHTS, SIZES, 12, population=Population(12, 600))
-    for truth in truths:
-        target = paths.landing(truth.feed, truth.night.isoformat()) / truth.path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(truth.path, target)
-        sha = hashlib.sha256(target.read_bytes()).hexdigest()
-        entry = ledger.record_landed(truth.feed, target.name, truth.night.isoformat(), target.stat().st_size, 0, sha, "t")
-        pipeline.process(load_contracts()[truth.feed], {"entry_id": entry, "name": target.name,
-                         "night": truth.night.isoformat(), "path": str(target), "sha256": sha,
-                         "size": target.stat().st_size, "action": "process"}, paths, ledger, pseudonymiser,
-                         validator, run_id="t", expectations_dir=REPO / "expectations")
+    local.publish(truths)
+    paths = local.paths
     values = truths[0].personal_values.merge(*(t.personal_values for t in truths[1:]))
     report = build_report(paths.published, report_dir(paths), as_of=NIGHTS[-1], weeks=1)
     return paths, values, report

@@ -21,7 +21,7 @@ import pytest
 from devkit import bombs
 from samverkan.core.contracts import ContractError, load_contract, load_contracts
 from samverkan.ingest import parsing, pipeline
-from samverkan.quality.validation import EXPECTATIONS_DIR, Validator
+from samverkan.quality.validation import EXPECTATIONS_DIR
 from tests.integration.resilience_support import Hub, assert_balanced, quarantined
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,6 @@ pytestmark = pytest.mark.integration
 TRANSIT_NAME = "incidents-2026-11-20.jsonl.gz"
 POLICE_NAME = "polisen_handelser_20261120.csv"
 MIB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def validator():
-    return Validator()
-
-
-@pytest.fixture
-def hub(tmp_path, validator):
-    return Hub.create(tmp_path / "hub", validator)
 
 
 def with_limits(feed: str, *, gzip_: bool | None = None, **limits) -> object:

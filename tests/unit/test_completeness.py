@@ -30,18 +30,28 @@ def reasons(selection: Selection) -> dict[str, str]:
     return {x.name: why for x, why in selection.pending}
 
 
+# --- every rule: a pending file is pending, and says why -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "rule", "pattern", "why"),
+    [
+        pytest.param("polisen_handelser_20261120.csv", MARKER, POLICE, "no .ok marker yet", id="without marker"),
+        pytest.param("incidents-2026-11-20.jsonl.gz.tmp", RENAME, TRANSIT, "still uploading (.tmp)", id="temp name"),
+    ],
+)
+def test_pending_file_says_so(name, rule, pattern, why):
+    selection = select_complete([f(name)], rule, pattern)
+    assert names(selection) == ([], [name])
+    assert reasons(selection) == {name: why}
+
+
 # --- marker -------------------------------------------------------------------------------
 
 
 def test_marker_makes_file_complete():
     listing = [f("polisen_handelser_20261120.csv"), f("polisen_handelser_20261120.csv.ok", 0)]
     assert names(select_complete(listing, MARKER, POLICE)) == (["polisen_handelser_20261120.csv"], [])
-
-
-def test_without_marker_file_is_pending_and_says_so():
-    selection = select_complete([f("polisen_handelser_20261120.csv")], MARKER, POLICE)
-    assert names(selection) == ([], ["polisen_handelser_20261120.csv"])
-    assert reasons(selection) == {"polisen_handelser_20261120.csv": "no .ok marker yet"}
 
 
 def test_marker_for_another_file_does_not_count():
@@ -76,12 +86,6 @@ def test_names_outside_the_pattern_are_ignored():
 def test_renamed_file_is_complete():
     assert names(select_complete([f("incidents-2026-11-20.jsonl.gz")], RENAME, TRANSIT)) == (
         ["incidents-2026-11-20.jsonl.gz"], [])
-
-
-def test_temp_name_is_pending_and_says_so():
-    selection = select_complete([f("incidents-2026-11-20.jsonl.gz.tmp")], RENAME, TRANSIT)
-    assert names(selection) == ([], ["incidents-2026-11-20.jsonl.gz.tmp"])
-    assert reasons(selection) == {"incidents-2026-11-20.jsonl.gz.tmp": "still uploading (.tmp)"}
 
 
 def test_temp_beside_final_leaves_final_complete_and_temp_pending():

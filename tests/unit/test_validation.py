@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import math
 import shutil
 
 import pandas as pd
@@ -19,49 +18,18 @@ from samverkan.quality.validation import (
     suite_path,
     write_suites,
 )
+from tests.support.police_rows import int_or_none, police_columns, put_changes
 
 pytestmark = pytest.mark.unit
-
-TS = "2026-11-20 23:14"
-TS_LATER = "2026-11-21 00:02"
 
 
 def suite(contracts, feed, part="rows"):
     return json.loads(suite_path(EXPECTATIONS_DIR, contracts[feed], part).read_text(encoding="utf-8"))
 
 
-def as_int(text):
-    try:
-        return float(int(text))
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def police_frame(n=6, **changes):
     """Clean synthetic police rows; ``changes`` maps column -> {row number: raw value}."""
-    rows = {
-        "_row": list(range(1, n + 1)),
-        "diarienr": [f"5000-K{i}-26" for i in range(1, n + 1)],
-        "handelsetid": [TS] * n,
-        "registrerad": [TS_LATER] * n,
-        "plats": ["Stortorget, Östersund"] * n,
-        "koord_n": ["6997480"] * n,
-        "koord_e": ["497120"] * n,
-        "handelsetyp": ["Misshandel"] * n,
-        "roll": ["Misstänkt"] * n,
-        "personnummer": ["19121212-1212"] * n,
-        "namn": ["Testsson, Test"] * n,
-        "alder": ["17"] * n,
-        "fritext": ["Synthetic text"] * n,
-        "personnummer__status": ["valid"] * n,
-    }
-    for column, values in changes.items():
-        for row, value in values.items():
-            rows[column][row - 1] = value
-    frame = pd.DataFrame(rows)
-    for column in ("koord_n", "koord_e", "alder"):
-        frame[f"{column}__int"] = [as_int(v) for v in frame[column]]
-    return frame
+    return pd.DataFrame(police_columns(n, changes))
 
 
 def guards_frame(**changes):
@@ -80,9 +48,7 @@ def guards_frame(**changes):
         "polis_underrattad": ["Ja", "Nej", None],
         "beskrivning": [None] * 3,
     }
-    for column, values in changes.items():
-        for row, value in values.items():
-            rows[column][row - 1] = value
+    put_changes(rows, changes)
     return pd.DataFrame(rows)
 
 
@@ -183,7 +149,7 @@ def test_persons_frame_uses_row_and_item(contracts, validator):
         "approx_age": ["30", "25", None, "200", "abc"],
         "gender": ["M", "F", None, "Q", "X"],
     })
-    frame["approx_age__int"] = [as_int(v) for v in frame["approx_age"]]
+    frame["approx_age__int"] = [int_or_none(v) for v in frame["approx_age"]]
     outcome = validator.validate(suite(contracts, "transit", "persons"), frame)
     assert outcome.failures == {
         1: ["expect_column_values_to_be_in_set(persons.role)"],

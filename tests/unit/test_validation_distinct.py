@@ -10,6 +10,7 @@ from samverkan.ingest.parsing import read_batches
 from samverkan.ingest.pipeline import array_check_frame, check_frame
 from devkit.synthetic import Faults, Population, write_night
 from samverkan.quality.validation import EXPECTATIONS_DIR, suite_path
+from tests.support.police_rows import police_columns
 
 pytestmark = pytest.mark.unit
 
@@ -57,30 +58,17 @@ def test_generated_night_with_faults_same_outcome(contracts, validator, tmp_path
 
 
 def police_table(n, **changes):
-    columns = {
-        "_row": list(range(1, n + 1)),
-        "diarienr": [f"5000-K{i % 4}-26" for i in range(n)],
-        "handelsetid": ["2026-11-20 23:14"] * n,
-        "registrerad": ["2026-11-21 00:02"] * n,
-        "plats": ["Stortorget"] * n,
-        "koord_n": ["6997480"] * n,
-        "koord_e": ["497120"] * n,
-        "handelsetyp": ["Misshandel"] * n,
-        "roll": [None] * n,
-        "personnummer": [None] * n,
-        "namn": [None] * n,
-        "alder": ["17"] * n,
-        "fritext": [None] * n,
-        "personnummer__status": [None] * n,
-    }
-    for column, values in changes.items():
-        for row, value in values.items():
-            columns[column][row - 1] = value
-    table = pa.table({k: pa.array(v, pa.int64() if k == "_row" else pa.string()) for k, v in columns.items()})
-    for column in ("koord_n", "koord_e", "alder"):
-        ints = [float(v) if v is not None and v.lstrip("-").isdigit() else None for v in columns[column]]
-        table = table.append_column(f"{column}__int", pa.array(ints, pa.float64()))
-    return table
+    """Records naming nobody, four incidents among them: fewer distinct values than records."""
+    nobody = {column: [None] * n for column in ("roll", "personnummer", "namn", "fritext", "personnummer__status")}
+    columns = police_columns(n, changes, diarienr=[f"5000-K{i % 4}-26" for i in range(n)], plats=["Stortorget"] * n,
+                             **nobody)
+    return pa.table({k: pa.array(v, _arrow_type(k)) for k, v in columns.items()})
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    if column == "_row":
+        return pa.int64()
+    return pa.float64() if column.endswith("__int") else pa.string()
 
 
 @pytest.mark.parametrize("changes", [
