@@ -57,6 +57,7 @@ class Traffic:
         self.requests: list[str] = []
         self.failed: list[str] = []
         self.console: list[str] = []
+        self.statuses: dict[str, int] = {}  # each URL's last HTTP status
 
     def read(self, driver: Any) -> Traffic:
         urls: dict[str, str] = {}
@@ -68,8 +69,11 @@ class Traffic:
                 self.requests.append(params["request"]["url"])
             elif message["method"] == "Network.loadingFailed" and not params.get("canceled"):
                 self.failed.append(f"{urls.get(params['requestId'], params['requestId'])}: {params.get('errorText')}")
-            elif message["method"] == "Network.responseReceived" and params["response"].get("status", 200) >= 400:
-                self.failed.append(f"{params['response']['url']}: HTTP {params['response']['status']}")
+            elif message["method"] == "Network.responseReceived":
+                response = params["response"]
+                self.statuses[response["url"]] = response.get("status", 200)
+                if response.get("status", 200) >= 400:
+                    self.failed.append(f"{response['url']}: HTTP {response['status']}")
         self.console += [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         return self
 

@@ -5,146 +5,127 @@ nights, SQLite) and ``airflow standalone`` on a free port on 127.0.0.1. Then, as
 would: log in with the generated admin password, see every feed DAG with its tags in the DAG
 list, open each one's docs, trigger one from its page, wait for the run to succeed, and save
 screenshots as test artifacts (tests/artifacts/ui/, or $SAMVERKAN_TEST_ARTIFACTS/ui/).
+
+Airflow runs in multi-team mode here, one team per feed (issue 16): each feed DAG comes from a
+DAG bundle of its own owned by the feed's team, and besides the admin there is a viewer in team
+"transit". Airflow's SimpleAuthManager lets that viewer read samverkan_transit but not
+samverkan_police, so the plugin's pages (guarded by ``requires_access_dag``) must refuse them the
+police run's Data Docs tab and show them the transit one. The lägesbild DAG lives in a bundle of
+no team (everyone who may log in may read it) and its report opens in the UI's Lägesbild entry
+(issue 12), loading nothing from outside 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from urllib.parse import quote
 
 import pytest
 
-from samverkan.core.contracts import load_contracts
 from devkit.embedded import EmbeddedHub
-from samverkan.connectors.sshd import sshd_available
-from devkit.stack import AirflowAPI, free_port
+from devkit.stack import logical_date_for
+from samverkan.analysis.lagesbild import FIGURES, releases, report_dir
+from samverkan.core.contracts import load_contracts
+from samverkan.core.publishing import manifest_name
+from tests.integration.offline import Traffic, chromium, open_and_record, settle
+from tests.support.standalone import FEEDS, NIGHT, Standalone, browser_wait, log_in, screenshot, start_standalone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-ARTIFACTS = Path(os.environ.get("SAMVERKAN_TEST_ARTIFACTS") or REPO / "tests" / "artifacts") / "ui"
-FEEDS = sorted(load_contracts())
+ARTIFACTS = "ui"  # tests/artifacts/ui/
 TRIGGERED = "police"
-SIZES = {"police": 60, "transit": 30, "guards": 20}
-
-
-# The night the operator enters in the trigger form. Well before last night: unpausing the DAG
-# makes Airflow schedule a run for last night too, and that run must not take this night's file.
-NIGHT = datetime.now(ZoneInfo("Europe/Stockholm")).date() - timedelta(days=20)
-
-
-class Standalone:
-    def __init__(self, hub: EmbeddedHub, port: int):
-        self.hub, self.port = hub, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = hub.root / "standalone.log"
-        env = {**os.environ, **hub.env(),
-               "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": self.url,
-               "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-               "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-
-    @property
-    def password_file(self) -> Path:
-        return self.hub.airflow_home / "simple_auth_manager_passwords.json.generated"
-
-    def password(self) -> str:
-        return json.loads(self.password_file.read_text())["admin"]
-
-    def api(self) -> AirflowAPI:
-        # SQLite serialises writers: under load a read can wait on the scheduler for a while.
-        return AirflowAPI(self.url, "admin", self.password(), timeout=120)
-
-    def wait_ready(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        wanted = {f"samverkan_{feed}" for feed in FEEDS}
-        last = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"airflow standalone exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}")
-            try:
-                health = AirflowAPI(self.url, "", "").health()
-                if all(health.get(c, {}).get("status") == "healthy" for c in ("scheduler", "dag_processor")) \
-                        and self.password_file.exists() and wanted <= set(self.api().dag_ids()):
-                    return
-            except Exception as e:  # noqa: BLE001 - not up yet
-                last = e
-            time.sleep(2)
-        raise TimeoutError(f"airflow standalone not ready after {timeout} s ({last}):\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything left in the group
-        except ProcessLookupError:
-            pass
+READER, READER_TEAM = "transit_reader", "transit"  # a viewer who may read the transit feed only
+LAGESBILD_DAG = "samverkan_lagesbild"
 
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Standalone:
-    missing = [n for n, ok in (("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER),
-                               ("openssh-server", sshd_available())) if not ok]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (scripts/setup installs them)")
-    from devkit.synthetic import write_nights
+    return start_standalone(tmp_path_factory, request, "ui-hub", _one_team_per_feed)
 
-    hub = EmbeddedHub(tmp_path_factory.mktemp("ui-hub"))
-    request.addfinalizer(hub.stop)
-    write_nights(hub.partners_root, [NIGHT], SIZES, 2026)
-    hub.start_servers()
-    hub.migrate()
-    server = Standalone(hub, free_port())
-    request.addfinalizer(server.stop)
-    server.wait_ready()
-    return server
+
+def _one_team_per_feed(hub: EmbeddedHub) -> dict[str, str]:
+    """Airflow's multi-team mode: a team per feed owning a DAG bundle with that feed's DAG only, the
+    lägesbild in a bundle of no team, and a viewer in the transit team (SimpleAuthManager users)."""
+    bundles = [_bundle(hub, "hub", "samverkan_lagesbild.py", (REPO / "dags" / "samverkan_lagesbild.py").read_text())]
+    for feed in FEEDS:
+        hub.airflow("teams", "create", feed, capture=True)
+        bundles.append(_bundle(hub, f"feed-{feed}", f"samverkan_{feed}.py", FEED_DAG_FILE.format(feed=feed), team=feed))
+    return {"AIRFLOW__CORE__MULTI_TEAM": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{READER}:viewer:{READER_TEAM}",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)}
+
+
+FEED_DAG_FILE = '''"""The Airflow DAG of the {feed} feed alone, in its team's bundle (tests/integration/test_ui_browser.py)."""
+
+from samverkan.core.contracts import load_contracts
+from samverkan.orchestration.feed_dags import build_feed_dag
+
+samverkan_{feed} = build_feed_dag(load_contracts()["{feed}"])
+'''
+
+
+def _bundle(hub: EmbeddedHub, name: str, file: str, text: str, team: str | None = None) -> dict:
+    """A local DAG bundle of one file (``team``: the team owning it), as ``dag_bundle_config_list`` lists it."""
+    folder = hub.root / "bundles" / name
+    folder.mkdir(parents=True)
+    (folder / file).write_text(text)
+    return {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(folder)}, "team_name": team}
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def browser(standalone):
+    """The admin's browser, logged in: headless Chromium contained to this machine, its network log kept."""
+    driver = chromium()
+    try:
+        log_in(driver, standalone)
+        yield driver
+    finally:
+        driver.quit()
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1600,1000", "--lang=en-GB"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
+
+@pytest.fixture(scope="module")
+def feed_runs(standalone) -> dict[str, str]:
+    """A successful run of the police and of the transit feed for NIGHT, each with its manifest
+    (the police run the UI test triggered, if it ran); both teams' DAGs really run."""
+    api, runs = standalone.api(), {}
+    for feed in (TRIGGERED, READER_TEAM):
+        dag_id = f"samverkan_{feed}"
+        done = [r["dag_run_id"] for r in api.runs(dag_id) if r["state"] == "success"
+                and (standalone.hub.data.manifests(feed) / manifest_name(r["dag_run_id"])).exists()]
+        if done:
+            runs[feed] = done[-1]
+        else:
+            api.unpause(dag_id)
+            runs[feed] = api.trigger(dag_id, logical_date_for(NIGHT, feed))
+    states = api.wait_for_runs([(f"samverkan_{f}", r) for f, r in runs.items()], timeout=400, poll=2)
+    assert set(states.values()) == {"success"}, (states, standalone.log.read_text()[-3000:])
+    return runs
+
+
+@pytest.fixture(scope="module")
+def lagesbild(standalone, feed_runs) -> Path:
+    """The lägesbild release the lägesbild DAG builds in Airflow over the nights just published."""
+    api = standalone.api()
+    api.unpause(LAGESBILD_DAG)
+    run_id = api.trigger(LAGESBILD_DAG, datetime.now(UTC))
+    state = api.wait_for_runs([(LAGESBILD_DAG, run_id)], timeout=400, poll=2)[(LAGESBILD_DAG, run_id)]
+    assert state == "success", standalone.log.read_text()[-3000:]
+    built = releases(report_dir(standalone.hub.data))
+    assert built, report_dir(standalone.hub.data)
+    return built[-1]
+
+
+@pytest.fixture
+def fresh_browser():
+    """Another person's browser: a session of its own (no cookie, no token)."""
+    driver = chromium()
     yield driver
     driver.quit()
-
-
-def _screenshot(driver, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    assert driver.save_screenshot(str(path)), path
-    print(f"screenshot: {path}")
-    return path
-
-
-def _wait(driver, timeout: float = 30):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout)
 
 
 def _enter_date(driver, field, night: date) -> None:
@@ -166,13 +147,7 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
 
-    wait = _wait(browser)
-    # Log in as the admin user with the password airflow standalone generated.
-    browser.get(standalone.url + "/")
-    wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-    browser.find_element(By.NAME, "password").send_keys(standalone.password())
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda d: "/auth/login" not in d.current_url)
+    wait = browser_wait(browser)
 
     # The DAG list, filtered on the ingest tag: every feed DAG with its tags.
     browser.get(standalone.url + "/dags?tags=ingest")
@@ -182,7 +157,7 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
     for feed, contract in load_contracts().items():
         for tag in ("ingest", f"feed:{feed}", f"partner:{contract.raw['partner']['id']}"):
             assert tag in listing, (feed, tag)
-    _screenshot(browser, "01-dag-list")
+    screenshot(browser, ARTIFACTS, "01-dag-list")
 
     # Each DAG's docs: what the feed is and how personal columns are handled (from the contract).
     for feed, contract in load_contracts().items():
@@ -192,7 +167,7 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
                                             if "Dag Documentation" in x.text), None))
         assert contract.title in dialog.text and "Personal data handling" in dialog.text, feed
         if feed == TRIGGERED:
-            _screenshot(browser, "02-dag-docs")
+            screenshot(browser, ARTIFACTS, "02-dag-docs")
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
 
     # Trigger the police feed from its page (unpausing it on trigger), as an operator would.
@@ -207,7 +182,7 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
     unpause = dialog.find_element(By.CSS_SELECTOR, "input[type=checkbox]:not([name])")
     if not unpause.is_selected():
         browser.execute_script("arguments[0].click();", unpause)
-    _screenshot(browser, "03-trigger-dialog")
+    screenshot(browser, ARTIFACTS, "03-trigger-dialog")
     next(b for b in dialog.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Trigger").click()
 
     deadline = time.monotonic() + 300
@@ -229,10 +204,82 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
     # The UI shows the run as successful.
     browser.get(f"{standalone.url}/dags/{dag_id}/runs/{run_id}")
     wait.until(lambda d: "success" in d.find_element(By.TAG_NAME, "body").text.lower())
-    _screenshot(browser, "04-run-success")
+    screenshot(browser, ARTIFACTS, "04-run-success")
     browser.get(standalone.url + "/dags?tags=ingest")
     for feed in FEEDS:
         wait.until(EC.presence_of_element_located((By.LINK_TEXT, f"samverkan_{feed}")))
     time.sleep(1)  # let the last-run badges render
-    shot = _screenshot(browser, "05-dag-list-after-run")
+    shot = screenshot(browser, ARTIFACTS, "05-dag-list-after-run")
     assert shot.stat().st_size > 10_000
+
+
+def _tab(server: Standalone, dag_id: str, run_id: str) -> str:
+    """What a DAG run's "Data Docs" tab shows: the plugin's page for that run (plugins/samverkan_reports.py)."""
+    return f"{server.url}/samverkan-reports/{dag_id}/runs/{quote(run_id, safe='')}"
+
+
+def test_the_lagesbild_opens_in_its_airflow_ui_entry_from_the_hub_only(standalone, browser, lagesbild):
+    """Issue 12: Browse → Lägesbild shows the newest release inside Airflow, figures inline, nothing remote."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(standalone.url + "/")
+    Traffic().read(browser)  # from here on: the entry and the report in it
+    browser_wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "button[aria-label='Browse']"))[0].click()
+    browser_wait(browser).until(lambda d: d.find_elements(By.XPATH, "//a[@role='menuitem'][normalize-space(.)='Lägesbild']"))[0].click()
+    browser_wait(browser).until(lambda d: d.current_url.endswith("/plugin/samverkan-lagesbild"))
+    frame = browser_wait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "iframe[src*='samverkan-reports/lagesbild']"))[0]
+    browser.switch_to.frame(frame)
+    try:
+        browser_wait(browser, 60).until(lambda d: d.find_elements(By.TAG_NAME, "h1"))
+        settle(browser)
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Lägesbild: Gustav III:s torg och centrala Östersund"
+        assert browser.execute_script("return document.title") == f"Lägesbild {lagesbild.name}"  # the newest release
+        images = browser.execute_script(
+            "return [...document.images].map(i => [i.src.slice(0, 22), i.complete ? i.naturalWidth : 0])")
+    finally:
+        browser.switch_to.default_content()
+    figures = sorted((lagesbild / FIGURES).glob("*.png"))
+    assert figures and len(images) == len(figures), (images, figures)
+    assert all(src == "data:image/png;base64," and width > 0 for src, width in images), images
+    time.sleep(1)
+    screenshot(browser, ARTIFACTS, "06-lagesbild-tab")
+    traffic = Traffic().read(browser)
+    assert any("/samverkan-reports/lagesbild/" in u for u in traffic.requests), traffic.requests
+    assert not traffic.outside, traffic.outside
+    assert not traffic.failed, traffic.failed
+    assert not traffic.blocked, traffic.blocked
+
+
+def test_the_data_docs_tab_is_shown_only_to_who_may_read_the_feed(standalone, browser, feed_runs, fresh_browser):
+    """Issue 16: a viewer of team "transit" sees the transit run's Data Docs tab and is refused the police
+    run's (403, Airflow's own requires_access_dag deciding); without a login both are refused (401)."""
+    from selenium.webdriver.common.by import By
+
+    police, transit = (_tab(standalone, f"samverkan_{f}", feed_runs[f]) for f in (TRIGGERED, READER_TEAM))
+    reader = fresh_browser
+    for url in (police, transit):  # nobody logged in yet in this browser
+        assert open_and_record(reader, url).statuses.get(url) == 401, url
+
+    log_in(reader, standalone, READER)
+    reader.get(standalone.url + "/dags")  # Airflow's own list already shows the reader their team's feed only
+    listed = browser_wait(reader, 60).until(lambda d: {a.text for a in d.find_elements(By.CSS_SELECTOR, "a[href*='/dags/samverkan_']")})
+    assert f"samverkan_{READER_TEAM}" in listed and f"samverkan_{TRIGGERED}" not in listed, listed
+    denied = open_and_record(reader, police)
+    assert denied.statuses.get(police) == 403, denied.statuses
+    assert "Forbidden" in reader.find_element(By.TAG_NAME, "body").text
+    screenshot(reader, ARTIFACTS, "07-reader-police-data-docs-denied")
+
+    allowed = open_and_record(reader, transit)
+    assert allowed.statuses.get(transit) == 200, allowed.statuses
+    assert not allowed.failed and not allowed.outside, (allowed.failed, allowed.outside)
+    assert reader.find_elements(By.CSS_SELECTOR, ".bootstrap-table"), reader.page_source[:2000]  # the GX page
+    # The same tab as the reader opens it in the Airflow UI.
+    reader.get(f"{standalone.url}/dags/samverkan_{READER_TEAM}/runs/{feed_runs[READER_TEAM]}/plugin/samverkan-data-docs")
+    browser_wait(reader, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "iframe[src*='samverkan-reports']"))
+    settle(reader)
+    time.sleep(1)
+    screenshot(reader, ARTIFACTS, "08-reader-transit-data-docs-tab")
+
+    # The admin may read both: the police refusal is the team's, not a missing page.
+    admin = open_and_record(browser, police)
+    assert admin.statuses.get(police) == 200, admin.statuses
