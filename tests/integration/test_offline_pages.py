@@ -15,9 +15,9 @@ import time
 
 import pytest
 
+from devkit.stack import logical_date_for
 from samverkan.quality import assets
 from samverkan.quality.reports import data_docs_page, reports_root
-from devkit.stack import logical_date_for
 from tests.integration.offline import Traffic, assert_offline, chromium, settle
 from tests.support.standalone import NIGHT, Standalone, browser_wait, log_in, screenshot, start_standalone
 
