@@ -27,7 +27,7 @@ from samverkan.core.contracts import load_contracts
 DEFAULT_ROOT = REPO / "var" / "demo"
 HISTORY_FIRST = date(2026, 8, 31)  # a Monday; the register's lighting measure starts six weeks in
 HISTORY_WEEKS = 12
-DAG_NIGHTS = 2  # the last nights go through the feed DAGs, the rest through the history import
+DAG_NIGHTS = 2  # the last nights go through the feed DAGs (one run each), the rest through the history import
 
 
 def duckdb_summary(published: Path) -> str:
@@ -177,9 +177,15 @@ def main(argv: list[str] | None = None, *, collect: PersonalValues | None = None
             import_history(hub, nights[0], dag_nights[0] - timedelta(days=1))
         hub.migrate()
         failures = 0
-        for night in dag_nights:
-            for feed in hub.servers:
-                failures += dag_test_failed(hub.run_feed(feed, night, check=False), f"samverkan_{feed}", night)
+        # One scheduled run per feed, for the last night: its look-back window takes the night
+        # before as well (a late file), so both nights go through the DAGs in half the runs.
+        print(
+            f"feed DAGs for night {dag_nights[-1]}; their look-back also takes {', '.join(map(str, dag_nights[:-1]))}"
+        )
+        for feed in hub.servers:
+            failures += dag_test_failed(
+                hub.run_feed(feed, dag_nights[-1], check=False), f"samverkan_{feed}", dag_nights[-1]
+            )
         published = hub.data.published
         print(f"\npublished Parquet: {published}")
         for dataset in ("incidents", "involvements", "observations"):

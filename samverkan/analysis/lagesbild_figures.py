@@ -44,9 +44,12 @@ def _values(t: CountTable, row: int | None) -> tuple[np.ndarray, np.ndarray]:
 def weekly(t: CountTable, current: int, title: str) -> bytes:
     """Incidents per week per source and all sources: this period solid, the previous dashed."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     labels = [*map(str, t.rows), "alla källor"]
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 2.8), sharey=False, squeeze=False)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.2, top=0.8, wspace=0.25)
+    width = max(3.2 * len(labels), 7.0)  # room for the title even with one panel
+    fig, axes = plt.subplots(1, len(labels), figsize=(width, 2.8), sharey=False, squeeze=False)
+    fig.subplots_adjust(left=0.7 / width, right=0.99, bottom=0.2, top=0.8, wspace=0.25)  # 0.7 in: y labels
     for k, label in enumerate(labels):
         ax = axes[0][k]
         values, hidden = _values(t, None if k == len(t.rows) else k)
@@ -61,6 +64,7 @@ def weekly(t: CountTable, current: int, title: str) -> bytes:
         ax.set_xticks(x)
         ax.set_xlabel("vecka i perioden", fontsize=8)
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.05 ticks on an empty period
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("händelser", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")
