@@ -62,14 +62,23 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+KEY_ENV = "SAMVERKAN_BENCHMARK_KEY"  # the run's random pseudonym key, for the child processes
+
+
+def _key() -> bytes:
+    return bytes.fromhex(os.environ[KEY_ENV])
+
+
 def _child(args: list[str]) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "devkit.benchmark", *args],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "GX_ANALYTICS_ENABLED": "False"},
     )
+    if out.returncode != 0:  # say why, in the child's own words
+        raise SystemExit(f"benchmark child {args[0]} failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -87,15 +96,11 @@ def _process_one(args: argparse.Namespace) -> int:
     paths = Paths(Path(args.data_root)).ensure()
     landed = json.loads(args.landed)
     measured = process_measured(
-        contract, landed, paths, Ledger(paths.ledger), bytes.fromhex(args.key), "benchmark", batch_rows=args.batch_rows
+        contract, landed, paths, Ledger(paths.ledger), _key(), "benchmark", batch_rows=args.batch_rows
     )
     result = measured.result
     sizes = _parquet_sizes(
-        contract,
-        Path(landed["path"]),
-        date.fromisoformat(landed["night"]),
-        result.outputs,
-        Pseudonymiser(bytes.fromhex(args.key)),
+        contract, Path(landed["path"]), date.fromisoformat(landed["night"]), result.outputs, Pseudonymiser(_key())
     )
     print(
         json.dumps(
@@ -388,7 +393,7 @@ def _history_one(args: argparse.Namespace) -> int:
             date.fromisoformat(args.first),
             date.fromisoformat(args.last),
             connect=connect_to(servers, private),
-            pseudonymiser=Pseudonymiser(bytes.fromhex(args.key)),
+            pseudonymiser=Pseudonymiser(_key()),
             validator=validator,
             data=Paths(work / "data"),
             expectations_dir=REPO / "expectations",
@@ -417,7 +422,7 @@ def _history_one(args: argparse.Namespace) -> int:
     return 0
 
 
-def _history(work: Path, days: int, scales: list[int], key: str, workers: int = 2) -> list[dict]:
+def _history(work: Path, days: int, scales: list[int], workers: int = 2) -> list[dict]:
     """A history of ``days`` nights for the three feeds at each scale of Östersund's size."""
     from devkit.history import write_history
 
@@ -441,8 +446,6 @@ def _history(work: Path, days: int, scales: list[int], key: str, workers: int = 
                 first.isoformat(),
                 "--last",
                 date.fromordinal(last).isoformat(),
-                "--key",
-                key,
                 "--workers",
                 str(workers),
             ]
@@ -588,7 +591,7 @@ def _nights_one(args: argparse.Namespace) -> int:
 
     work = Path(args.work)
     contracts, paths = load_contracts(), Paths(work / "data").ensure()
-    ledger, pseudonymiser = Ledger(paths.ledger), Pseudonymiser(bytes.fromhex(args.key))
+    ledger, pseudonymiser = Ledger(paths.ledger), Pseudonymiser(_key())
     files = json.loads((work / "files.json").read_text(encoding="utf-8"))
     started = time.perf_counter()
     validator = Validator()
@@ -635,7 +638,7 @@ def _nights_one(args: argparse.Namespace) -> int:
     return 0
 
 
-def _small_nights(work: Path, nights: int, key: str) -> dict:
+def _small_nights(work: Path, nights: int) -> dict:
     """``nights`` nights × the three feeds at Östersund's demo size, each file through the nightly steps."""
     from devkit.synthetic import Faults, write_nights
 
@@ -652,7 +655,7 @@ def _small_nights(work: Path, nights: int, key: str) -> dict:
     (work / "files.json").write_text(json.dumps(files), encoding="utf-8")
     generated = time.perf_counter() - started
     load_before = _load()
-    stats = _child(["nights-one", "--work", str(work), "--key", key])
+    stats = _child(["nights-one", "--work", str(work)])
     stats.update(nights=nights, sizes=HISTORY_SIZES, generate_s=generated, load_before=load_before, load_after=_load())
     shutil.rmtree(work, ignore_errors=True)
     print(f"  {small_nights_line(stats)}", flush=True)
@@ -711,7 +714,7 @@ def _generate(work: Path, police_rows: int) -> dict[str, Path]:
     return files
 
 
-def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
+def _run_size(work: Path, police_rows: int, batch_rows: int) -> dict:
     files = _generate(work, police_rows)
     from samverkan.core.ledger import Ledger
     from samverkan.core.settings import Paths
@@ -730,8 +733,6 @@ def _run_size(work: Path, police_rows: int, batch_rows: int, key: str) -> dict:
                 json.dumps(landed),
                 "--data-root",
                 str(work / "data"),
-                "--key",
-                key,
                 "--batch-rows",
                 str(batch_rows),
             ]
@@ -832,15 +833,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Samverkan benchmark: pipeline vs DuckDB, connector vs OpenSSH")
     sub = parser.add_subparsers(dest="cmd")
     one = sub.add_parser("process-one")
-    for name in ("--feed", "--landed", "--data-root", "--key"):
+    for name in ("--feed", "--landed", "--data-root"):
         one.add_argument(name, required=True)
     one.add_argument("--batch-rows", type=int, default=100_000)
     hist = sub.add_parser("history-one")
-    for name in ("--work", "--feeds", "--first", "--last", "--key"):
+    for name in ("--work", "--feeds", "--first", "--last"):
         hist.add_argument(name, required=True)
     hist.add_argument("--workers", default="2")
     nights_one = sub.add_parser("nights-one")
-    for name in ("--work", "--key"):
+    for name in ("--work",):
         nights_one.add_argument(name, required=True)
     duck = sub.add_parser("duckdb-one")
     for name in ("--feed", "--path", "--out"):
@@ -892,22 +893,22 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="samverkan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    key = os.urandom(32).hex()
+    os.environ[KEY_ENV] = os.urandom(32).hex()  # the children inherit it; never on a command line
     results = {"batch_rows": args.batch_rows, "load_start": _load(), "sizes": []}
     print(f"workdir {work}; load {results['load_start']}", flush=True)
     only = args.history_only or args.small_nights_only
     if args.small_nights:
         print(f"small nights: {args.small_nights} nights × 3 feeds at demo size", flush=True)
-        results["small_nights"] = _small_nights(work / "small-nights", args.small_nights, key)
+        results["small_nights"] = _small_nights(work / "small-nights", args.small_nights)
     for rows in [] if only else sorted(args.sizes):
         print(f"size {rows:,} police rows", flush=True)
-        results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows, key))
+        results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows))
     if args.history_days and not args.small_nights_only:
         print(
             f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
             flush=True,
         )
-        results["history"] = _history(work, args.history_days, args.history_scales, key, args.history_workers)
+        results["history"] = _history(work, args.history_days, args.history_scales, args.history_workers)
     if args.sftp_mib and not only:
         print(f"SFTP {args.sftp_mib} MiB", flush=True)
         results["sftp"] = _sftp(work / "sftp", args.sftp_mib, args.sftp_repeats)

@@ -61,9 +61,16 @@ TARGETS = {
     ),
     "proper_nouns": Target(
         "samverkan/privacy/proper_nouns.py",
-        ("tests/unit/test_proper_nouns.py", "tests/unit/test_proper_noun_phrases.py"),
+        (
+            "tests/unit/test_proper_nouns.py",
+            "tests/unit/test_proper_noun_phrases.py",
+            "tests/unit/test_proper_noun_rules.py",
+        ),
     ),
-    "suppression": Target("samverkan/sharing/aggregates.py", ("tests/unit/sharing/test_suppression.py",)),
+    "suppression": Target(
+        "samverkan/sharing/aggregates.py",
+        ("tests/unit/sharing/test_suppression.py", "tests/unit/sharing/test_suppression_observations.py"),
+    ),
     "completeness": Target("samverkan/connectors/completeness.py", ("tests/unit/test_completeness.py",)),
     "leakscan": Target("devkit/leakscan.py", ("tests/unit/test_leakscan.py",)),
 }

@@ -26,7 +26,7 @@ import time
 import uuid
 from bisect import bisect
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -590,6 +590,9 @@ class NightTruth:
     personal_values: PersonalValues
     missing_column: str | None = None
     observations: int = 0  # aggregate feeds: filled count cells (place × slot × measure) among good records
+    # DST nights only (transit, guards): partner incident key -> the UTC instant it really happened
+    # (for guards the instant the generator meant; the written wall clock may be ambiguous).
+    occurred_utc: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def held_records(self) -> dict[int, str]:
@@ -625,6 +628,7 @@ class _Tracker:
         self.persons: set[str] = set()
         self.people: set[int] = set()
         self.values = PersonalValues()
+        self.occurred_utc: dict[str, datetime] = {}
 
     def person(self, idx: int) -> None:
         self.people.add(idx)
@@ -654,6 +658,7 @@ class _Tracker:
             values,
             missing,
             self.observations,
+            self.occurred_utc,
         )
 
 
@@ -685,12 +690,16 @@ class _Face:
 class _Night:
     """Per-night, per-feed state: randomness, the crowd, cached per-person strings, truth."""
 
-    def __init__(self, feed: str, night: date, population: Population, seed: int) -> None:
+    def __init__(self, feed: str, night: date, population: Population, seed: int, across_dst: bool = False) -> None:
         self.feed, self.night, self.pop = feed, night, population
         self.rng = random.Random(derive_seed(seed, feed, night.isoformat()))
         self.rnd = self.rng.random
         self.crowd = population.crowd(night)
-        self.dst = dst_transition(night)
+        self.dst, self.dst_minute = dst_transition(night), 120  # the 02:00 hour, in minutes of the night's day
+        if across_dst:
+            self.dst, self.dst_minute = dst_transition(night + timedelta(days=1)), 1440 + 120
+            if self.dst is None:
+                raise ValueError(f"the morning after {night} has no DST change")
         self.truth = _Tracker(population)
         self.events = 0
         self.local_minutes = _minute_strings(night, 2)
@@ -735,8 +744,16 @@ class _Night:
         """Minute of the night's local day; on DST nights the 02:xx hour is always exercised."""
         self.events += 1
         if self.dst and (self.events <= DST_GUARANTEED or self.rnd() < DST_HOUR_SHARE):
-            return 120 + int(self.rnd() * 60)
+            return self.dst_minute + int(self.rnd() * 60)
         return self.plain_minute()
+
+    def in_dst_hour(self, minute: int) -> bool:
+        return self.dst is not None and self.dst_minute <= minute < self.dst_minute + 60
+
+    def wall_instant(self, minute: int, fold: int) -> datetime:
+        """The UTC instant of a minute of the night's local day (fold 1: the repeated hour's second pass)."""
+        wall = datetime.strptime(self.local_minutes[minute], "%Y-%m-%d %H:%M")
+        return wall.replace(tzinfo=TZ, fold=fold).astimezone(UTC)
 
     def plain_minute(self) -> int:
         hour = bisect(_HOUR_CUM, self.rnd() * _HOUR_CUM[-1])
@@ -745,7 +762,7 @@ class _Night:
     def later_minute(self, minute: int, max_delay: int) -> int:
         """A registration time after the event that exists on the wall clock."""
         later = minute + 1 + int(self.rnd() * max_delay)
-        if self.dst == "spring" and 120 <= later < 180:
+        if self.dst == "spring" and self.in_dst_hour(later):
             later += 60
         return later
 
@@ -841,23 +858,28 @@ def _quote_all(fields: list[str], d: str) -> list[str]:
     return ['"' + v.replace('"', '""') + '"' if (d in v or '"' in v or "\n" in v or "\r" in v) else v for v in fields]
 
 
-def _write_csv(
-    path: Path,
-    header: Sequence[str],
-    rows: Iterator[list[str]],
-    *,
-    delimiter: str,
-    newline: str,
-    encoding: str,
-    bom: bool,
-    drop: str | None,
-) -> None:
+@dataclass(frozen=True)
+class _CsvExport:
+    """How one partner's CSV export looks on disk, and how its upload says it is complete."""
+
+    header: tuple[str, ...]
+    rows: Callable[[_Night, int, dict[int, str]], Iterator[list[str]]]
+    delimiter: str
+    newline: str
+    encoding: str
+    bom: bool
+    ok_marker: bool = False  # police: an empty <file>.ok appears once the file is whole
+    upload_as_part: bool = False  # felanmälan: uploaded as <file>.part, then renamed
+
+
+def _write_csv(path: Path, export: _CsvExport, rows: Iterator[list[str]], drop: str | None) -> None:
     """Stream rows to disk in chunks; quoting is decided on the joined line, which is cheap."""
+    header, delimiter, newline, encoding = export.header, export.delimiter, export.newline, export.encoding
     drop_at = header.index(drop) if drop else None
     columns = [h for h in header if h != drop]
     separators = len(columns) - 1
     with open(path, "wb") as f:
-        if bom:
+        if export.bom:
             f.write(codecs.BOM_UTF8)
         buf = [delimiter.join(_quote(h, delimiter) for h in columns)]
         for fields in rows:
@@ -995,6 +1017,9 @@ def _guards_rows(n: _Night, rows: int, plan: dict[int, str]) -> Iterator[list[st
 def _guards_report(n: _Night, report: str, size: int) -> Iterator[list[str]]:
     minute = n.event_minute()
     clock = "" if n.rnd() < 0.02 else n.local_minutes[minute][11:]
+    if n.dst and clock:
+        fold = n.events % 2 if n.dst == "autumn" and n.in_dst_hour(minute) else 0
+        n.truth.occurred_utc[report] = n.wall_instant(minute, fold)
     place = n.pick(GUARD_PLACES)
     intervention = n.pick(GUARD_INTERVENTIONS)
     guard = n.pick(n.pop.guard_ids)
@@ -1008,7 +1033,7 @@ def _guards_report(n: _Night, report: str, size: int) -> Iterator[list[str]]:
         else:
             idx = n.person(0.8)
             person, text = _guards_person(n, idx), n.text(n.pick(GUARD_TEXTS), idx, place)
-        yield [report, n.night.isoformat(), clock, place, intervention, *person, guard, police, text]
+        yield [report, n.local_minutes[minute][:10], clock, place, intervention, *person, guard, police, text]
 
 
 def _guards_person(n: _Night, idx: int) -> list[str]:
@@ -1144,7 +1169,7 @@ def _transit_lines(n: _Night, rows: int, plan: dict[int, str], drop: str | None)
 
 def _transit_incident(n: _Night, clock: _TransitClock, kind: str | None) -> dict:
     minute = n.plain_minute() if kind else n.event_minute()
-    fold = n.events % 2 if n.dst == "autumn" and 120 <= minute < 180 else 0
+    fold = n.events % 2 if n.dst == "autumn" and n.in_dst_hour(minute) else 0
     occurred = clock.instant(minute, fold)
     delay = timedelta(seconds=60 + int(n.rnd() * 7200))
     reported = (occurred.astimezone(UTC) + delay).astimezone(TZ)
@@ -1171,6 +1196,8 @@ def _transit_incident(n: _Night, clock: _TransitClock, kind: str | None) -> dict
     }
     if n.rnd() < 0.1:
         _add_unknown_fields(n, obj)
+    if n.dst and not kind:
+        n.truth.occurred_utc[obj["incident_id"]] = occurred.astimezone(UTC)
     return obj
 
 
@@ -1253,6 +1280,27 @@ def feed_path(feed: str, night: date, out_root: Path) -> Path:
     raise ValueError(f"unknown feed {feed!r}; expected one of {FEEDS}")
 
 
+_CSV_EXPORTS = {
+    "police": _CsvExport(POLICE_HEADER, _police_rows, ";", "\r\n", "cp1252", bom=False, ok_marker=True),
+    "guards": _CsvExport(GUARDS_HEADER, _guards_rows, ",", "\n", "utf-8", bom=True),
+    "felanmalan": _CsvExport(FELANMALAN_HEADER, _felanmalan_rows, ";", "\r\n", "utf-8", bom=True, upload_as_part=True),
+    "uppsokande": _CsvExport(UPPSOKANDE_HEADER, _uppsokande_rows, ";", "\n", "utf-8", bom=False),
+}
+
+
+def _write_export(export: _CsvExport, path: Path, rows: Iterator[list[str]], drop: str | None) -> None:
+    """Write the file with the partner's own completion signal, so the hub's waiting is exercised."""
+    marker = path.with_name(path.name + ".ok")
+    if export.ok_marker:
+        marker.unlink(missing_ok=True)
+    target = path.with_name(path.name + ".part") if export.upload_as_part else path
+    _write_csv(target, export, rows, drop)
+    if export.upload_as_part:
+        os.replace(target, path)
+    if export.ok_marker:
+        marker.touch()
+
+
 def write_night(
     feed: str,
     night: date,
@@ -1262,72 +1310,24 @@ def write_night(
     population: Population,
     seed: int,
     faults: Faults | None = None,
+    across_dst: bool = False,
 ) -> NightTruth:
-    """Write one partner's file for one night exactly as the partner would, and its truth."""
+    """Write one partner's file for one night exactly as the partner would, and its truth.
+
+    ``across_dst``: the night before a DST Sunday as people live it, Saturday evening into
+    Sunday morning: the guaranteed 02:00-hour events fall in the Sunday's changed hour (dated
+    the Sunday), and the truth records every incident's UTC instant."""
     path = feed_path(feed, night, out_root)
-    columns = {
-        "police": POLICE_HEADER,
-        "guards": GUARDS_HEADER,
-        "transit": TRANSIT_FIELDS,
-        "felanmalan": FELANMALAN_HEADER,
-        "uppsokande": UPPSOKANDE_HEADER,
-    }[feed]
-    _check_faults(feed, faults, columns)
-    n = _Night(feed, night, population, seed)
+    export = _CSV_EXPORTS.get(feed)  # None: transit, the one JSON Lines feed
+    _check_faults(feed, faults, export.header if export else TRANSIT_FIELDS)
+    n = _Night(feed, night, population, seed, across_dst)
     plan = _fault_plan(rows, faults, n.rng)
     drop = faults.missing_column if faults else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    if feed == "police":
-        marker = path.with_name(path.name + ".ok")
-        marker.unlink(missing_ok=True)
-        _write_csv(
-            path,
-            POLICE_HEADER,
-            _police_rows(n, rows, plan),
-            delimiter=";",
-            newline="\r\n",
-            encoding="cp1252",
-            bom=False,
-            drop=drop,
-        )
-        marker.touch()
-    elif feed == "guards":
-        _write_csv(
-            path,
-            GUARDS_HEADER,
-            _guards_rows(n, rows, plan),
-            delimiter=",",
-            newline="\n",
-            encoding="utf-8",
-            bom=True,
-            drop=drop,
-        )
-    elif feed == "felanmalan":  # uploaded as .part, then renamed: the system's completion signal
-        part = path.with_name(path.name + ".part")
-        _write_csv(
-            part,
-            FELANMALAN_HEADER,
-            _felanmalan_rows(n, rows, plan),
-            delimiter=";",
-            newline="\r\n",
-            encoding="utf-8",
-            bom=True,
-            drop=drop,
-        )
-        os.replace(part, path)
-    elif feed == "uppsokande":
-        _write_csv(
-            path,
-            UPPSOKANDE_HEADER,
-            _uppsokande_rows(n, rows, plan),
-            delimiter=";",
-            newline="\n",
-            encoding="utf-8",
-            bom=False,
-            drop=drop,
-        )
-    else:
+    if export is None:
         _write_jsonl_gz(path, _transit_lines(n, rows, plan, drop))
+    else:
+        _write_export(export, path, export.rows(n, rows, plan), drop)
     return n.truth.finish(feed, night, path, drop)
 
 
