@@ -10,6 +10,7 @@ failing when a join or an unsigned delivery is planted."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -91,11 +92,11 @@ class World:
         return sorted((inbox / erasure.TOMBSTONES).glob("*.json"))
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@contextlib.contextmanager
+def _delivered_world(root: Path):
+    """A world whose night is published and delivered to both recipients."""
     if not sshd_available() or shutil.which("ssh-keygen") is None:
         pytest.skip("needs OpenSSH (sshd, ssh-keygen)")
-    root = tmp_path_factory.mktemp("accountability")
     w = World(root)
     env = pytest.MonkeyPatch()
     env.setenv(signing.REGISTER_KEY_ENV, str(w.key))  # the hub's one key: register events and manifests
@@ -106,6 +107,21 @@ def world(tmp_path_factory):
     finally:
         w.server.stop()
         env.undo()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Shared by the tests that only read the delivered world (or change a copy of it)."""
+    with _delivered_world(tmp_path_factory.mktemp("accountability")) as w:
+        yield w
+
+
+@pytest.fixture
+def own_world(tmp_path):
+    """A world of its own for a test that changes it (erasure, withdrawal, a resend, retention), so
+    the tests pass in any order (`--random-order`)."""
+    with _delivered_world(tmp_path / "world") as w:
+        yield w
 
 
 def _recipient_sign(key: Path, path: Path, namespace: str) -> None:
@@ -253,111 +269,116 @@ def _one_person_at_both(world) -> tuple[str, str]:
     pytest.fail("the synthetic night has no person held by both recipients")
 
 
-def test_erasing_one_person_reaches_both_recipients_and_leaves_nothing_at_the_hub(world, capsys):
+def test_erasing_one_person_reaches_both_recipients_and_leaves_nothing_at_the_hub(own_world, capsys):
     from devkit.leakscan import PersonalValues, scan
 
-    canonical, hub_value = _one_person_at_both(world)
-    theirs = {r: world.pseudonyms(r).one(hub_value) for r in RECIPIENTS}
-    before = {"hub published": _count(world.paths.published, "person_pseudonym", hub_value),
-              **{f"{r} outbox": _count(world.paths.outbox / r, "person_pseudonym", theirs[r]) for r in RECIPIENTS}}
+    canonical, hub_value = _one_person_at_both(own_world)
+    theirs = {r: own_world.pseudonyms(r).one(hub_value) for r in RECIPIENTS}
+    before = {"hub published": _count(own_world.paths.published, "person_pseudonym", hub_value),
+              **{f"{r} outbox": _count(own_world.paths.outbox / r, "person_pseudonym", theirs[r])
+                 for r in RECIPIENTS}}
     assert all(before.values()), before
-    assert scan([world.paths.root], PersonalValues(personnummer_canonical={canonical}))  # the raw landed file
+    assert scan([own_world.paths.root], PersonalValues(personnummer_canonical={canonical}))  # the raw landed file
 
-    target = erasure.person_target(canonical[:8] + "-" + canonical[8:], world.hub.pseudonymiser,
-                                   "erasure request DPO-2026-17", today=world.night)
-    summary = erasure.erase(world.paths, target, world.agreements, SHARING_KEY, delivery.register_for(world.paths), "t")
-    world.deliver("police")  # the next delivery run pushes the police's tombstone
+    target = erasure.person_target(canonical[:8] + "-" + canonical[8:], own_world.hub.pseudonymiser,
+                                   "erasure request DPO-2026-17", today=own_world.night)
+    summary = erasure.erase(own_world.paths, target, own_world.agreements, SHARING_KEY,
+                            delivery.register_for(own_world.paths), "t")
+    own_world.deliver("police")  # the next delivery run pushes the police's tombstone
 
-    after = {"hub published": _count(world.paths.published, "person_pseudonym", hub_value),
-             **{f"{r} outbox": _count(world.paths.outbox / r, "person_pseudonym", theirs[r]) for r in RECIPIENTS}}
+    after = {"hub published": _count(own_world.paths.published, "person_pseudonym", hub_value),
+             **{f"{r} outbox": _count(own_world.paths.outbox / r, "person_pseudonym", theirs[r])
+                for r in RECIPIENTS}}
     with capsys.disabled():
         print("\nerasure of one person, rows before -> after: "
               + ", ".join(f"{k} {before[k]} -> {after[k]}" for k in before))
         print(f"erasure summary: {json.dumps({k: summary[k] for k in ('published', 'private')})}; recipients: "
               + json.dumps({r: v['rows_removed'] for r, v in summary["recipients"].items()}))
     assert set(after.values()) == {0}, after
-    assert scan([world.paths.root], PersonalValues(personnummer_canonical={canonical})) == []
+    assert scan([own_world.paths.root], PersonalValues(personnummer_canonical={canonical})) == []
     assert set(summary["recipients"]) == set(RECIPIENTS)
     for r in RECIPIENTS:
-        tombstone = world.tombstones(r)[-1]
-        assert signing.file_verifies(world.allowed, tombstone, Path(f"{tombstone}.sig"),
+        tombstone = own_world.tombstones(r)[-1]
+        assert signing.file_verifies(own_world.allowed, tombstone, Path(f"{tombstone}.sig"),
                                          signing.DELIVERY_NAMESPACE, signing.DELIVERY_NAMESPACE)
         body = json.loads(tombstone.read_text())
         deleted = body["deliveries"][0]["delete"]["involvements"]
         assert deleted and {row["person_pseudonym"] for row in deleted} == {theirs[r]}  # the recipient's own value
         assert hub_value not in tombstone.read_text() and canonical not in tombstone.read_text()
-    assert _count(world.received("police") / "..", "person_pseudonym", theirs["police"]) == 0  # re-delivered whole
-    register = delivery.register_for(world.paths)
-    assert register.verify(world.allowed) > 0
+    assert _count(own_world.received("police") / "..", "person_pseudonym", theirs["police"]) == 0  # re-delivered whole
+    register = delivery.register_for(own_world.paths)
+    assert register.verify(own_world.allowed) > 0
     erased = [e for e in register.events() if e["event"] == erasure.ERASURE]
     assert {e["recipient"] for e in erased} == {erasure.HUB, *RECIPIENTS}
-    assert selftest.run(world.paths.outbox, world.paths.register, world.allowed).passed
+    assert selftest.run(own_world.paths.outbox, own_world.paths.register, own_world.allowed).passed
 
 
-def test_a_partners_withdrawal_list_reaches_the_municipality(world):
+def test_a_partners_withdrawal_list_reaches_the_municipality(own_world):
     """The police withdraw one diarienummer: the incident and its people leave the hub, and the
     municipality (the recipient of police rows) gets the incident's id in its own domain."""
-    mapping = [r for f in sorted(world.paths.incident_ids.rglob("source=police/*.parquet"))
+    mapping = [r for f in sorted(own_world.paths.incident_ids.rglob("source=police/*.parquet"))
                for r in pq.read_table(f).to_pylist()]
     withdrawn = next(r for r in mapping if r["source"] == "police"
-                     and _count(world.paths.published / "involvements", "incident_id", r["incident_id"]))
-    theirs = world.pseudonyms("municipality").one(withdrawn["incident_id"])
-    before = _count(delivery_dir(world.paths, "municipality", world.night), "incident_id", theirs)
-    target = erasure.withdrawal_target(world.paths, "police", [withdrawn["partner_incident_id"]], "police withdrawal W-1")
+                     and _count(own_world.paths.published / "involvements", "incident_id", r["incident_id"]))
+    theirs = own_world.pseudonyms("municipality").one(withdrawn["incident_id"])
+    before = _count(delivery_dir(own_world.paths, "municipality", own_world.night), "incident_id", theirs)
+    target = erasure.withdrawal_target(own_world.paths, "police", [withdrawn["partner_incident_id"]],
+                                       "police withdrawal W-1")
     assert target.incidents == {withdrawn["incident_id"]}
-    summary = erasure.erase(world.paths, target, world.agreements, SHARING_KEY, delivery.register_for(world.paths), "t")
-    assert before > 0 and _count(delivery_dir(world.paths, "municipality", world.night), "incident_id", theirs) == 0
-    assert _count(world.paths.published, "incident_id", withdrawn["incident_id"]) == 0
+    summary = erasure.erase(own_world.paths, target, own_world.agreements, SHARING_KEY,
+                            delivery.register_for(own_world.paths), "t")
+    assert before > 0 and _count(delivery_dir(own_world.paths, "municipality", own_world.night), "incident_id", theirs) == 0
+    assert _count(own_world.paths.published, "incident_id", withdrawn["incident_id"]) == 0
     assert summary["published"]["incidents"] == 1 and summary["published"]["involvements"] >= 1
     assert set(summary["recipients"]) == {"municipality"}  # the police recipient never had police rows
-    body = json.loads(world.tombstones("municipality")[-1].read_text())
+    body = json.loads(own_world.tombstones("municipality")[-1].read_text())
     assert body["deliveries"][0]["delete"]["incidents"] == [{"incident_id": theirs}]
     assert {row["incident_id"] for row in body["deliveries"][0]["delete"]["involvements"]} == {theirs}
     assert withdrawn["partner_incident_id"] not in json.dumps(body)
 
 
-def test_a_resent_file_without_some_records_tombstones_them_at_the_next_delivery(world):
+def test_a_resent_file_without_some_records_tombstones_them_at_the_next_delivery(own_world):
     """The police send the night again without one event: the municipality's next delivery no
     longer has it, and the recipient is told to delete the rows it got before."""
     import csv
 
-    original = world.truths["police"].path
+    original = own_world.truths["police"].path
     with open(original, encoding="cp1252", newline="") as f:
         rows = list(csv.reader(f, delimiter=";"))
     header, records = rows[0], rows[1:]
     dropped = records[-1][0]  # Diarienr of the last event
-    resent = world.root / "resent" / original.name
+    resent = own_world.root / "resent" / original.name
     resent.parent.mkdir()
     with open(resent, "w", encoding="cp1252", newline="") as f:
         csv.writer(f, delimiter=";", lineterminator="\r\n").writerows([header] + [r for r in records if r[0] != dropped])
-    mapping = [r for f in sorted(world.paths.incident_ids.rglob("source=police/*.parquet"))
+    mapping = [r for f in sorted(own_world.paths.incident_ids.rglob("source=police/*.parquet"))
                for r in pq.read_table(f).to_pylist() if r["partner_incident_id"] == dropped]
-    theirs = world.pseudonyms("municipality").one(mapping[0]["incident_id"])
-    folder = delivery_dir(world.paths, "municipality", world.night)
+    theirs = own_world.pseudonyms("municipality").one(mapping[0]["incident_id"])
+    folder = delivery_dir(own_world.paths, "municipality", own_world.night)
     assert _count(folder, "incident_id", theirs) > 0
-    tombstones_before = len(world.tombstones("municipality"))
-    assert world.hub.process("police", resent).status == "published"
-    world.deliver("municipality")
+    tombstones_before = len(own_world.tombstones("municipality"))
+    assert own_world.hub.process("police", resent).status == "published"
+    own_world.deliver("municipality")
     assert _count(folder, "incident_id", theirs) == 0
-    assert len(world.tombstones("municipality")) == tombstones_before + 1
-    body = json.loads(world.tombstones("municipality")[-1].read_text())
+    assert len(own_world.tombstones("municipality")) == tombstones_before + 1
+    body = json.loads(own_world.tombstones("municipality")[-1].read_text())
     assert body["deliveries"][0]["delete"]["incidents"] == [{"incident_id": theirs}]
     assert dropped not in json.dumps(body)
-    assert attestation.verify_delivery(folder, world.allowed) == []
+    assert attestation.verify_delivery(folder, own_world.allowed) == []
 
 
-def test_retention_expiry_sends_a_tombstone_too(world):
+def test_retention_expiry_sends_a_tombstone_too(own_world):
     from datetime import timedelta
 
     from samverkan.sharing.retention import apply_retention
 
-    agreement = world.agreements["municipality"]
-    before = len(world.tombstones("municipality"))
-    removed = apply_retention(agreement, world.paths, delivery.register_for(world.paths),
-                              world.night + timedelta(days=agreement.retention_days + 1), "t")
-    assert [r["delivery_id"] for r in removed] == [world.night.isoformat()]
-    tombstones = world.tombstones("municipality")
+    agreement = own_world.agreements["municipality"]
+    before = len(own_world.tombstones("municipality"))
+    removed = apply_retention(agreement, own_world.paths, delivery.register_for(own_world.paths),
+                              own_world.night + timedelta(days=agreement.retention_days + 1), "t")
+    assert [r["delivery_id"] for r in removed] == [own_world.night.isoformat()]
+    tombstones = own_world.tombstones("municipality")
     assert len(tombstones) == before + 1
     body = json.loads(tombstones[-1].read_text())
     assert body["action"] == "delete this whole delivery"
-    assert body["deliveries"][0]["delivery_id"] == world.night.isoformat()
+    assert body["deliveries"][0]["delivery_id"] == own_world.night.isoformat()

@@ -40,6 +40,7 @@ from samverkan.sharing.pull_service import PullAccount, start_pull_service
 from samverkan.sharing.recipient_pseudonyms import RecipientPseudonyms
 from devkit.synthetic import Population, write_nights
 from tests.support.attacker import lp_attack
+from tests.support.snapshot import freeze
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -396,15 +397,17 @@ def test_the_register_lists_every_delivery_with_the_received_files_hashes(world)
         assert hashlib.sha256((world.inbox(recipient) / night / MANIFEST).read_bytes()).hexdigest() == sha
 
 
-def test_retention_removes_old_deliveries_and_records_it(world):
+def test_retention_removes_old_deliveries_and_records_it(world, tmp_path):
+    """On a copy of the hub's data root, so the other tests see the deliveries whatever the order."""
+    paths = freeze(world.paths, tmp_path / "data")
     transit = world.agreements["transit"]
-    register = delivery.register_for(world.paths)
+    register = delivery.register_for(paths)
     today = N1 + timedelta(days=transit.retention_days + 1)
-    removed = retention.apply_retention(transit, world.paths, register, today, "e2e-retention")
+    removed = retention.apply_retention(transit, paths, register, today, "e2e-retention")
     assert [r["delivery_id"] for r in removed] == [N1.isoformat()]
-    assert not delivery_dir(world.paths, "transit", N1).exists()
-    assert delivery_dir(world.paths, "transit", N2).exists()
-    assert retention.apply_retention(world.agreements["municipality"], world.paths, register, today, "e2e") == []
+    assert not delivery_dir(paths, "transit", N1).exists()
+    assert delivery_dir(paths, "transit", N2).exists()
+    assert retention.apply_retention(world.agreements["municipality"], paths, register, today, "e2e") == []
     con = register.connect()
     deleted = con.execute("SELECT sha256 FROM disclosed_files WHERE event = 'retention_deletion' "
                           "AND recipient = 'transit' AND delivery_id = ? ORDER BY 1", [N1.isoformat()]).fetchall()

@@ -4,11 +4,13 @@ Nothing is stood in for: real OpenSSH servers with their own host keys, the real
 Airflow's own runner on a SQLite metadata DB, the real GE suites, and the published dataset
 read back with DuckDB and pandas. The generator's truth says what must come out.
 
-The module runs one story in order, as a partner relationship would unfold: two nights with
-bad records arrive and are published; a re-run changes nothing; a partner re-sends a corrected
-file; the same content turns up under another name; files that are not complete yet wait; a
-late file for an earlier night is picked up; a changed host key is refused. Each step is its own
-test and depends on the ones before it (pytest runs a module's tests in file order).
+The module tells a partner relationship as it would unfold: two nights with bad records arrive
+and are published; a re-run changes nothing; a partner re-sends a corrected file; the same
+content turns up under another name; files that are not complete yet wait; a late file for an
+earlier night is picked up; a changed host key is refused. The tests pass in any order
+(`--random-order`): the tests of the first two nights read a frozen copy of the hub taken right
+after them (tests.support.snapshot), and each later step works on a night of its own and leaves
+the hub as it found it (the refused host key's test brings the partner's real server back).
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from devkit.synthetic import (
     BAD_CHECKSUM_PNR, IMPOSSIBLE_DATE, NOT_JSON, NOT_OBJECT, UNKNOWN_CATEGORY, Faults, NightTruth, Population,
     feed_path, write_night,
 )
+from samverkan.core.settings import Paths
+from tests.support.snapshot import freeze
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N1, N2 = date(2026, 11, 20), date(2026, 11, 21)
 N0, N3 = N1 - timedelta(days=1), N2 + timedelta(days=1)
+N4, N5 = N2 + timedelta(days=2), N2 + timedelta(days=3)  # nights of their own: a copied file, an impostor
 SIZES = {"police": 300, "transit": 120, "guards": 80}
 FAULTS = {
     "police": Faults(bad_checksum_pnr=2, impossible_date=1, unknown_category=1),
@@ -57,15 +62,59 @@ REASON_WORDS = {
 }
 
 
-class Story:
+class Published:
+    """What a data root holds, read back with DuckDB and pandas (the live hub or a frozen copy)."""
+
+    def __init__(self, data: Paths) -> None:
+        self.data = data
+
+    def sql(self, query: str) -> list[tuple]:
+        published = self.data.published
+        con = duckdb.connect()
+        con.execute(f"""CREATE VIEW incidents AS SELECT * FROM read_parquet(
+            '{published}/incidents/**/*.parquet', hive_partitioning = true, union_by_name = true)""")
+        con.execute(f"""CREATE VIEW involvements AS SELECT * FROM read_parquet(
+            '{published}/involvements/**/*.parquet', hive_partitioning = true, union_by_name = true)""")
+        return con.execute(query).fetchall()
+
+    def published(self, feed: str, night: date) -> tuple[int, int]:
+        """(incidents, involvements) published for one feed and night."""
+        (incidents,), = self.sql(f"SELECT count(*) FROM incidents WHERE source = '{feed}' AND night = '{night}'")
+        (involvements,), = self.sql(f"SELECT count(*) FROM involvements WHERE source = '{feed}' AND night = '{night}'")
+        return incidents, involvements
+
+    def manifests(self, feed: str) -> list[dict]:
+        folder = self.data.published / "_manifests" / feed
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
+
+    def quarantined(self, feed: str, night: date) -> pd.DataFrame:
+        folder = self.data.private / "quarantine" / feed / "rows" / f"night={night}"
+        if not folder.exists():
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(p) for p in folder.rglob("*.parquet")], ignore_index=True)
+
+
+class First:
+    """The hub right after the first two nights: data, truth, run output and Airflow's DB."""
+
+    def __init__(self, story: Story, root: Path) -> None:
+        self.data = Published(freeze(story.hub.data, root / "data"))
+        self.truth = dict(story.truth)
+        self.outputs = list(story.outputs)
+        self.airflow_db = Path(shutil.copy(story.hub.airflow_home / "airflow.db", root / "airflow.db"))
+
+
+class Story(Published):
     """Shared state of the story: the hub, the truth per (feed, night), every run's output."""
 
     def __init__(self, root: Path) -> None:
         self.hub = EmbeddedHub(root)
+        super().__init__(self.hub.data)
         self.population = Population(SEED, 3000)
         self.truth: dict[tuple[str, date], NightTruth] = {}
         self.values = PersonalValues()
         self.outputs: list[str] = []
+        self.first: First | None = None
 
     def write(self, feed: str, night: date, *, seed: int = SEED, rows: int | None = None,
               faults: Faults | None = None) -> NightTruth:
@@ -81,31 +130,6 @@ class Story:
         if check:
             assert done.returncode == 0, f"airflow dags test samverkan_{feed} {night} failed:\n{done.stdout[-6000:]}"
         return done
-
-    def sql(self, query: str) -> list[tuple]:
-        published = self.hub.data.published
-        con = duckdb.connect()
-        con.execute(f"""CREATE VIEW incidents AS SELECT * FROM read_parquet(
-            '{published}/incidents/**/*.parquet', hive_partitioning = true, union_by_name = true)""")
-        con.execute(f"""CREATE VIEW involvements AS SELECT * FROM read_parquet(
-            '{published}/involvements/**/*.parquet', hive_partitioning = true, union_by_name = true)""")
-        return con.execute(query).fetchall()
-
-    def published(self, feed: str, night: date) -> tuple[int, int]:
-        """(incidents, involvements) published for one feed and night."""
-        (incidents,), = self.sql(f"SELECT count(*) FROM incidents WHERE source = '{feed}' AND night = '{night}'")
-        (involvements,), = self.sql(f"SELECT count(*) FROM involvements WHERE source = '{feed}' AND night = '{night}'")
-        return incidents, involvements
-
-    def manifests(self, feed: str) -> list[dict]:
-        folder = self.hub.data.published / "_manifests" / feed
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)]
-
-    def quarantined(self, feed: str, night: date) -> pd.DataFrame:
-        folder = self.hub.data.private / "quarantine" / feed / "rows" / f"night={night}"
-        if not folder.exists():
-            return pd.DataFrame()
-        return pd.concat([pd.read_parquet(p) for p in folder.rglob("*.parquet")], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +148,13 @@ def story(tmp_path_factory: pytest.TempPathFactory):
         for night in (N1, N2):
             for feed in FEEDS:
                 story.run(feed, night)
+        story.first = First(story, story.hub.root / "first")
         yield story
+
+
+@pytest.fixture
+def first(story) -> First:
+    return story.first
 
 
 def _age_files(root: Path, seconds: float = 600) -> None:
@@ -138,22 +168,22 @@ def _age_files(root: Path, seconds: float = 600) -> None:
 
 @pytest.mark.parametrize("feed", FEEDS)
 @pytest.mark.parametrize("night", [N1, N2])
-def test_published_counts_equal_the_generated_truth(story, feed, night):
-    truth = story.truth[(feed, night)]
+def test_published_counts_equal_the_generated_truth(first, feed, night):
+    truth = first.truth[(feed, night)]
     held = len(truth.held_records)  # one incident and one (flagged) involvement each (issue 14, item 10)
-    assert story.published(feed, night) == (truth.incidents + held, truth.involvements + held)
+    assert first.data.published(feed, night) == (truth.incidents + held, truth.involvements + held)
 
 
 @pytest.mark.parametrize("feed", FEEDS)
-def test_every_received_row_is_published_or_quarantined_with_its_reason(story, feed):
+def test_every_received_row_is_published_or_quarantined_with_its_reason(first, feed):
     for night in (N1, N2):
-        truth = story.truth[(feed, night)]
-        quarantined = story.quarantined(feed, night)
+        truth = first.truth[(feed, night)]
+        quarantined = first.data.quarantined(feed, night)
         assert sorted(quarantined["record"]) == sorted(truth.quarantined_records)
         for row, kind in truth.quarantined_records.items():
             reasons = " ".join(quarantined.loc[quarantined["record"] == row, "reasons"]).lower()
             assert any(word in reasons for word in REASON_WORDS[kind]), (row, kind, reasons)
-        files = [f for m in story.manifests(feed) for f in m["files"] if f["night"] == night.isoformat()]
+        files = [f for m in first.data.manifests(feed) for f in m["files"] if f["night"] == night.isoformat()]
         assert len(files) == 1 and files[0]["status"] == "published"
         f = files[0]
         assert f["rows_received"] == truth.records
@@ -162,49 +192,49 @@ def test_every_received_row_is_published_or_quarantined_with_its_reason(story, f
         assert f["rows_held_for_correction"] == len(truth.held_records)
 
 
-def test_the_run_log_states_the_balance(story):
-    logs = "\n".join(story.outputs)
+def test_the_run_log_states_the_balance(first):
+    logs = "\n".join(first.outputs)
     for feed in FEEDS:
         for night in (N1, N2):
-            truth = story.truth[(feed, night)]
+            truth = first.truth[(feed, night)]
             quarantined = len(truth.quarantined_records) - len(truth.held_records)
             assert f"received {truth.records} = published {truth.records - quarantined} + quarantined {quarantined}" in logs
 
 
-def test_the_same_person_has_the_same_pseudonym_in_every_feed(story):
+def test_the_same_person_has_the_same_pseudonym_in_every_feed(first):
     """People shared by the police and guards files (by canonical personnummer in the truth)
     must meet as the same pseudonym in the published involvements."""
-    police = set().union(*(story.truth[("police", n)].persons for n in (N1, N2)))
-    guards = set().union(*(story.truth[("guards", n)].persons for n in (N1, N2)))
+    police = set().union(*(first.truth[("police", n)].persons for n in (N1, N2)))
+    guards = set().union(*(first.truth[("guards", n)].persons for n in (N1, N2)))
     assert police & guards, "the generator should put some people in both feeds"
-    (shared,), = story.sql("""
+    (shared,), = first.data.sql("""
         SELECT count(*) FROM (
             SELECT person_pseudonym FROM involvements WHERE source = 'police' AND person_pseudonym IS NOT NULL
             INTERSECT
             SELECT person_pseudonym FROM involvements WHERE source = 'guards' AND person_pseudonym IS NOT NULL)""")
     assert shared == len(police & guards)
-    (distinct,), = story.sql("SELECT count(DISTINCT person_pseudonym) FROM involvements WHERE source = 'police'")
+    (distinct,), = first.data.sql("SELECT count(DISTINCT person_pseudonym) FROM involvements WHERE source = 'police'")
     assert distinct == len(police)
 
 
-def test_pandas_reads_the_dataset_root_directly(story):
-    frame = pd.read_parquet(story.hub.data.published / "incidents")
+def test_pandas_reads_the_dataset_root_directly(first):
+    frame = pd.read_parquet(first.data.data.published / "incidents")
     assert set(frame["source"].astype(str)) == set(FEEDS)
     assert frame["occurred_at_utc"].dt.tz is not None
-    expected = sum(t.incidents + len(t.held_records) for t in story.truth.values())  # held: issue 14, item 10
+    expected = sum(t.incidents + len(t.held_records) for t in first.truth.values())  # held: issue 14, item 10
     assert len(frame) == expected
 
 
-def test_manifests_name_the_airflow_run_and_input_hashes(story):
+def test_manifests_name_the_airflow_run_and_input_hashes(first):
     """Each manifest's run id is a run in Airflow's metadata DB, of that feed's DAG, whose logical
     date is the scheduled run of the manifest's night (`airflow dags test` names its runs after
     the moment they ran, so the id alone says nothing about the night)."""
     contracts = load_contracts()
-    with sqlite3.connect(story.hub.airflow_home / "airflow.db") as db:
+    with sqlite3.connect(first.airflow_db) as db:
         runs = {(dag_id, run_id): logical for dag_id, run_id, logical in
                 db.execute("SELECT dag_id, run_id, logical_date FROM dag_run")}
     for feed in FEEDS:
-        for manifest in story.manifests(feed):
+        for manifest in first.data.manifests(feed):
             logical = runs.get((f"samverkan_{feed}", manifest["run_id"]))
             assert logical is not None, f"{manifest['run_id']} is no run of samverkan_{feed}"
             expected = contracts[feed].run_time_for(date.fromisoformat(manifest["run_night"]))
@@ -243,14 +273,14 @@ def test_a_resent_file_replaces_that_nights_data(story):
 
 def test_the_same_content_under_another_name_is_recognised(story):
     first = story.truth[("police", N1)].path
-    copy = feed_path("police", N3, story.hub.partners_root)
+    copy = feed_path("police", N4, story.hub.partners_root)
     shutil.copyfile(first, copy)
     Path(str(copy) + ".ok").touch()
-    story.run("police", N3)
+    story.run("police", N4)
     files = story.manifests("police")[-1]
     statuses = {f["name"]: f["status"] for f in files["files"]} | {s["name"]: s["status"] for s in files["not_processed"]}
     assert statuses.get(copy.name) == "duplicate", files
-    assert story.published("police", N3) == (0, 0)
+    assert story.published("police", N4) == (0, 0)
     copy.unlink()
     Path(str(copy) + ".ok").unlink()
 
@@ -312,12 +342,16 @@ def test_a_changed_host_key_is_refused_and_other_partners_still_run(story):
     impostor = start_sftp_server(hub.partner_root("guards"), hub.client_key()[1], hub.root / "sshd-impostor",
                                  port=old.port)
     try:
-        story.write("guards", N3)
+        story.write("guards", N5)
         _age_files(hub.partner_root("guards"))
-        done = story.run("guards", N3, check=False)
+        done = story.run("guards", N5, check=False)
         assert done.returncode != 0
         assert "host key" in done.stdout.lower()
-        assert story.published("guards", N3) == (0, 0)
-        story.run("police", N3)  # another partner is unaffected
+        assert story.published("guards", N5) == (0, 0)
+        story.run("police", N5)  # another partner is unaffected
     finally:
         impostor.stop()
+        # The partner's real server comes back (same work dir: same host key), for the other tests.
+        hub.servers["guards"] = start_sftp_server(hub.partner_root("guards"), hub.client_key()[1],
+                                                  hub.root / "sshd" / "guards", port=old.port)
+        hub._stack.callback(hub.servers["guards"].stop)

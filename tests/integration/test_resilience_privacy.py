@@ -235,12 +235,22 @@ def test_item3_a_row_level_delivery_below_k_is_refused_without_an_exception(two_
     from tests.integration.resilience_support import NIGHT
 
     agreement = _agreement(tmp_path, "municipality", _without_exception)
+    outbox = two_feeds_published.paths.outbox
+    before = _listing(outbox)  # other tests of this module may have built deliveries already
     with pytest.raises(KAnonymityError) as error:
         _build(two_feeds_published, agreement)
     message = str(error.value)
     assert "k = 1 on age_band, gender, occurred_at_local, area, place, stop_id, coord_n, coord_e" in message
     assert "refused" in message and "detail.k_anonymity.exception" in message
-    assert not delivery_dir(two_feeds_published.paths, "municipality", NIGHT).exists()
+    assert _listing(outbox) == before, "the refused delivery wrote into the outbox"
+    assert delivery_dir(two_feeds_published.paths, "municipality", NIGHT).is_relative_to(outbox)
+
+
+def _listing(folder) -> list[tuple[str, int, int]]:
+    """Every file and folder below `folder` with its size and modification time."""
+    if not folder.exists():
+        return []
+    return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
 def test_item3_the_agreements_detail_is_applied_and_k_recorded(two_feeds_published, tmp_path):
