@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,11 +27,11 @@ import pytest
 
 from devkit.embedded import EmbeddedHub
 from devkit.stack import logical_date_for
+from devkit.synthetic import write_nights
 from samverkan.analysis.lagesbild import FIGURES, releases, report_dir
 from samverkan.core.contracts import load_contracts
-from samverkan.core.publishing import manifest_name
 from tests.integration.offline import Traffic, chromium, open_and_record, settle
-from tests.support.standalone import FEEDS, NIGHT, Standalone, browser_wait, log_in, screenshot, start_standalone
+from tests.support.standalone import FEEDS, NIGHT, SIZES, Standalone, browser_wait, log_in, screenshot, start_standalone
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,6 +40,9 @@ ARTIFACTS = "ui"  # tests/artifacts/ui/
 TRIGGERED = "police"
 READER, READER_TEAM = "transit_reader", "transit"  # a viewer who may read the transit feed only
 LAGESBILD_DAG = "samverkan_lagesbild"
+# The night the operator triggers in the UI: a file of its own, outside the look-back of the runs
+# for NIGHT (two nights), so the trigger test processes it whatever ran before it.
+TRIGGER_NIGHT = NIGHT - timedelta(days=5)
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +93,13 @@ def browser(standalone):
 
 @pytest.fixture(scope="module")
 def feed_runs(standalone) -> dict[str, str]:
-    """A successful run of the police and of the transit feed for NIGHT, each with its manifest
-    (the police run the UI test triggered, if it ran); both teams' DAGs really run."""
+    """A successful run of the police and of the transit feed for NIGHT, each with its manifest;
+    both teams' DAGs really run."""
     api, runs = standalone.api(), {}
     for feed in (TRIGGERED, READER_TEAM):
         dag_id = f"samverkan_{feed}"
-        done = [r["dag_run_id"] for r in api.runs(dag_id) if r["state"] == "success"
-                and (standalone.hub.data.manifests(feed) / manifest_name(r["dag_run_id"])).exists()]
-        if done:
-            runs[feed] = done[-1]
-        else:
-            api.unpause(dag_id)
-            runs[feed] = api.trigger(dag_id, logical_date_for(NIGHT, feed))
+        api.unpause(dag_id)
+        runs[feed] = api.trigger(dag_id, logical_date_for(NIGHT, feed))
     states = api.wait_for_runs([(f"samverkan_{f}", r) for f, r in runs.items()], timeout=400, poll=2)
     assert set(states.values()) == {"success"}, (states, standalone.log.read_text()[-3000:])
     return runs
@@ -171,6 +169,7 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
 
     # Trigger the police feed from its page (unpausing it on trigger), as an operator would.
+    write_nights(standalone.hub.partners_root, [TRIGGER_NIGHT], {TRIGGERED: SIZES[TRIGGERED]}, 2027)
     api = standalone.api()
     dag_id = f"samverkan_{TRIGGERED}"
     before = {r["dag_run_id"] for r in api.runs(dag_id)}
@@ -178,10 +177,13 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
     wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label='Trigger Dag']"))).click()
     dialog = wait.until(lambda d: next((x for x in d.find_elements(By.CSS_SELECTOR, "[role=dialog]")
                                         if f"Trigger Dag - {dag_id}" in x.text), None))
-    _enter_date(browser, dialog.find_element(By.NAME, "element_night"), NIGHT)
-    unpause = dialog.find_element(By.CSS_SELECTOR, "input[type=checkbox]:not([name])")
-    if not unpause.is_selected():
-        browser.execute_script("arguments[0].click();", unpause)
+    _enter_date(browser, dialog.find_element(By.NAME, "element_night"), TRIGGER_NIGHT)
+    # A paused DAG's dialog offers to unpause it on trigger; another test may have unpaused it already.
+    paused = api.get(f"/api/v2/dags/{dag_id}")["is_paused"]
+    unpause = dialog.find_elements(By.CSS_SELECTOR, "input[type=checkbox]:not([name])")
+    assert bool(unpause) == paused, f"is_paused={paused}, unpause box shown: {bool(unpause)}"
+    if unpause and not unpause[0].is_selected():
+        browser.execute_script("arguments[0].click();", unpause[0])
     screenshot(browser, ARTIFACTS, "03-trigger-dialog")
     next(b for b in dialog.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Trigger").click()
 
@@ -195,10 +197,10 @@ def test_ui_login_dags_docs_trigger_and_success(standalone, browser):
     tasks = {t["task_id"]: t["state"] for t in api.task_instances(dag_id, run_id) if t.get("map_index", -1) <= 0}
     for task_id in ("discover_files", "fetch_file", "process_file", "write_manifest"):
         assert tasks.get(task_id) == "success", tasks
-    assert api.run(dag_id, run_id)["conf"].get("night") == NIGHT.isoformat()
+    assert api.run(dag_id, run_id)["conf"].get("night") == TRIGGER_NIGHT.isoformat()
     manifests = [json.loads(p.read_text()) for p in standalone.hub.data.manifests(TRIGGERED).glob("*.json")]
     assert any(m.get("run_id") == run_id for m in manifests), "no manifest for the triggered run"
-    published = standalone.hub.data.published / "incidents" / f"night={NIGHT.isoformat()}" / f"source={TRIGGERED}"
+    published = standalone.hub.data.published / "incidents" / f"night={TRIGGER_NIGHT}" / f"source={TRIGGERED}"
     assert list(published.glob("*.parquet")), published
 
     # The UI shows the run as successful.
