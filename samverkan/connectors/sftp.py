@@ -21,15 +21,18 @@ import posixpath
 import queue
 import socket
 import stat
+import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import paramiko
-from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, int64
+from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
+from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS
 
 from samverkan.core.fsutil import fsync_dir
 
@@ -37,9 +40,9 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
 # paramiko's defaults (2 MiB window, 32 KiB packets) cap a transfer at one window per round trip.
-# Much bigger is worse, not better: paramiko buffers unread channel data in an array it trims
-# from the front, so a huge backlog makes every read slower. What is in flight is bounded by
-# prefetch_requests x 32 KiB anyway; 32 MiB leaves room for up to 1024 requests.
+# What is in flight is bounded by prefetch_requests x READ_REQUEST_BYTES anyway (8 MiB by
+# default); 32 MiB leaves room for 128 requests. (With paramiko's own channel buffer a bigger
+# backlog made every read slower; see _ChunkPipe.)
 SFTP_WINDOW_SIZE = 1 << 25
 SFTP_MAX_PACKET_SIZE = 1 << 18
 # Reads in flight, of READ_REQUEST_BYTES each (the most OpenSSH's sftp-server answers in one
@@ -47,6 +50,8 @@ SFTP_MAX_PACKET_SIZE = 1 << 18
 # cores, loaded): 32 x 255 KiB about 4x paramiko's prefetch of 128 x 32 KiB; deeper was no faster.
 READ_REQUEST_BYTES = 261_120
 DEFAULT_PREFETCH_REQUESTS = 32
+# The largest SFTP answer accepted: paramiko's own reader refuses lengths of 16 MiB and more.
+MAX_ANSWER_BYTES = (1 << 24) - 1
 # A transfer that breaks off (server stopped, connection reset) surfaces as one of these.
 _TRANSFER_ERRORS = (paramiko.SSHException, EOFError, ConnectionError, socket.timeout)
 
@@ -260,11 +265,7 @@ class SFTPConnector:
                 look_for_keys=False,
                 transport_factory=_transport,
             )
-            sftp = paramiko.SFTPClient.from_transport(
-                client.get_transport(), window_size=SFTP_WINDOW_SIZE, max_packet_size=SFTP_MAX_PACKET_SIZE
-            )
-            if sftp is None:
-                raise paramiko.SSHException("server refused the sftp subsystem")
+            sftp = _open_sftp(client.get_transport())
             sftp.get_channel().settimeout(settings.timeout)
         except BaseException as exc:
             client.close()
@@ -352,41 +353,37 @@ class SFTPConnector:
         """Stream the remote file into ``out`` with many reads in flight, hashing as it goes.
 
         Reads are pipelined here, in this thread: up to ``prefetch_requests`` requests of
-        ``READ_REQUEST_BYTES`` are outstanding, and each answer is written as soon as it is the
-        next one due. (paramiko's own prefetch issues 32 KiB requests from a helper thread that
-        sleeps 10 ms whenever its queue is full, which left the link idle most of the time.)
-        The file is read to its end, not just to the size first seen, so growth is noticed.
-        Hashing and writing happen in a second thread (both release the GIL), overlapping the reads.
+        ``READ_REQUEST_BYTES`` are outstanding (topped up a quarter at a time, so several go in one
+        SSH packet), and each answer is written as soon as it is the next one due. (paramiko's own
+        prefetch issues 32 KiB requests from a helper thread that sleeps 10 ms whenever its queue
+        is full, which left the link idle most of the time.) The file is read to its end, not just
+        to the size first seen, so growth is noticed. Hashing and writing happen in a second
+        thread (both release the GIL), overlapping the reads.
         """
         size = 0
-        sftp = self.sftp
         sink = _HashingWriter(out)
         try:
-            with sftp.open(self.remote_path(remote_path), "rb") as remote:
-                answers = _Answers()
-                pending: collections.deque[tuple[int, int]] = collections.deque()
+            with self.sftp.open(self.remote_path(remote_path), "rb") as remote:
+                reads = _Reads(self.sftp, remote.handle)
                 offset, depth = 0, self.settings.prefetch_requests
                 while True:
-                    while len(pending) < depth and offset < expected_size:
-                        length = min(READ_REQUEST_BYTES, expected_size - offset)
-                        pending.append((_request_read(sftp, answers, remote.handle, offset, length), length))
-                        offset += length
-                    if not pending:
+                    if depth - len(reads.pending) >= max(1, depth // 4):
+                        offset = reads.request(offset, expected_size, depth)
+                    if not reads.pending:
                         break
-                    number, length = pending.popleft()
-                    data = _answer(sftp, answers, number)
+                    length, data = reads.next()
                     sink.put(data)
                     size += len(data)
                     if len(data) < length:  # a short answer (allowed by SFTP): the rest comes next, in order
-                        while pending:
-                            _answer(sftp, answers, pending.popleft()[0])  # drained; re-read from here
+                        reads.discard_pending()  # re-read from here
                         offset = size
                         if not data:
                             break
-                while data := _answer(
-                    sftp, answers, _request_read(sftp, answers, remote.handle, size, READ_REQUEST_BYTES)
-                ):
-                    sink.put(data)  # the file grew since it was listed: read on; the caller refuses it
+                while True:  # the file grew since it was listed: read on; the caller refuses it
+                    reads.request(size, size + READ_REQUEST_BYTES, 1)
+                    if not (data := reads.next()[1]):
+                        break
+                    sink.put(data)
                     size += len(data)
         finally:
             sha256 = sink.finish()
@@ -486,6 +483,116 @@ class SFTPConnector:
                 self.sftp.stat(d)  # created meanwhile by someone else is fine; anything else raises
 
 
+def _open_sftp(transport: paramiko.Transport) -> paramiko.SFTPClient:
+    """``SFTPClient.from_transport``, with the channel's receive buffer swapped for a ``_ChunkPipe``
+    before the server can send anything."""
+    channel = transport.open_session(window_size=SFTP_WINDOW_SIZE, max_packet_size=SFTP_MAX_PACKET_SIZE)
+    if channel is None:
+        raise paramiko.SSHException("server refused the sftp subsystem")
+    channel.in_buffer = _ChunkPipe()
+    channel.invoke_subsystem("sftp")
+    return paramiko.SFTPClient(channel)
+
+
+class _Chunks:
+    """The part of ``array.array`` paramiko's ``BufferedPipe`` uses (len, frombytes, taking from
+    the front), kept as a queue of the received chunks with an offset into the first."""
+
+    def __init__(self) -> None:
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._start = 0  # bytes of the first chunk already taken
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def frombytes(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(bytes(data))  # paramiko passes bytes: no copy
+            self._size += len(data)
+
+    def peek(self, limit: int | None = None) -> bytes:
+        """The first ``limit`` bytes (all when None), copied at most once."""
+        wanted = self._size if limit is None else min(limit, self._size)
+        if not wanted:
+            return b""
+        first, start = self._chunks[0], self._start
+        if len(first) - start >= wanted:
+            return first if start == 0 and len(first) == wanted else first[start : start + wanted]
+        parts: list[memoryview] = []
+        for chunk in self._chunks:
+            view = memoryview(chunk)[start : start + wanted]
+            parts.append(view)
+            wanted -= len(view)
+            start = 0
+            if not wanted:
+                break
+        return b"".join(parts)
+
+    def __delitem__(self, front: slice) -> None:
+        """``del chunks[:n]`` drops the first n bytes (``del chunks[:]`` all) without moving the rest."""
+        if front.start not in (None, 0) or front.step is not None:
+            raise ValueError("only the front of the buffer can be removed")
+        count = self._size if front.stop is None else min(front.stop, self._size)
+        self._size -= count
+        count += self._start
+        while self._chunks and count >= len(self._chunks[0]):
+            count -= len(self._chunks.popleft())
+        self._start = count if self._chunks else 0
+
+
+class _ChunkPipe(BufferedPipe):
+    """paramiko's channel receive buffer, without moving the backlog on every read, and with one
+    wake-up per read instead of one per SSH packet.
+
+    ``BufferedPipe`` appends what arrives to one array and deletes what is read from its front,
+    which moves everything still unread: with 32 reads of 255 KiB in flight, megabytes per read,
+    twice per SFTP message (its length, then its body). py-spy put that at a quarter of the
+    connector's time. And its ``read`` returns as soon as anything is there, so a reader that
+    needs 255 KiB woke (and took the GIL) for every 32 KiB packet OpenSSH sends. Here ``read``
+    waits until ``nbytes`` are there, the pipe closes, or the timeout passes with something
+    there (a slow link still makes progress; nothing at all within the timeout still raises).
+    Only the SFTP channel gets this pipe: its readers (ours and paramiko's) always ask for the
+    exact length of what they need next, never for "whatever has arrived".
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = _Chunks()
+        self._wanted = 1  # bytes the waiting reader needs; fewer arriving do not wake it
+
+    def _buffer_tobytes(self, limit: int | None = None) -> bytes:
+        return self._buffer.peek(limit)
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            if self._event is not None:
+                self._event.set()
+            self._buffer.frombytes(data)
+            if len(self._buffer) >= self._wanted:
+                self._cv.notify_all()
+
+    def read(self, nbytes: int, timeout: float | None = None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while len(self._buffer) < nbytes and not self._closed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    if self._buffer:
+                        break
+                    raise PipeTimeout()
+                self._wanted = nbytes
+                try:
+                    self._cv.wait(left)
+                finally:
+                    self._wanted = 1
+            out = self._buffer.peek(nbytes)
+            del self._buffer[:nbytes]
+            if not self._buffer and self._event is not None and not self._closed:
+                self._event.clear()
+            return out
+
+
 class _HashingWriter:
     """SHA-256 and write in a thread of its own, fed in order through a bounded queue."""
 
@@ -521,33 +628,111 @@ class _HashingWriter:
         return self.digest.hexdigest()
 
 
-class _Answers:
-    """Where paramiko delivers the answers to our read requests, by request number."""
+class _Reads:
+    """READ requests for one open remote file, many in flight, their answers taken in order.
 
-    def __init__(self) -> None:
-        self.by_number: dict[int, tuple[int, Any]] = {}
+    The data path bypasses paramiko's SFTPClient: requests are packed here and sent several to
+    one SSH packet, and each answer is read straight off the channel, so the data is copied once
+    on its way to the hash and the file (paramiko slices it three times and wraps every answer in
+    a Message under a lock). Request numbers come from the client's own counter, so they never
+    clash with its requests; answers to requests we gave up on are skipped by the client's own
+    reader, as it does for any answer it does not expect. Servers may answer out of order
+    (SFTP allows it); such answers wait in ``early`` until they are due.
+    """
 
-    def _async_response(self, kind: int, message: Any, number: int) -> None:
-        self.by_number[number] = (kind, message)
+    def __init__(self, sftp: paramiko.SFTPClient, handle: bytes) -> None:
+        self.sftp = sftp
+        self.channel = sftp.get_channel()
+        self.handle = handle
+        self.pending: collections.deque[tuple[int, int]] = collections.deque()  # (request number, length)
+        self.early: dict[int, tuple[int, bytes]] = {}
+
+    def request(self, offset: int, end: int, depth: int) -> int:
+        """Ask for ``[offset, end)`` in reads of READ_REQUEST_BYTES until ``depth`` are in flight,
+        all in one send; returns the offset after the last one asked for."""
+        ranges: list[tuple[int, int]] = []
+        while len(self.pending) + len(ranges) < depth and offset < end:
+            ranges.append((offset, min(READ_REQUEST_BYTES, end - offset)))
+            offset += ranges[-1][1]
+        if ranges:
+            first = _take_request_numbers(self.sftp, len(ranges))
+            numbered = [(first + i, start, length) for i, (start, length) in enumerate(ranges)]
+            self.channel.sendall(
+                b"".join(_read_request(n, self.handle, start, length) for n, start, length in numbered)
+            )
+            self.pending.extend((n, length) for n, _, length in numbered)
+        return offset
+
+    def next(self) -> tuple[int, bytes]:
+        """(length asked for, data) of the oldest request; b"" at the end of the file."""
+        number, length = self.pending.popleft()
+        while number not in self.early:
+            answered, kind, body = _read_answer(self.channel)
+            self.early[answered] = (kind, body)
+        kind, body = self.early.pop(number)
+        if kind == CMD_DATA:
+            return length, body
+        if kind == CMD_STATUS:
+            try:
+                self.sftp._convert_status(paramiko.Message(body))
+            except EOFError:
+                return length, b""
+        raise paramiko.SFTPError(f"unexpected answer to a read request (type {kind})")
+
+    def discard_pending(self) -> None:
+        """Wait for and drop the answers still due (after a short read)."""
+        while self.pending:
+            self.next()
 
 
-def _request_read(sftp: paramiko.SFTPClient, answers: _Answers, handle: bytes, offset: int, length: int) -> int:
-    return sftp._async_request(answers, CMD_READ, handle, int64(offset), int(length))
+def _take_request_numbers(sftp: paramiko.SFTPClient, count: int) -> int:
+    """The first of ``count`` request numbers reserved from the client's counter."""
+    with sftp._lock:
+        first = sftp.request_number
+        sftp.request_number += count
+    return first
 
 
-def _answer(sftp: paramiko.SFTPClient, answers: _Answers, number: int) -> bytes:
-    """The data answering request ``number`` (b"" at the end of the file)."""
-    while number not in answers.by_number:
-        sftp._read_response()
-    kind, message = answers.by_number.pop(number)
-    if kind == CMD_DATA:
-        return message.get_string()
-    if kind == CMD_STATUS:
-        try:
-            sftp._convert_status(message)
-        except EOFError:
-            return b""
-    raise paramiko.SFTPError(f"unexpected answer to a read request (type {kind})")
+def _read_request(number: int, handle: bytes, offset: int, length: int) -> bytes:
+    """SSH_FXP_READ: uint32 length, byte type, uint32 id, string handle, uint64 offset, uint32 len."""
+    return (
+        struct.pack(">IBII", 1 + 4 + 4 + len(handle) + 8 + 4, CMD_READ, number, len(handle))
+        + handle
+        + struct.pack(">QI", offset, length)
+    )
+
+
+def _read_answer(channel: paramiko.Channel) -> tuple[int, int, bytes]:
+    """One SFTP message off the channel: (request number, type, body after the number).
+
+    For SSH_FXP_DATA the body is the data itself (its length field read apart, so the data is not
+    sliced again); anything after the data string (later SFTP versions) is read and dropped.
+    """
+    size, kind, number = struct.unpack(">IBI", _recv_exact(channel, 9))
+    if not 5 <= size <= MAX_ANSWER_BYTES:
+        raise paramiko.SFTPError(f"malformed answer from the server (length {size})")
+    rest = size - 5
+    if kind != CMD_DATA or rest < 4:
+        return number, kind, _recv_exact(channel, rest)
+    (length,) = struct.unpack(">I", _recv_exact(channel, 4))
+    if length > rest - 4:
+        raise paramiko.SFTPError("malformed data answer from the server")
+    data = _recv_exact(channel, length)
+    if rest - 4 - length:
+        _recv_exact(channel, rest - 4 - length)
+    return number, kind, data
+
+
+def _recv_exact(channel: paramiko.Channel, count: int) -> bytes:
+    """Exactly ``count`` bytes from the channel (EOFError if it closes first)."""
+    parts = []
+    while count:
+        part = channel.recv(count)
+        if not part:
+            raise EOFError("the server closed the SFTP channel")
+        parts.append(part)
+        count -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _check_unchanged(remote_path: str, before: RemoteFile, after: RemoteFile, received: int) -> None:
