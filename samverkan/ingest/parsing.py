@@ -697,71 +697,377 @@ def _json_reader(contract: Contract):
 
 
 def _jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo) -> Iterator[Batch]:
-    columns: list[list[Any]] = [[] for _ in contract.columns]
-    rows: list[int] = []
-    bad: list[BadRecord] = []
-    encoding = contract.format["encoding"]
-    json_record = _json_reader(contract)
+    """Blocks of lines are read columnar by Arrow wherever they read exactly as the per-line path
+    reads them (``_JsonColumnar``), line by line elsewhere; the batches are the per-line path's."""
+    columnar = _JsonColumnar.for_contract(contract)
+    if columnar is None:
+        return _python_jsonl_batches(contract, path, batch_rows, info)
+    return _read_jsonl(contract, path, _JsonBatches(contract, batch_rows, info), columnar)
+
+
+def _python_jsonl_batches(contract: Contract, path: Path, batch_rows: int, info: FileInfo) -> Iterator[Batch]:
+    """The straightforward path: every line through Python's json module (the fast path's oracle)."""
+    return _read_jsonl(contract, path, _JsonBatches(contract, batch_rows, info), None)
+
+
+def _read_jsonl(
+    contract: Contract, path: Path, batches: _JsonBatches, columnar: _JsonColumnar | None
+) -> Iterator[Batch]:
     limit = contract.limits.max_line_bytes
-    held = 0
     try:
         with _open_binary(contract, path) as raw:
-            for line in _lines(raw, limit):
-                if not isinstance(line, bytes):
-                    info.records += 1
-                    bad.append(
-                        BadRecord(
-                            info.records,
-                            f"line longer than {limit} bytes (limits.max_line_bytes)",
-                            "(too long to keep)",
-                        )
-                    )
-                    continue
-                held += len(line)
-                stripped = line.strip()
-                if not stripped:
-                    continue  # a blank line carries no record
-                info.records += 1
-                try:
-                    text = stripped.decode(encoding)
-                    obj = json.loads(text)
-                    if not isinstance(obj, dict):
-                        raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
-                    record = json_record(obj)
-                except UnicodeDecodeError:
-                    bad.append(
-                        BadRecord(
-                            info.records,
-                            f"line is not valid {encoding}",
-                            kept_raw(stripped[: MAX_RAW_KEPT * 4].decode(encoding, "replace")),
-                        )
-                    )
-                except json.JSONDecodeError as exc:
-                    bad.append(
-                        BadRecord(
-                            info.records, f"line is not valid JSON ({exc.msg} at column {exc.colno})", kept_raw(text)
-                        )
-                    )
-                except _RecordError as exc:
-                    bad.append(BadRecord(info.records, str(exc), kept_raw(text)))
-                else:
-                    rows.append(info.records)
-                    for values, v in zip(columns, record):
-                        values.append(v)
-                if len(rows) + len(bad) >= batch_rows or held >= BATCH_BYTES:
-                    yield _json_batch(contract, rows, columns, bad)
-                    columns, rows, bad, held = [[] for _ in contract.columns], [], [], 0
+            if columnar is None:
+                for line in _lines(raw, limit):
+                    yield from batches.line(line)
+            else:
+                for block in _line_blocks(raw, limit):
+                    for table, lines in columnar.pieces(block):
+                        if table is not None:
+                            yield from batches.table(table, lines)
+                        else:
+                            for line in lines:
+                                yield from batches.line(line)
     except (EOFError, OSError, zlib.error) as exc:
         raise _decode_errors_as_rejection(exc, contract) from exc
-    if info.records == 0:
+    if batches.info.records == 0:
         raise FileRejected("file holds no records")
-    if rows or bad:
-        yield _json_batch(contract, rows, columns, bad)
+    yield from batches.finish()
 
 
-def _json_batch(contract: Contract, rows: list[int], columns: list[list[Any]], bad: list[BadRecord]) -> Batch:
-    schema = raw_schema(contract)
-    arrays = [pa.array(rows, pa.int64())] + [
-        pa.array(v, schema.field(c.name).type) for v, c in zip(columns, contract.columns)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_no_lone_surrogate(record: list[Any]) -> None:
+    """JSON may escape half of a UTF-16 pair (``\\ud800``); Python's json module accepts it, but
+    it is no text and could be stored nowhere: the line is a bad record, not a failed file."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _RecordError("a value is a lone surrogate escape (\\ud800-\\udfff), not text") from None
+
+
+class _JsonBatches:
+    """Records gathered into batches where the per-line path hands them on: after the record that
+    brings a batch to ``batch_rows`` records (good or bad) or to ``BATCH_BYTES`` of lines (blank
+    lines count as bytes, never as records), whichever path read the record."""
+
+    def __init__(self, contract: Contract, batch_rows: int, info: FileInfo) -> None:
+        self.contract, self.batch_rows, self.info = contract, batch_rows, info
+        self.schema = raw_schema(contract)
+        self.encoding = contract.format["encoding"]
+        self.limit = contract.limits.max_line_bytes
+        self.json_record = _json_reader(contract)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pieces: list[pa.Table] = []
+        self.columns: list[list[Any]] = [[] for _ in self.contract.columns]
+        self.rows: list[int] = []
+        self.bad: list[BadRecord] = []
+        self.count = 0  # records in the batch, good and bad
+        self.held = 0
+
+    def line(self, line: bytes | int) -> Iterator[Batch]:
+        """One line as ``_lines`` gives it (its bytes, or its length when too long to hold)."""
+        if not isinstance(line, bytes):
+            # counted, but (as always) the batch is handed on only after the next record
+            self._bad(f"line longer than {self.limit} bytes (limits.max_line_bytes)", "(too long to keep)")
+            return
+        self.held += len(line)
+        stripped = line.strip()
+        if not stripped:
+            return  # a blank line carries no record
+        self._record(stripped)
+        if self.count >= self.batch_rows or self.held >= BATCH_BYTES:
+            yield self._batch()
+
+    def _record(self, stripped: bytes) -> None:
+        encoding = self.encoding
+        self.info.records += 1
+        self.count += 1
+        try:
+            text = stripped.decode(encoding)
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
+            record = self.json_record(obj)
+            if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+                _check_no_lone_surrogate(record)
+        except UnicodeDecodeError:
+            self.bad.append(
+                BadRecord(
+                    self.info.records,
+                    f"line is not valid {encoding}",
+                    kept_raw(stripped[: MAX_RAW_KEPT * 4].decode(encoding, "replace")),
+                )
+            )
+        except json.JSONDecodeError as exc:
+            self.bad.append(
+                BadRecord(
+                    self.info.records, f"line is not valid JSON ({exc.msg} at column {exc.colno})", kept_raw(text)
+                )
+            )
+        except _RecordError as exc:
+            self.bad.append(BadRecord(self.info.records, str(exc), kept_raw(text)))
+        else:
+            self.rows.append(self.info.records)
+            for values, v in zip(self.columns, record):
+                values.append(v)
+
+    def _bad(self, reason: str, raw: str) -> None:
+        self.info.records += 1
+        self.count += 1
+        self.bad.append(BadRecord(self.info.records, reason, raw))
+
+    def table(self, table: pa.Table, sizes: Any) -> Iterator[Batch]:
+        """Records read columnar, one per line; ``sizes`` holds each line's bytes (numpy)."""
+        import numpy as np
+
+        start, n = 0, table.num_rows
+        while start < n:
+            room = min(max(self.batch_rows - self.count, 1), n - start)
+            held = self.held + np.cumsum(sizes[start : start + room])
+            full = np.flatnonzero(held >= BATCH_BYTES)
+            take = int(full[0]) + 1 if len(full) else room
+            self._flush_lines()
+            first = self.info.records + 1
+            rows = pa.array(np.arange(first, first + take, dtype=np.int64))
+            self.pieces.append(table.slice(start, take).add_column(0, ROW, rows))
+            self.info.records += take
+            self.count += take
+            self.held = int(held[take - 1])
+            start += take
+            if self.count >= self.batch_rows or self.held >= BATCH_BYTES:
+                yield self._batch()
+
+    def _flush_lines(self, *, always: bool = False) -> None:
+        if self.rows or always:
+            arrays = [pa.array(self.rows, pa.int64())] + [
+                pa.array(v, self.schema.field(c.name).type) for v, c in zip(self.columns, self.contract.columns)
+            ]
+            self.pieces.append(pa.Table.from_arrays(arrays, schema=self.schema))
+            self.columns, self.rows = [[] for _ in self.contract.columns], []
+
+    def _batch(self) -> Batch:
+        """The pieces as one table laid out as the per-line path lays it out: one chunk per
+        column, starting at offset 0 (a piece may be a slice of a larger block)."""
+        self._flush_lines(always=not self.pieces)
+        columns = [pa.concat_arrays(c.chunks) for c in pa.concat_tables(self.pieces).columns]
+        batch = Batch(pa.Table.from_arrays(columns, schema=self.schema), self.bad)
+        self._reset()
+        return batch
+
+    def finish(self) -> Iterator[Batch]:
+        if self.count:
+            yield self._batch()
+
+
+JSON_BLOCK_BYTES = 8 << 20  # bytes of whole lines read at a time by the columnar path
+# Fewer lines than this go line by line: Arrow's fixed cost per call (about 5 ms) is what Python
+# spends on some 250 lines. A run of lines that Arrow refuses is halved down to this size.
+_JSON_MIN_LINES = 256
+
+
+def _line_blocks(raw: BinaryIO, limit: int) -> Iterator[bytes | int]:
+    """Whole lines, about ``JSON_BLOCK_BYTES`` of them at a time; a line longer than ``limit``
+    that does not fit is read past and given as its length, never held whole (as in ``_lines``)."""
+    rest = b""
+    while True:
+        data = raw.read(JSON_BLOCK_BYTES)
+        if not data:
+            if rest:
+                yield rest  # the last line, without a line break
+            return
+        buf = rest + data if rest else data
+        cut = buf.rfind(b"\n") + 1
+        if cut:
+            yield buf[:cut]
+        rest = buf[cut:]
+        if len(rest) > limit:  # a line that is already too long: read past the rest of it
+            while not rest.endswith(b"\n"):
+                rest = raw.readline(1 << 20)
+                if not rest:
+                    break
+            yield limit + 1
+            rest = b""
+
+
+class _JsonColumnar:
+    """Lines read by Arrow's JSON reader, columnar, exactly as the per-line path would read them.
+
+    Arrow is given an explicit schema of the contract's fields (nothing is inferred, so a
+    timestamp stays the partner's text) and ignores other fields, as ``extra_fields: ignore``
+    does. It is stricter than Python's json module (a number where the contract wants text, a
+    repeated field, ``NaN`` in a contract field, a lone surrogate escape, an array item that is
+    null) and refuses the block, which is then halved until it reads, down to a few hundred
+    lines that go through the per-line path (as do short runs of lines, where Arrow saves nothing). Where Arrow is more lenient it is not asked: each line must start
+    with ``{`` and end with ``}`` (then no value can run over two lines), Arrow must find as many
+    records as lines (so no line holds two), and the bytes must be valid UTF-8 (Arrow does not
+    check the fields it ignores). Values become text as ``_as_text`` makes them: an integer its
+    digits, a boolean ``true``/``false``, an empty string null.
+    """
+
+    def __init__(self, contract: Contract, schema: pa.Schema) -> None:
+        self.contract = contract
+        self.schema = schema
+        self.limit = contract.limits.max_line_bytes
+
+    @classmethod
+    def for_contract(cls, contract: Contract) -> _JsonColumnar | None:
+        """None when the contract's encoding or fields cannot be read this way (UTF-8 only)."""
+        if codecs.lookup(contract.format["encoding"]).name != "utf-8":
+            return None
+        tree: dict[str, Any] = {}
+        for column in contract.columns:
+            if not _plant(tree, column):
+                return None
+        return cls(contract, pa.schema(_arrow_fields(tree)))
+
+    def pieces(self, block: bytes | int) -> Iterator[tuple[pa.Table | None, Any]]:
+        """(table, line sizes) for lines read columnar, (None, lines) for the per-line path."""
+        import numpy as np
+
+        if not isinstance(block, bytes):
+            yield None, [block]
+            return
+        arr = np.frombuffer(block, np.uint8)
+        ends = np.flatnonzero(arr == 0x0A)
+        if not len(ends) or ends[-1] != len(block) - 1:
+            ends = np.append(ends, len(block))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        sizes = np.diff(np.append(starts, len(block)))
+        length = ends - starts
+        fit = (length >= 2) & (length <= self.limit)
+        last = arr[np.maximum(ends - 1, 0)]
+        before = arr[np.maximum(ends - 2, 0)]
+        plain = fit & (arr[np.minimum(starts, len(block) - 1)] == 0x7B)
+        plain &= (last == 0x7D) | ((last == 0x0D) & (before == 0x7D))
+        bounds = np.flatnonzero(np.diff(np.concatenate(([0], plain.astype(np.int8), [0]))))
+        at = 0
+        for lo, hi in zip(bounds[::2], bounds[1::2]):
+            if hi - lo >= _JSON_MIN_LINES:
+                yield from self._line_by_line(block, starts, sizes, at, lo)
+                yield from self._columnar(block, starts, sizes, lo, hi)
+                at = hi
+        yield from self._line_by_line(block, starts, sizes, at, len(starts))
+
+    def _line_by_line(self, block: bytes, starts, sizes, lo: int, hi: int) -> Iterator[tuple[None, list[bytes | int]]]:
+        if lo < hi:
+            lines = [block[s : s + z] for s, z in zip(starts[lo:hi].tolist(), sizes[lo:hi].tolist())]
+            yield None, [line if len(line.rstrip(b"\n")) <= self.limit else len(line) for line in lines]
+
+    def _columnar(self, block: bytes, starts, sizes, lo: int, hi: int) -> Iterator[tuple[pa.Table | None, Any]]:
+        table = self._read(
+            memoryview(block)[starts[lo] : starts[hi - 1] + sizes[hi - 1]], hi - lo, int(sizes[lo:hi].max())
+        )
+        if table is not None:
+            yield table, sizes[lo:hi]
+        elif hi - lo < 2 * _JSON_MIN_LINES:
+            yield from self._line_by_line(block, starts, sizes, lo, hi)
+        else:
+            mid = (lo + hi) // 2
+            yield from self._columnar(block, starts, sizes, lo, mid)
+            yield from self._columnar(block, starts, sizes, mid, hi)
+
+    def _read(self, data: memoryview, lines: int, longest: int) -> pa.Table | None:
+        import pyarrow.json as pj
+
+        try:
+            str(data, "utf-8")  # strict, as the per-line path decodes each line
+            table = pj.read_json(
+                pa.BufferReader(pa.py_buffer(data)),
+                read_options=pj.ReadOptions(block_size=max(1 << 20, 2 * longest)),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=self.schema, newlines_in_values=False, unexpected_field_behavior="ignore"
+                ),
+            )
+        except (UnicodeDecodeError, pa.ArrowException, ValueError):
+            return None
+        if table.num_rows != lines:
+            return None
+        return _raw_columns(self.contract, table.combine_chunks())
+
+
+def _arrow_type_of(column: Column) -> pa.DataType | None:
+    """The JSON type Arrow is told to expect: what the partner's spec says the value is."""
+    if column.type == "integer":
+        return pa.int64()
+    if column.type == "boolean":
+        return pa.bool_()
+    if column.type == "array":
+        tree: dict[str, Any] = {}
+        if any(f.type == "array" for f in column.fields) or not all(_plant(tree, f) for f in column.fields):
+            return None
+        return pa.list_(pa.struct(_arrow_fields(tree)))
+    return pa.string()
+
+
+def _plant(tree: dict[str, Any], column: Column) -> bool:
+    """Put a column's dotted source into a tree of fields; False when two columns clash."""
+    kind = _arrow_type_of(column)
+    *parents, leaf = column.source.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            return False
+    there = node.get(leaf)
+    if kind is None or isinstance(there, dict) or (there is not None and not there.equals(kind)):
+        return False
+    node[leaf] = kind
+    return True
+
+
+def _arrow_fields(tree: dict[str, Any]) -> list[pa.Field]:
+    return [
+        pa.field(name, pa.struct(_arrow_fields(node)) if isinstance(node, dict) else node)
+        for name, node in tree.items()
     ]
-    return Batch(pa.Table.from_arrays(arrays, schema=schema), bad)
+
+
+def _raw_columns(contract: Contract, table: pa.Table) -> pa.Table | None:
+    """Arrow's typed columns as the per-line path's raw text columns (no ``_row``); None when a
+    value would not be what the per-line path makes of it (an array item that is not an object)."""
+    schema = raw_schema(contract)
+    arrays = []
+    for column in contract.columns:
+        values = _field(table, column.source)
+        if column.type == "array":
+            values = _raw_list(column, values, schema.field(column.name).type)
+            if values is None:
+                return None
+        else:
+            values = _raw_text(values)
+        arrays.append(values)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(list(schema)[1:]))
+
+
+def _field(container: Any, dotted: str) -> pa.Array:
+    import pyarrow.compute as pc
+
+    first, *rest = dotted.split(".")
+    values = container.column(first).chunk(0) if isinstance(container, pa.Table) else pc.struct_field(container, first)
+    for part in rest:
+        values = pc.struct_field(values, part)  # null where a parent is null, as _lookup gives None
+    return values
+
+
+def _raw_text(values: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(values.type):
+        return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    return values.cast(pa.string())  # int64: its digits, as json.dumps; bool: "true"/"false"
+
+
+def _raw_list(column: Column, lists: pa.ListArray, target: pa.DataType) -> pa.Array | None:
+    import pyarrow.compute as pc
+
+    offsets = lists.offsets
+    first = offsets[0].as_py()
+    items = lists.values.slice(first, offsets[-1].as_py() - first)
+    if items.null_count:
+        return None  # a null item: the per-line path says "is not an object"
+    fields = [_raw_text(_field(items, f.source)) for f in column.fields]
+    values = pa.StructArray.from_arrays(fields, fields=list(target.value_type))
+    return pa.ListArray.from_arrays(pc.subtract(offsets, first), values, type=target, mask=lists.is_null())
