@@ -314,6 +314,8 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
         block = os.urandom(1 << 20)
         for i in range(mib):
             f.write(block[i % 251 :] + block[: i % 251])  # incompressible, and no two blocks alike
+        f.flush()
+        os.fsync(f.fileno())  # in the page cache for both sides, and no writeback of it during the first run
     private, public = generate_keypair(work / "keys" / "hub_ed25519")
     server = start_sftp_server(root, public, work / "sshd")
     results: dict = {"mib": mib, "connector_s": [], "openssh_s": []}
@@ -341,7 +343,8 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
             "GlobalKnownHostsFile=/dev/null",
             f"{server.username}@{server.host}",
         ]
-        for _ in range(repeats):
+
+        def connector() -> None:
             target = work / "pulled-connector.bin"
             target.unlink(missing_ok=True)
             started = time.perf_counter()
@@ -350,6 +353,8 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
             results["connector_s"].append(time.perf_counter() - started)
             assert download.size == source.stat().st_size
             target.unlink()
+
+        def openssh() -> None:
             target = work / "pulled-openssh.bin"
             target.unlink(missing_ok=True)
             started = time.perf_counter()
@@ -357,11 +362,16 @@ def _sftp(work: Path, mib: int, repeats: int) -> dict:
             results["openssh_s"].append(time.perf_counter() - started)
             assert target.stat().st_size == source.stat().st_size
             target.unlink()
+
+        for run in range(repeats):  # who goes first alternates, so neither always follows the other
+            for pull in (connector, openssh) if run % 2 == 0 else (openssh, connector):
+                pull()
     finally:
         server.stop()
         source.unlink(missing_ok=True)
     best_c, best_o = min(results["connector_s"]), min(results["openssh_s"])
     results.update(connector_mib_s=mib / best_c, openssh_mib_s=mib / best_o, ratio=best_o / best_c)
+    results["ratios"] = [o / c for c, o in zip(results["connector_s"], results["openssh_s"], strict=True)]
     return results
 
 
@@ -486,53 +496,53 @@ SMALL_FAULTS = {
 }  # a little of everything, as a real night
 STAGES = (
     "parse",
-    "check frames",
-    "validate (GE)",
-    "model + pseudonymise",
-    "Parquet write",
-    "report + receipt",
+    "validate",
+    "pseudonymise",
+    "publish",
     "ledger",
-    "Data Docs",
-    "manifest",
+    "receipt",
     "other",
-)
+    "manifest",
+)  # a file's task time: ``process_file`` (without the SFTP upload of its receipt) and ``write_manifest``
+DOCS = "data docs"  # ``render_data_docs``, after the manifest: off the path to published data
 
 
 class _StageTimers:
-    """Wall-clock time per pipeline stage, by wrapping the functions that make each stage.
+    """Wall-clock time per stage of the nightly tasks, by wrapping the functions of each stage.
 
     The wrapped functions never nest in one another (a model function runs before the Parquet
-    write it feeds, not inside it), so the stages add up; "other" is the rest of ``process``
-    and "manifest" the rest of ``summarise``. Wrapping costs microseconds per call, so the
-    figures are those of the plain run (a profiler would slow GE's Python several times over).
+    write it feeds, not inside it), so the stages add up; "other" is the rest of
+    ``process_landed`` (staging sweep, duplicate records, quarantine rows, samples, outcomes).
+    Wrapping costs microseconds per call, so the figures are those of the plain run (a profiler
+    would slow GE's Python several times over).
     """
 
     def __init__(self) -> None:
-        self.seconds = dict.fromkeys(STAGES + ("process", "summarise"), 0.0)
+        self.seconds = dict.fromkeys(STAGES + (DOCS, "process"), 0.0)
+        self.cpu = dict.fromkeys(self.seconds, 0.0)  # CPU seconds: less at the mercy of the machine's load
         self._undo: list[tuple[object, str, object]] = []
 
     def __enter__(self) -> Self:
         from samverkan.core.ledger import Ledger
         from samverkan.core.publishing import StagedParquet
         from samverkan.ingest import model, pipeline
-        from samverkan.quality import reports
+        from samverkan.orchestration import feed_runtime
         from samverkan.quality.validation import Validator
 
+        model_steps = ("incidents", "involvements", "observations", "incident_id_map", "first_occurrences")
         for owner, name, stage in [
-            (pipeline, "check_frame", "check frames"),
-            (pipeline, "array_check_frame", "check frames"),
-            (Validator, "validate_table", "validate (GE)"),
-            *[
-                (model.FeedModel, m, "model + pseudonymise")
-                for m in ("incidents", "involvements", "observations", "incident_id_map")
-            ],
-            (StagedParquet, "write", "Parquet write"),
-            (StagedParquet, "commit", "Parquet write"),
-            (pipeline, "_report", "report + receipt"),
+            (pipeline, "check_frame", "validate"),
+            (pipeline, "array_check_frame", "validate"),
+            (Validator, "validate_table", "validate"),
+            *[(model.FeedModel, m, "pseudonymise") for m in model_steps if hasattr(model.FeedModel, m)],
+            (StagedParquet, "__init__", "publish"),
+            (StagedParquet, "write", "publish"),
+            (StagedParquet, "commit", "publish"),
             (Ledger, "settle", "ledger"),
-            (reports, "render_night", "Data Docs"),
-            (pipeline, "process", "process"),
-            (pipeline, "summarise", "summarise"),
+            (pipeline, "_report", "receipt"),
+            (feed_runtime, "process_landed", "process"),
+            (feed_runtime, "record_run", "manifest"),
+            (feed_runtime, "render_data_docs", DOCS),
         ]:
             self._wrap(owner, name, stage)
         original = pipeline.read_batches
@@ -540,13 +550,14 @@ class _StageTimers:
         def read_batches(*args, **kwargs):
             batches = original(*args, **kwargs)
             while True:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 try:
                     batch = next(batches)
                 except StopIteration:
                     return
                 finally:
                     self.seconds["parse"] += time.perf_counter() - started
+                    self.cpu["parse"] += time.process_time() - cpu
                 yield batch
 
         self._undo.append((pipeline, "read_batches", original))
@@ -555,14 +566,15 @@ class _StageTimers:
 
     def _wrap(self, owner: object, name: str, stage: str) -> None:
         original = getattr(owner, name)
-        seconds = self.seconds
+        seconds, cpu_seconds = self.seconds, self.cpu
 
         def timed(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 seconds[stage] += time.perf_counter() - started
+                cpu_seconds[stage] += time.process_time() - cpu
 
         self._undo.append((owner, name, original))
         setattr(owner, name, timed)
@@ -571,66 +583,72 @@ class _StageTimers:
         for owner, name, original in reversed(self._undo):
             setattr(owner, name, original)
 
-    def stages(self) -> dict[str, float]:
-        s = dict(self.seconds)
-        inside = sum(s[k] for k in STAGES if k not in ("Data Docs", "manifest", "other"))
+    def stages(self, cpu: bool = False) -> dict[str, float]:
+        s = dict(self.cpu if cpu else self.seconds)
+        inside = sum(s[k] for k in STAGES if k not in ("other", "manifest"))
         s["other"] = max(0.0, s["process"] - inside)
-        s["manifest"] = max(0.0, s["summarise"] - s["Data Docs"])
-        return {k: s[k] for k in STAGES}
+        return {k: s[k] for k in STAGES + (DOCS,)}
+
+    def reset(self) -> None:
+        """In place: the wrappers hold the dictionaries."""
+        for totals in (self.seconds, self.cpu):
+            totals.update(dict.fromkeys(totals, 0.0))
 
 
 def _nights_one(args: argparse.Namespace) -> int:
-    """Child: every generated night through process + summarise, one file per feed and night, in
-    order, as a DAG run's tasks (or the history import) do them in one worker process."""
+    """Child: every generated night through the feed DAG's task functions, one file per feed and
+    night, in order, as one worker process would run them (``airflow dags test``, the history
+    import): ``process_landed`` → ``record_run`` is a file's task time; ``render_data_docs``
+    follows, timed apart. No SFTP (receipts are not uploaded) and no Airflow start-up."""
+    work = Path(args.work)
+    os.environ["SAMVERKAN_DATA_ROOT"] = str(work / "data")  # what ``paths()`` gives the task functions
     from samverkan.core.contracts import load_contracts
     from samverkan.core.ledger import Ledger
     from samverkan.core.settings import Paths
-    from samverkan.ingest import pipeline
+    from samverkan.orchestration import feed_runtime as runtime
     from samverkan.privacy.pseudonymise import Pseudonymiser
-    from samverkan.quality.validation import Validator
 
-    work = Path(args.work)
     contracts, paths = load_contracts(), Paths(work / "data").ensure()
     ledger, pseudonymiser = Ledger(paths.ledger), Pseudonymiser(_key())
     files = json.loads((work / "files.json").read_text(encoding="utf-8"))
     started = time.perf_counter()
-    validator = Validator()
     per_file: dict[str, list[float]] = {}
+    docs: list[float] = []
     rows = 0
     with _StageTimers() as timers:
         for i, (feed, night, path) in enumerate(files):
             landed = land(paths, ledger, feed, night, Path(path), "benchmark")
             run_id = f"benchmark__{night}__{i}"
             file_started = time.perf_counter()
-            result = pipeline.process(
-                contracts[feed],
-                landed,
-                paths,
-                ledger,
-                pseudonymiser,
-                validator,
-                run_id=run_id,
-                expectations_dir=REPO / "expectations",
+            result = runtime.process_landed(
+                contracts[feed], landed, run_id, REPO / "expectations", lambda: pseudonymiser
             )
-            pipeline.summarise(contracts[feed], paths, [pipeline.result_dict(result)], [], run_id, night)
-            per_file.setdefault(feed, []).append(time.perf_counter() - file_started)
-            rows += result.rows_received
+            runtime.record_run(contracts[feed], [landed], [result], run_id, date.fromisoformat(night))
+            task_s = time.perf_counter() - file_started
+            runtime.render_data_docs(contracts[feed], [result], run_id)
+            per_file.setdefault(feed, []).append(task_s)
+            docs.append(time.perf_counter() - file_started - task_s)
+            rows += result["rows_received"]
             if i == 0:
                 first = {"first_file_s": time.perf_counter() - started}  # GE import and context included
                 cpu_started = time.process_time()
-                timers.seconds.update(dict.fromkeys(timers.seconds, 0.0))  # in place: the wrappers hold it
-        stages = timers.stages()
-    warm = [t for times in per_file.values() for t in times][1:]
+                timers.reset()
+                warm_started = time.perf_counter()
+        stages, stages_cpu = timers.stages(), timers.stages(cpu=True)
+    per_file[files[0][0]] = per_file[files[0][0]][1:]  # the cold first file (imports, GE context) apart
     print(
         json.dumps(
             {
                 **first,
                 "files": len(files),
                 "rows": rows,
-                "warm_s": sum(warm),
+                "warm_s": sum(sum(times) for times in per_file.values()),  # task time: process + manifest
+                "warm_docs_s": sum(docs[1:]),
+                "warm_wall_s": time.perf_counter() - warm_started,  # everything, landing included
                 "warm_cpu_s": time.process_time() - cpu_started,
                 "per_feed": {f: sorted(t) for f, t in per_file.items()},
                 "stages": stages,
+                "stages_cpu": stages_cpu,
                 "peak_rss_mib": _peak_rss_mib(),
             }
         )
@@ -652,43 +670,119 @@ def _small_nights(work: Path, nights: int) -> dict:
         ):
             files.append((feed, truth.night.isoformat(), str(truth.path)))
     files.sort(key=lambda f: (f[1], FEEDS.index(f[0])))
-    (work / "files.json").write_text(json.dumps(files), encoding="utf-8")
+    cold = files[-len(FEEDS) :] if nights > 1 else []  # the last night: a process per task, as Airflow runs them
+    (work / "files.json").write_text(json.dumps(files[: len(files) - len(cold)]), encoding="utf-8")
+    (work / "cold.json").write_text(json.dumps(cold), encoding="utf-8")
     generated = time.perf_counter() - started
     load_before = _load()
     stats = _child(["nights-one", "--work", str(work)])
+    stats["cold_tasks"] = {
+        feed: {task: _child(["task-one", "--work", str(work), "--task", task, "--file", str(i)]) for task in TASKS}
+        for i, (feed, _, _) in enumerate(cold)
+    }
     stats.update(nights=nights, sizes=HISTORY_SIZES, generate_s=generated, load_before=load_before, load_after=_load())
     shutil.rmtree(work, ignore_errors=True)
     print(f"  {small_nights_line(stats)}", flush=True)
     return stats
 
 
+TASKS = ("process_file", "write_manifest", "render_data_docs")
+
+
+def _task_one(args: argparse.Namespace) -> int:
+    """Child: one task of one file in a fresh process, as Airflow runs each task: the time to
+    import what the task function imports, and its work; Airflow's own start-up is not in it.
+    The landed file and each task's result pass between the children as files (XCom's part)."""
+    work, index = Path(args.work), int(args.file)
+    os.environ["SAMVERKAN_DATA_ROOT"] = str(work / "data")
+    feed, night, path = json.loads((work / "cold.json").read_text(encoding="utf-8"))[index]
+    passed = work / f"cold-{index}.json"
+    started = time.perf_counter()
+    from samverkan.core.contracts import load_contracts
+    from samverkan.orchestration import feed_runtime as runtime
+
+    contract = load_contracts()[feed]
+    if args.task == "process_file":
+        from samverkan.core.ledger import Ledger
+        from samverkan.core.settings import Paths
+        from samverkan.privacy.pseudonymise import Pseudonymiser
+
+        paths = Paths(work / "data").ensure()
+        landing = time.perf_counter()
+        landed = land(paths, Ledger(paths.ledger), feed, night, Path(path), "benchmark-cold")  # fetch_file's part
+        started += time.perf_counter() - landing
+        imported = time.perf_counter()
+        result = runtime.process_landed(
+            contract, landed, "benchmark-cold", REPO / "expectations", lambda: Pseudonymiser(_key())
+        )
+        passed.write_text(json.dumps({"landed": landed, "result": result}, default=str), encoding="utf-8")
+    else:
+        state = json.loads(passed.read_text(encoding="utf-8"))
+        imported = time.perf_counter()
+        if args.task == "write_manifest":
+            runtime.record_run(
+                contract, [state["landed"]], [state["result"]], "benchmark-cold", date.fromisoformat(night)
+            )
+        else:
+            runtime.render_data_docs(contract, [state["result"]], "benchmark-cold")
+    done = time.perf_counter()
+    print(
+        json.dumps(
+            {
+                "import_s": imported - started,
+                "work_s": done - imported,
+                "great_expectations": "great_expectations" in sys.modules,
+            }
+        )
+    )
+    return 0
+
+
 def small_nights_line(r: dict) -> str:
     warm = r["files"] - 1
     return (
         f"{r['nights']} nights × 3 feeds: {r['files']} files, {r['rows']:,} rows; first file {r['first_file_s']:.1f} s "
-        f"(imports, GE context); the other {warm} in {r['warm_s']:.1f} s = {warm / r['warm_s']:.2f} files/s, "
-        f"{r['warm_s'] / warm:.3f} s/file ({r['warm_cpu_s'] / warm:.3f} s of CPU); "
-        f"load {r['load_before']} → {r['load_after']}"
+        f"(imports, GE context); the other {warm}: task time {r['warm_s'] / warm:.3f} s/file "
+        f"= {warm / r['warm_s']:.2f} files/s (process + manifest), Data Docs after it "
+        f"{r['warm_docs_s'] / warm:.3f} s/file; with Data Docs and landing {warm / r['warm_wall_s']:.2f} files/s, "
+        f"{r['warm_cpu_s'] / warm:.3f} s of CPU per file; load {r['load_before']} → {r['load_after']}"
     )
 
 
 def small_nights_report(r: dict) -> str:
+    warm = r["files"] - 1
     lines = [
         small_nights_line(r),
         "",
-        "| feed | files | mean s/file | median | 95th percentile |",
+        "| feed | files | mean task s/file | median | 95th percentile |",
         "|---|---:|---:|---:|---:|",
     ]
-    for feed, times in r["per_feed"].items():
-        times = times[1:] if feed == FEEDS[0] else times  # the cold first file apart
+    for feed, times in r["per_feed"].items():  # the cold first file is not among them
         lines.append(
             f"| {feed} | {len(times)} | {sum(times) / len(times):.3f} | {times[len(times) // 2]:.3f} | "
             f"{times[min(len(times) - 1, int(0.95 * len(times)))]:.3f} |"
         )
-    total = sum(r["stages"].values())
-    lines += ["", "| stage | s | share | s/file |", "|---|---:|---:|---:|"]
+    total = sum(v for k, v in r["stages"].items() if k != DOCS)
+    lines += ["", "| stage | s | share of task time | s/file | CPU s/file |", "|---|---:|---:|---:|---:|"]
     for stage, seconds in r["stages"].items():
-        lines.append(f"| {stage} | {seconds:.1f} | {seconds / total:.0%} | {seconds / (r['files'] - 1):.3f} |")
+        share = "(after)" if stage == DOCS else f"{seconds / total:.0%}"
+        lines.append(
+            f"| {stage} | {seconds:.1f} | {share} | {seconds / warm:.3f} | {r['stages_cpu'][stage] / warm:.3f} |"
+        )
+    lines += [
+        "",
+        "The last night, each task in a fresh process as Airflow runs it (Airflow's start-up not "
+        "included): import + work seconds, and whether the task imported Great Expectations.",
+        "",
+        f"| feed | {' | '.join(TASKS)} |",
+        f"|---|{'---:|' * len(TASKS)}",
+    ]
+    for feed, tasks in (r.get("cold_tasks") or {}).items():
+        cells = [
+            f"{t['import_s']:.2f} + {t['work_s']:.2f}{' (GE)' if t['great_expectations'] else ''}"
+            for t in (tasks[name] for name in TASKS)
+        ]
+        lines.append(f"| {feed} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -771,11 +865,15 @@ def report(results: dict) -> str:
         f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}",
         "",
     ]
-    lines += [
-        "| police rows | feed | rows | MiB | pipeline s | rows/s | MiB/s | peak RSS MiB | DuckDB s | DuckDB rows/s "
-        "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet MiB | Parquet ÷ raw ids | Parquet ÷ no id columns |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    lines += (
+        [
+            "| police rows | feed | rows | MiB | pipeline s | rows/s | MiB/s | peak RSS MiB | DuckDB s | DuckDB rows/s "
+            "| DuckDB peak RSS MiB | pipeline/DuckDB | Parquet MiB | Parquet ÷ raw ids | Parquet ÷ no id columns |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        if results["sizes"]
+        else []
+    )
     for size in results["sizes"]:
         for feed, s in size["feeds"].items():
             d = s.get("duckdb")
@@ -824,7 +922,8 @@ def report(results: dict) -> str:
             f"{sftp['connector_mib_s']:,.0f} MiB/s, OpenSSH sftp {sftp['openssh_mib_s']:,.0f} MiB/s; "
             f"connector/OpenSSH {sftp['ratio']:.2f} (all runs: connector "
             f"{', '.join(f'{t:.2f}' for t in sftp['connector_s'])} s; OpenSSH "
-            f"{', '.join(f'{t:.2f}' for t in sftp['openssh_s'])} s)",
+            f"{', '.join(f'{t:.2f}' for t in sftp['openssh_s'])} s; connector/OpenSSH per run "
+            f"{', '.join(f'{r:.2f}' for r in sftp['ratios'])})",
         ]
     return "\n".join(lines)
 
@@ -840,6 +939,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("--work", "--feeds", "--first", "--last"):
         hist.add_argument(name, required=True)
     hist.add_argument("--workers", default="2")
+    task_one = sub.add_parser("task-one")
+    for name in ("--work", "--task", "--file"):
+        task_one.add_argument(name, required=True)
     nights_one = sub.add_parser("nights-one")
     for name in ("--work",):
         nights_one.add_argument(name, required=True)
@@ -856,6 +958,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument("--sftp-mib", type=int, default=500, help="size of the SFTP test file (0: skip)")
     parser.add_argument("--sftp-repeats", type=int, default=3)
+    parser.add_argument("--sftp-only", action="store_true", help="only the SFTP pull (connector vs OpenSSH sftp)")
     parser.add_argument(
         "--history-days",
         type=int,
@@ -888,6 +991,8 @@ def main(argv: list[str] | None = None) -> int:
         return _duckdb_one(args)
     if args.cmd == "history-one":
         return _history_one(args)
+    if args.cmd == "task-one":
+        return _task_one(args)
     if args.cmd == "nights-one":
         return _nights_one(args)
 
@@ -896,25 +1001,25 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[KEY_ENV] = os.urandom(32).hex()  # the children inherit it; never on a command line
     results = {"batch_rows": args.batch_rows, "load_start": _load(), "sizes": []}
     print(f"workdir {work}; load {results['load_start']}", flush=True)
-    only = args.history_only or args.small_nights_only
+    only = args.history_only or args.small_nights_only or args.sftp_only
     if args.small_nights:
         print(f"small nights: {args.small_nights} nights × 3 feeds at demo size", flush=True)
         results["small_nights"] = _small_nights(work / "small-nights", args.small_nights)
     for rows in [] if only else sorted(args.sizes):
         print(f"size {rows:,} police rows", flush=True)
         results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows))
-    if args.history_days and not args.small_nights_only:
+    if args.history_days and not (args.small_nights_only or args.sftp_only):
         print(
             f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",
             flush=True,
         )
         results["history"] = _history(work, args.history_days, args.history_scales, args.history_workers)
-    if args.sftp_mib and not only:
+    if args.sftp_mib and (args.sftp_only or not only):
         print(f"SFTP {args.sftp_mib} MiB", flush=True)
         results["sftp"] = _sftp(work / "sftp", args.sftp_mib, args.sftp_repeats)
     results["load_end"] = _load()
     print()
-    if results["sizes"]:
+    if results["sizes"] or results.get("sftp"):
         print(report(results))
     if results.get("history"):
         print(

@@ -34,6 +34,7 @@ from typing import Any
 
 from samverkan.connectors.sftp import SFTPConnector, SFTPSettings
 from samverkan.core.contracts import Contract, load_contracts
+from samverkan.core.forking import frozen_heap
 from samverkan.core.ledger import Ledger
 from samverkan.core.publishing import manifest_name
 from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, Paths, secret_file_env, secret_variable_env
@@ -199,6 +200,7 @@ def _run_night(
         contract, connector, [r["receipt"] for r in results + skipped if r.get("receipt")]
     )
     manifest = pipeline.summarise(contract, data, results, skipped, run_id, night)
+    pipeline.render_data_docs(contract, data, pipeline.data_docs_nights(results), run_id)
     outcome.nights.append(night)
     outcome.manifests.append(str(data.manifests(contract.id) / manifest_name(run_id)))
     for r in results + skipped:
@@ -248,7 +250,7 @@ def import_history(
     token = id(contracts)
     _FORKED[token] = (contracts, first, last, {**kwargs, "started": started})
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with frozen_heap(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             return list(pool.map(_forked_feed, [token] * len(contracts), range(len(contracts))))
     finally:
         del _FORKED[token]

@@ -83,6 +83,7 @@ PERSON_FLAG = "_person_flag"  # the pipeline's column of a record's person fault
 
 CANONICAL = "__canonical"  # beside a personnummer column in the batch: its canonical form (null unless valid)
 PNR_STATUS = "__pnr_status"  # and its status (personnummer.STATUSES)
+PUBLISHED_ID = "__incident_id"  # beside the batch's rows: each row's published incident id (with_incident_ids)
 
 
 def with_personnummer(contract: Contract, table: pa.Table, night: date) -> pa.Table:
@@ -235,6 +236,29 @@ def area_of(places: pa.Array) -> pa.Array:
     return pc.take(areas.ids, pc.index_in(key, value_set=areas.keys))
 
 
+# --- incident keys -------------------------------------------------------------------------
+
+
+def _encoded(keys: pa.Array | pa.ChunkedArray) -> tuple[pa.DictionaryArray, np.ndarray]:
+    """Keys dictionary-encoded, with each row's index into the dictionary (-1 for null)."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    encoded = pc.dictionary_encode(keys)
+    return encoded, pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _first_of_each(index: np.ndarray) -> np.ndarray:
+    mask = np.zeros(len(index), bool)
+    mask[np.unique(index, return_index=True)[1]] = True
+    return mask
+
+
+def first_in_batch(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """True for the first row of each key in ``keys`` alone (a null key counts as one key): what
+    ``FeedModel.first_occurrences`` keeps of a file's first batch, a superset of it for a later one."""
+    return pa.array(_first_of_each(_encoded(keys)[1]) if len(keys) else np.zeros(0, bool))
+
+
 # --- the mapping ---------------------------------------------------------------------------
 
 
@@ -246,7 +270,7 @@ class FeedModel:
         self.pseudonymiser = pseudonymiser
         self.night = night
         self.source_file = source_file
-        self._seen_hashes = np.empty(0, np.int64)  # sorted; see _first_occurrences
+        self._seen_hashes = np.empty(0, np.int64)  # sorted; see first_occurrences
         self._seen_null = False
 
     @cached_property
@@ -383,11 +407,15 @@ class FeedModel:
         counted = pa.concat_tables(parts)
         return counted.filter(pc.is_valid(counted.column("count")))
 
-    def incidents(self, table: pa.Table) -> pa.Table:
-        """One row per incident; later rows of an incident already seen in this file are skipped."""
+    def incidents(self, table: pa.Table, first: pa.Array | None = None) -> pa.Table:
+        """One row per incident; later rows of an incident already seen in this file are skipped.
+
+        ``first`` (rows to keep) lets a worker of the parallel path map a batch on its own: it
+        keeps ``first_in_batch`` and the file's run drops what earlier batches had (the rows
+        are mapped one by one, so filtering before or after mapping gives the same rows)."""
         spec = self.contract.model["incident"]
         keys = table.column(spec["key"]).combine_chunks()
-        first = self._first_occurrences(keys)
+        first = self.first_occurrences(keys) if first is None else first
         table = table.filter(first)
         n = table.num_rows
         occurred = self._occurred(table, spec.get("occurred_at"), n)
@@ -395,7 +423,7 @@ class FeedModel:
         category_raw = table.column(spec["category"]["column"]).combine_chunks()
         category = map_values(category_raw, spec["category"]["map"])
         columns = {
-            "incident_id": self._published_ids(table.column(spec["key"])),
+            "incident_id": self._ids(table),
             "source": constant(self.contract.id, n),
             "source_file": constant(self.source_file, n),
             "occurred_at_utc": occurred,
@@ -419,7 +447,7 @@ class FeedModel:
         }
         return pa.Table.from_pydict(columns, schema=INCIDENTS_SCHEMA)
 
-    def _first_occurrences(self, keys: pa.Array) -> pa.Array:
+    def first_occurrences(self, keys: pa.Array) -> pa.Array:
         """True for the first row of each key in the file so far (a null key counts as one key).
 
         Keys of earlier batches are kept as a sorted array of 64-bit hashes (Python's keyed
@@ -427,16 +455,10 @@ class FeedModel:
         file has millions of incidents. Two different keys sharing a hash would drop the later
         incident row; at 10 million incidents in one file the chance is below 3 in a million.
         """
-        if isinstance(keys, pa.ChunkedArray):
-            keys = keys.combine_chunks()
-        n = len(keys)
-        mask = np.zeros(n, bool)
-        if n == 0:
-            return pa.array(mask)
-        encoded = pc.dictionary_encode(keys)
-        index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        _, first = np.unique(index, return_index=True)
-        mask[first] = True
+        if len(keys) == 0:
+            return pa.array(np.zeros(0, bool))
+        encoded, index = _encoded(keys)
+        mask = _first_of_each(index)
         hashes = np.fromiter((hash(v) for v in encoded.dictionary.to_pylist()), np.int64, len(encoded.dictionary))
         seen = self._seen_hashes
         at = np.searchsorted(seen, hashes)
@@ -454,6 +476,20 @@ class FeedModel:
         self._seen_hashes = np.insert(seen, np.searchsorted(seen, new), new)
         return pa.array(mask)
 
+    def with_incident_ids(self, table: pa.Table) -> pa.Table:
+        """The batch with each row's published incident id beside it (``PUBLISHED_ID``): the
+        incidents, the involvements and the private id map all need them, so a batch's keys
+        are hashed once, not three times. Like ``with_personnummer``'s, the column is read by
+        the model only."""
+        if "incident" not in self.contract.model:
+            return table
+        return table.append_column(PUBLISHED_ID, self._ids(table))
+
+    def _ids(self, table: pa.Table) -> pa.Array:
+        if PUBLISHED_ID in table.column_names:
+            return table.column(PUBLISHED_ID).combine_chunks()
+        return self._published_ids(table.column(self.contract.model["incident"]["key"]))
+
     def _published_ids(self, keys: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The published incident id: HMAC of ``<feed>:<partner key>``, so two feeds' keys never meet."""
         partner = pc.binary_join_element_wise(constant(self.contract.id, len(keys)), keys, ":")
@@ -461,11 +497,13 @@ class FeedModel:
 
     def incident_id_map(self, table: pa.Table) -> pa.Table:
         """Private: partner key ↔ published id, one row per incident key of the batch."""
-        keys = pc.unique(table.column(self.contract.model["incident"]["key"]).combine_chunks())
-        keys = keys.filter(pc.is_valid(keys))
+        name = self.contract.model["incident"]["key"]
+        keys = table.column(name)
+        first = table.filter(pc.and_(first_in_batch(keys), pc.is_valid(keys)))  # each key once, as it first appears
+        keys = first.column(name).combine_chunks()
         return pa.Table.from_pydict(
             {
-                "incident_id": self._published_ids(keys),
+                "incident_id": self._ids(first),
                 "source": constant(self.contract.id, len(keys)),
                 "partner_incident_id": keys,
             },
@@ -474,8 +512,7 @@ class FeedModel:
 
     def involvements(self, table: pa.Table) -> pa.Table:
         spec = self.contract.model["involvements"]
-        key = self.contract.model["incident"]["key"]
-        incident_ids = self._published_ids(table.column(key))
+        incident_ids = self._ids(table)
         if spec["from"] == "rows":
             people = table.append_column("_incident_id", incident_ids)
             people = self._rows_with_people(people, spec)

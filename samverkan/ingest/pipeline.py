@@ -12,9 +12,10 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +41,12 @@ from samverkan.ingest.model import (
     PERSON_FLAG,
     SOURCE_TYPE,
     FeedModel,
+    first_in_batch,
     normalised,
     person_fields,
     with_personnummer,
 )
+from samverkan.ingest.parallel import default_workers, ordered_map
 from samverkan.ingest.parsing import (
     ROW,
     Batch,
@@ -306,6 +309,23 @@ def load_suites(contract: Contract, expectations_dir: Path) -> dict[str, dict[st
     return suites
 
 
+@dataclass
+class _BatchWork:
+    """What mapping one batch gave, for its file's run to apply in order: picklable (a worker
+    process sends it back), check frames cut to the failing records (all the samples read)."""
+
+    parts: list[tuple[str, BatchOutcome, pa.Table]] = field(default_factory=list)  # part, outcome, failing rows
+    table_failures: list[str] = field(default_factory=list)
+    failures: dict[int, list[str]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    held: dict[int, set[str]] = field(default_factory=dict)
+    failed: pa.Table | None = None  # the failed records, the contract's columns
+    valid_rows: int = 0
+    outputs: list[pa.Table] = field(default_factory=list)  # one per staged dataset, published then private
+    incident_keys: pa.Array | None = None  # deferred incidents: each valid row's key,
+    first_in_batch: pa.Array | None = None  # and which rows the incidents table holds
+
+
 class _FileRun:
     """State of one file being processed: staged outputs, counts, validation outcomes."""
 
@@ -378,9 +398,39 @@ class _FileRun:
         return self.published[dataset][0].rows if dataset in self.published else 0
 
     def handle(self, batch: Batch) -> None:
-        table = with_personnummer(self.contract, self._drop_repeats(batch.table), self.night)
-        failures: dict[int, list[str]] = {}
-        reasons: dict[str, str] = {}
+        """One batch, start to end, in this process (the serial path)."""
+        table, repeats = self._drop_repeats(batch.table)
+        self.apply(repeats, self.map_batch(table), batch.bad_records)
+
+    def handle_all(self, batches: Iterable[Batch], workers: int) -> None:
+        """Every batch of the file, mapped on ``workers`` processes and applied in file order.
+
+        Duplicate records are found here, in order, before a batch goes out; incident keys of
+        earlier batches are dropped when its result comes back (``apply``). One worker: the
+        straightforward path, batch after batch (``handle``)."""
+        if workers < 2:
+            for batch in batches:
+                _check_columns(self.contract, self)
+                self.handle(batch)
+            return
+
+        def items() -> Iterator[tuple[tuple[list[dict[str, Any]], list], pa.Table]]:
+            for batch in batches:
+                _check_columns(self.contract, self)
+                table, repeats = self._drop_repeats(batch.table)
+                yield (repeats, batch.bad_records), table
+
+        mapped = ordered_map(partial(self.map_batch, deferred=True), items(), workers)
+        for (repeats, bad_records), work in mapped:
+            self.apply(repeats, work, bad_records)
+
+    def map_batch(self, table: pa.Table, *, deferred: bool = False) -> _BatchWork:
+        """Validation and the published rows of one batch, touching no state of the file's run
+        except, unless ``deferred``, the incident keys seen so far (so a worker process may run
+        it on a copy of the run). ``deferred``: incidents keep the first row of each key in this
+        batch, and ``apply`` drops the keys of earlier batches."""
+        table = with_personnummer(self.contract, table, self.night)
+        work = _BatchWork()
         checked: dict[str, str | None] = {}  # label → the column(s) it checks
         for part, suite in self.suites.items():
             frame = (
@@ -392,25 +442,58 @@ class _FileRun:
                 continue
             outcome = self.validator.validate_table(suite, frame)  # GE per distinct value, same verdicts
             if outcome.table_failures:
-                raise FileRejected(f"table-level checks failed: {', '.join(outcome.table_failures)}")
-            self.outcomes.append(outcome)
-            self.samples.add(part, outcome, frame)
-            reasons.update(outcome.reasons)
+                work.table_failures = outcome.table_failures
+                return work
+            failing = pa.array(sorted({int(r) for r in outcome.failures}), pa.int64())
+            work.parts.append((part, outcome, frame.filter(pc.is_in(frame.column(ROW), value_set=failing))))
+            work.reasons.update(outcome.reasons)
             checked.update((e.label, e.column) for e in outcome.expectations)
             for row, labels in outcome.failures.items():
-                failures.setdefault(int(row), []).extend(labels)
-        if failures:
-            held = self._person_faults(failures, checked)
-            failed = pa.array(sorted(failures), pa.int64())
-            is_failed = pc.is_in(table.column(ROW), value_set=failed)
-            self._quarantine_rows(table.filter(is_failed), failures, reasons, held)
-            is_dropped = pc.is_in(table.column(ROW), value_set=pa.array(sorted(set(failures) - set(held)), pa.int64()))
-            table = self._clear_person_faults(table.filter(pc.invert(is_dropped)), held)
-        self._quarantine_bad(batch)
-        self.valid_rows += table.num_rows
+                work.failures.setdefault(int(row), []).extend(labels)
+        if work.failures:
+            work.held = self._person_faults(work.failures, checked)
+            failed = pa.array(sorted(work.failures), pa.int64())
+            names = {ROW, *(c.name for c in self.contract.columns)}
+            kept = [name for name in table.column_names if name in names]  # the quarantine's; derived ones stay
+            work.failed = table.filter(pc.is_in(table.column(ROW), value_set=failed)).select(kept)
+            dropped = pc.is_in(
+                table.column(ROW), value_set=pa.array(sorted(set(work.failures) - set(work.held)), pa.int64())
+            )
+            table = self._clear_person_faults(table.filter(pc.invert(dropped)), work.held)
+        work.valid_rows = table.num_rows
         if table.num_rows:
-            for staged, make in [*self.published.values(), *self.private.values()]:
-                staged.write(make(table))
+            table = self.model.with_incident_ids(table)
+            work.outputs = [self._make(name, make, table, work, deferred) for name, make in self._makers()]
+        return work
+
+    def _makers(self) -> list[tuple[str, Callable[[pa.Table], pa.Table]]]:
+        return [(name, make) for name, (_, make) in [*self.published.items(), *self.private.items()]]
+
+    def _make(self, name: str, make: Callable, table: pa.Table, work: _BatchWork, deferred: bool) -> pa.Table:
+        if not (deferred and name == "incidents"):
+            return make(table)
+        work.incident_keys = table.column(self.contract.model["incident"]["key"]).combine_chunks()
+        work.first_in_batch = first_in_batch(work.incident_keys)
+        return self.model.incidents(table, first=work.first_in_batch)
+
+    def apply(self, repeats: list[dict[str, Any]], work: _BatchWork, bad_records: list) -> None:
+        """A mapped batch into the file's outputs and counts, in the serial path's order."""
+        self._quarantine_repeats(repeats)
+        for part, outcome, failing in work.parts:
+            self.outcomes.append(outcome)
+            self.samples.add(part, outcome, failing)
+        if work.table_failures:
+            raise FileRejected(f"table-level checks failed: {', '.join(work.table_failures)}")
+        if work.failed is not None:
+            self._quarantine_rows(work.failed, work.failures, work.reasons, work.held)
+        self._quarantine_bad(bad_records)
+        self.valid_rows += work.valid_rows
+        outputs = dict(zip([name for name, _ in self._makers()], work.outputs))
+        if work.incident_keys is not None:  # deferred: drop incidents an earlier batch had
+            first = self.model.first_occurrences(work.incident_keys)
+            outputs["incidents"] = outputs["incidents"].filter(pc.filter(first, work.first_in_batch))
+        for name, table in outputs.items():
+            (self.published.get(name) or self.private[name])[0].write(table)
 
     def _count(self, reason: str, row: int, text: str | None = None) -> None:
         self.reason_counts[reason] = self.reason_counts.get(reason, 0) + 1
@@ -448,21 +531,25 @@ class _FileRun:
         self.held_rows += sum(1 for r in records if r["held_for_correction"])
         self.quarantined_rows += sum(1 for r in records if not r["held_for_correction"])
 
-    def _drop_repeats(self, table: pa.Table) -> pa.Table:
-        """Exact copies of an earlier record of the file go to the quarantine; the first stays (item 9)."""
+    def _drop_repeats(self, table: pa.Table) -> tuple[pa.Table, list[dict[str, Any]]]:
+        """Exact copies of an earlier record of the file, for the quarantine (``apply``); the first stays (item 9)."""
         originals = self.repeats.originals(table)
         if not originals.any():
-            return table
+            return table, []
         is_repeat = pa.array(originals > 0)
         records = [
             self._quarantine_record(row, [duplicates.LABEL], f"exact copy of record {first}, which was kept", None)
             for row, first in zip(table.column(ROW).filter(is_repeat).to_pylist(), originals[originals > 0])
         ]
+        return table.filter(pc.invert(is_repeat)), records
+
+    def _quarantine_repeats(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
         for record in records:
             self._count(duplicates.LABEL, record["record"], duplicates.REASON)
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
         self.quarantined_rows += len(records)
-        return table.filter(pc.invert(is_repeat))
 
     def _person_faults(self, failures: dict[int, list[str]], checked: dict[str, str | None]) -> dict[int, set[str]]:
         """Records whose every failed check reads person fields only, with those fields (item 10)."""
@@ -503,11 +590,11 @@ class _FileRun:
         values = pa.array(list(flags.values()), pa.string())
         return table.append_column(PERSON_FLAG, pc.take(values, pc.index_in(rows, value_set=keys)))
 
-    def _quarantine_bad(self, batch: Batch) -> None:
-        if not batch.bad_records:
+    def _quarantine_bad(self, bad_records: list) -> None:
+        if not bad_records:
             return
         records = []
-        for bad in batch.bad_records:
+        for bad in bad_records:
             self._count("unreadable record", bad.row, "the record could not be read as a record of this format")
             records.append(self._quarantine_record(bad.row, ["unreadable record"], bad.reason, bad.raw))
         self.quarantine.write(pa.Table.from_pylist(records, schema=QUARANTINE_SCHEMA))
@@ -540,8 +627,12 @@ def process(
     run_id: str | None,
     expectations_dir: Path,
     batch_rows: int = 100_000,
+    workers: int | None = None,
 ) -> FileResult:
-    """Parse, validate, pseudonymise and publish one landed file; settle it in the ledger."""
+    """Parse, validate, pseudonymise and publish one landed file; settle it in the ledger.
+
+    ``workers``: processes mapping the file's batches (default: ``SAMVERKAN_BATCH_WORKERS``, else
+    one; see ``samverkan.ingest.parallel``); the published bytes do not depend on it."""
     from samverkan.quality.validation import combine, outcome_to_records
 
     swept = sweep_staging(paths.staging)
@@ -550,9 +641,8 @@ def process(
     result = FileResult(contract.id, landed["name"], landed["night"], landed["sha256"], status="published")
     run = _FileRun(contract, landed, paths, pseudonymiser, validator, load_suites(contract, expectations_dir), run_id)
     try:
-        for batch in read_batches(contract, Path(landed["path"]), batch_rows=batch_rows, info=run.info):
-            _check_columns(contract, run)
-            run.handle(batch)
+        batches = read_batches(contract, Path(landed["path"]), batch_rows=batch_rows, info=run.info)
+        run.handle_all(batches, default_workers(batch_rows) if workers is None else workers)
         _check_threshold(contract, run)
     except (FileRejected, MemoryError) as exc:
         for staged in run.staged():
@@ -776,7 +866,7 @@ def summarise(
             )
         },
     }
-    manifest["data_docs"] = _data_docs(contract, paths, results, run_id)
+    manifest["data_docs"] = {night: reports.data_docs_url(contract.id, night) for night in data_docs_nights(results)}
     outcomes = reports.write_outcomes(paths.root, contract.id, run_id, results)
     manifest["expectation_outcomes"] = str(outcomes.relative_to(paths.root)) if outcomes else None
     path = write_json_atomic(paths.manifests(contract.id) / manifest_name(run_id), manifest)
@@ -794,11 +884,23 @@ def summarise(
     return manifest
 
 
-def _data_docs(contract: Contract, paths: Paths, results: list[dict[str, Any]], run_id: str) -> dict[str, str]:
-    """Rebuild the Data Docs page of every night this run touched; night → URL in the Airflow UI."""
+def data_docs_nights(results: list[dict[str, Any]]) -> list[str]:
+    """The nights whose Data Docs page a run rebuilds: those of the files it processed (each left
+    its masked validation record in ``process``), so the manifest can name the pages before they
+    are rendered."""
+    return sorted({r["night"] for r in results if r and r.get("status") in ("published", "rejected")})
+
+
+def render_data_docs(contract: Contract, paths: Paths, nights: list[str], run_id: str) -> dict[str, str]:
+    """Rebuild the Data Docs page of each night; night → URL in the Airflow UI.
+
+    Not part of ``summarise``: a page is GE's renderer over every file record of the night, the
+    largest fixed cost of a small night after validation, and nothing a run publishes waits for
+    it. The DAG renders in its own task after the manifest; the history import after each night.
+    """
     run = {"run_id": run_id, "run_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     pages = {}
-    for night in sorted({r["night"] for r in results}):
+    for night in sorted(set(nights)):
         if reports.render_night(paths.root, contract.id, night, run):
             pages[night] = reports.data_docs_url(contract.id, night)
     return pages

@@ -96,7 +96,8 @@ def _doc_md(contract: Contract) -> str:
 `fetch_file` (mapped, one per file) lands it with a SHA-256 → `process_file` (mapped) parses in
 batches, validates with the Great Expectations suite `expectations/{contract.id}.json`,
 quarantines failing rows with the failed expectation, pseudonymises and publishes Parquet →
-`write_manifest` records what was received, published and quarantined.
+`write_manifest` records what was received, published and quarantined → `render_data_docs`
+rebuilds the Data Docs page of each night the run processed (after the data is published).
 
 **Personal data handling** (contract `schemas/{contract.id}.yaml`):
 
@@ -179,6 +180,14 @@ def build_feed_dag(contract: Contract) -> DAG:
             night = run_night(context.get("logical_date"), context["params"])
             return runtime.summarise(contract, list(landed or []), list(results or []), context["run_id"], night)
 
+        @task(trigger_rule="all_done")
+        def render_data_docs(results: list[dict[str, Any]] | None) -> dict[str, str]:
+            """Off the critical path: the published data and the manifest do not wait for GE's page
+            renderer; runs even when the manifest task failed, since the files' records exist."""
+            from samverkan.orchestration import feed_runtime as runtime
+
+            return runtime.render_data_docs(contract, list(results or []), get_current_context()["run_id"])
+
         @task(trigger_rule="one_failed", retries=0)
         def fail_run() -> None:
             """The manifest runs even after a failure (all_done), and a DAG run's state comes from
@@ -191,6 +200,8 @@ def build_feed_dag(contract: Contract) -> DAG:
         landed = fetch_file.expand(candidate=candidates)
         results = process_file.expand(landed=landed)
         manifest = write_manifest(landed, results)  # type: ignore[arg-type]  # TaskFlow passes XComArgs
-        [candidates, landed, results, manifest] >> fail_run()
+        docs = render_data_docs(results)  # type: ignore[arg-type]
+        manifest >> docs
+        [candidates, landed, results, manifest, docs] >> fail_run()
 
     return feed_dag()

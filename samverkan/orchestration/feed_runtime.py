@@ -8,13 +8,14 @@ masker the moment it is read.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samverkan.connectors.sftp import HostKeyError, SFTPConnector, SFTPSettings
 from samverkan.core.contracts import Contract
@@ -25,6 +26,9 @@ from samverkan.ingest import pipeline
 from samverkan.orchestration.task_secrets import PSEUDONYM_SECRET_VARIABLE, read_secret
 from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 from samverkan.quality import receipts
+
+if TYPE_CHECKING:
+    from samverkan.quality.validation import Validator
 
 log = logging.getLogger(__name__)
 restrict_umask()  # imported inside tasks only: everything a task creates is for the hub and its group
@@ -123,6 +127,36 @@ def process(
     expectations_dir: Path,
     context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    result = process_landed(contract, landed, run_id, expectations_dir, pseudonymiser_from_airflow)
+    result["receipt_delivered"] = deliver_receipts(contract, [result["receipt"]]) == []
+    if result.get("status") == "rejected":
+        from samverkan.quality import alerts
+
+        alerts.file_rejected(
+            _ledger(), contract, result, dag_id=f"samverkan_{contract.id}", run_id=run_id, context=context
+        )
+    return result
+
+
+@functools.cache
+def _validator() -> Validator:
+    """One GE context per process: a task process builds it once; a process that runs many files
+    (``airflow dags test``, the benchmark) keeps GE's context and remembered verdicts between them."""
+    from samverkan.quality.validation import Validator
+
+    return Validator()
+
+
+def process_landed(
+    contract: Contract,
+    landed: dict[str, Any],
+    run_id: str,
+    expectations_dir: Path,
+    pseudonymiser: Callable[[], Pseudonymiser],
+) -> dict[str, Any]:
+    """``process_file`` up to the partner: the landed file processed, or a skipped one's receipt;
+    the receipt is left for ``process`` to deliver (no Airflow and no SFTP in here). The secret
+    is read only for a file that is processed."""
     if landed.get("action") == "skip":
         result = {
             "feed": contract.id,
@@ -137,26 +171,17 @@ def process(
                 receipts.store(paths().ensure().root, receipts.build(contract, result, run_id=run_id))
             )
     else:
-        from samverkan.quality.validation import Validator
-
         result = asdict(
             pipeline.process(
                 contract,
                 landed,
                 paths().ensure(),
                 _ledger(),
-                pseudonymiser_from_airflow(),
-                Validator(),
+                pseudonymiser(),
+                _validator(),
                 run_id=run_id,
                 expectations_dir=expectations_dir,
             )
-        )
-    result["receipt_delivered"] = deliver_receipts(contract, [result["receipt"]]) == []
-    if result.get("status") == "rejected":
-        from samverkan.quality import alerts
-
-        alerts.file_rejected(
-            _ledger(), contract, result, dag_id=f"samverkan_{contract.id}", run_id=run_id, context=context
         )
     return result
 
@@ -183,6 +208,22 @@ def deliver_receipts(contract: Contract, receipt_paths: list[str]) -> list[str]:
 def summarise(
     contract: Contract, landed: list[dict[str, Any]], results: list[dict[str, Any]], run_id: str, night: date
 ) -> dict[str, Any]:
+    manifest, failed = record_run(contract, landed, results, run_id, night)
+    undelivered = deliver_receipts(
+        contract, [r["receipt"] for r in results if r and r.get("receipt") and not r.get("receipt_delivered")]
+    )
+    if failed:
+        raise RuntimeError(f"{len(failed)} file(s) could not be processed: {', '.join(f['name'] for f in failed)}")
+    if undelivered:
+        raise RuntimeError(f"{len(undelivered)} receipt(s) could not be delivered to the partner; the task retries")
+    return {**manifest["totals"], "data_docs": manifest["data_docs"]}
+
+
+def record_run(
+    contract: Contract, landed: list[dict[str, Any]], results: list[dict[str, Any]], run_id: str, night: date
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``write_manifest`` up to the partner: the run's manifest and the quarantine's retention;
+    returns the manifest and the landed files no task processed (no Airflow, no SFTP in here)."""
     processed = [r for r in results if r and r.get("status") in ("published", "rejected")]
     skipped = [r for r in results if r and r.get("status") not in ("published", "rejected")]
     done = {r["name"] for r in results if r}
@@ -198,14 +239,13 @@ def summarise(
         if f and f["name"] not in done
     ]
     manifest = pipeline.summarise(contract, paths().ensure(), processed, skipped + failed, run_id, night.isoformat())
-    undelivered = deliver_receipts(
-        contract, [r["receipt"] for r in results if r and r.get("receipt") and not r.get("receipt_delivered")]
-    )
     from samverkan.quality import quarantine
 
     quarantine.purge(contract, paths().ensure(), _ledger())
-    if failed:
-        raise RuntimeError(f"{len(failed)} file(s) could not be processed: {', '.join(f['name'] for f in failed)}")
-    if undelivered:
-        raise RuntimeError(f"{len(undelivered)} receipt(s) could not be delivered to the partner; the task retries")
-    return {**manifest["totals"], "data_docs": manifest["data_docs"]}
+    return manifest, failed
+
+
+def render_data_docs(contract: Contract, results: list[dict[str, Any]], run_id: str) -> dict[str, str]:
+    """The Data Docs pages of the nights this run processed, after its manifest: nothing the
+    run publishes waits for GE's page renderer (night → URL in the Airflow UI)."""
+    return pipeline.render_data_docs(contract, paths().ensure(), pipeline.data_docs_nights(results), run_id)

@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from samverkan.privacy.personnummer import luhn_valid, map_distinct
+from samverkan.privacy.personnummer import distinct, luhn_valid, map_distinct
 from samverkan.privacy.proper_nouns import default_scrubber
 
 MIN_KEY_BYTES = 32
@@ -69,18 +70,53 @@ class Pseudonymiser:
     def pseudonym(self, domain: str, value: str) -> str:
         """The domain keeps e.g. a guard id and an employee number with the same digits apart."""
         _check_domain(domain)
+        return base64.b32encode(self._digest(self._keyed(domain), value)).decode("ascii").rstrip("=").lower()
+
+    def _keyed(self, domain: str) -> Any:
+        """The keyed hash with the domain fed in (HMAC is a stream: the same as feeding both at once)."""
         mac = self._mac.copy()
-        mac.update(domain.encode() + DOMAIN_SEPARATOR + value.encode())
-        return base64.b32encode(mac.digest()[:PSEUDONYM_BYTES]).decode("ascii").rstrip("=").lower()
+        mac.update(domain.encode() + DOMAIN_SEPARATOR)
+        return mac
+
+    def _digest(self, keyed: Any, value: str) -> bytes:
+        mac = keyed.copy()
+        mac.update(value.encode())
+        return mac.digest()[:PSEUDONYM_BYTES]
 
     def pseudonymise_array(self, domain: str, values: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """Values as typed (surrounding whitespace ignored; empty means absent, so null)."""
-        _check_domain(domain)
-        return map_distinct(values, lambda v: self._pseudonym_or_none(domain, v), pa.string())
+        """Values as typed (surrounding whitespace ignored; empty means absent, so null).
 
-    def _pseudonym_or_none(self, domain: str, value: Any) -> str | None:
-        text = str(value).strip()
-        return self.pseudonym(domain, text) if text else None
+        ``pseudonym`` once per distinct value, but with the domain hashed once and the base32
+        text made by numpy for all values at once (Python's base32 was half the cost)."""
+        _check_domain(domain)
+        uniques, indices = distinct(values)
+        keyed = self._keyed(domain)
+        texts = [str(v).strip() for v in uniques]
+        digests = b"".join(self._digest(keyed, text) for text in texts if text)
+        pseudonyms = _base32_lower(np.frombuffer(digests, np.uint8).reshape(-1, PSEUDONYM_BYTES))
+        present = np.array([bool(text) for text in texts], bool)
+        at = pa.array(np.cumsum(present) - 1, pa.int64(), mask=~present)  # blank: null
+        return pc.take(pc.take(pseudonyms, at), indices)
+
+
+_BASE32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", np.uint8)  # RFC 4648, lower case
+
+
+def _base32_lower(digests: np.ndarray) -> pa.Array:
+    """``base64.b32encode(d).decode().rstrip("=").lower()`` of each 16-byte row, as one array:
+    three 5-byte groups of 8 characters each, and the last byte's two."""
+    if digests.shape[1] != 16:
+        raise ValueError("base32 here is for 16-byte digests")
+    d = digests.astype(np.uint64)
+    out = np.empty((len(d), 26), np.uint8)
+    for g in range(3):
+        group = sum(d[:, 5 * g + i] << np.uint64(8 * (4 - i)) for i in range(5))
+        for k in range(8):
+            out[:, 8 * g + k] = _BASE32[(group >> np.uint64(35 - 5 * k)) & np.uint64(31)]
+    out[:, 24] = _BASE32[d[:, 15] >> np.uint64(3)]
+    out[:, 25] = _BASE32[(d[:, 15] & np.uint64(7)) << np.uint64(2)]
+    offsets = np.arange(0, 26 * (len(d) + 1), 26, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), len(d), [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())])
 
 
 def _check_domain(domain: str) -> None:

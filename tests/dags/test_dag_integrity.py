@@ -48,10 +48,16 @@ def test_dag_is_documented_tagged_and_retries(dagbag, feed):
 @pytest.mark.parametrize("feed", sorted(load_contracts()))
 def test_pipeline_shape(dagbag, feed):
     dag = dagbag.dags[f"samverkan_{feed}"]
-    assert set(dag.task_ids) == {"discover_files", "fetch_file", "process_file", "write_manifest", "fail_run"}
+    assert set(dag.task_ids) == {
+        "discover_files", "fetch_file", "process_file", "write_manifest", "render_data_docs", "fail_run"}
     fail_run = dag.get_task("fail_run")
     assert fail_run.trigger_rule == "one_failed" and fail_run.retries == 0
-    assert fail_run.upstream_task_ids == {"discover_files", "fetch_file", "process_file", "write_manifest"}
+    assert fail_run.upstream_task_ids == {
+        "discover_files", "fetch_file", "process_file", "write_manifest", "render_data_docs"}
+    # Data Docs are rendered after the manifest, off the path from landed file to published data.
+    docs = dag.get_task("render_data_docs")
+    assert docs.upstream_task_ids == {"process_file", "write_manifest"} and docs.trigger_rule == "all_done"
+    assert docs.downstream_task_ids == {"fail_run"}
     assert not fail_run.downstream_task_ids  # a leaf: the run's state follows it
     assert dag.get_task("fetch_file").upstream_task_ids == {"discover_files"}
     outlets = {a.uri for a in dag.get_task("process_file").outlets}

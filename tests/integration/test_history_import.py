@@ -61,10 +61,12 @@ def onboarded(tmp_path_factory, client_key, validator):
     kwargs = {"connect": connect, "pseudonymiser": Pseudonymiser(os.urandom(32)), "data": data,
               "validator": validator, "expectations_dir": EXPECTATIONS, "quiet_period_seconds": 0.5, "progress": False}
     feeds = [contracts[f] for f in SIZES]
-    first_run = import_history(feeds, FIRST, LAST, **kwargs)
-    yield contracts, data, truth, kwargs, partners, first_run
-    for server in servers.values():
-        server.stop()
+    try:
+        first_run = import_history(feeds, FIRST, LAST, **kwargs)
+        yield contracts, data, truth, kwargs, partners, first_run
+    finally:  # the servers stop even when the import fails
+        for server in servers.values():
+            server.stop()
 
 
 def test_history_runs_every_night_once_and_a_rerun_ingests_nothing(onboarded):

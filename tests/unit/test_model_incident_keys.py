@@ -30,7 +30,7 @@ def test_first_occurrences_match_a_set_over_the_whole_file(seed):
     model = FeedModel(load_contracts()["police"], Pseudonymiser(b"k" * 32), date(2026, 11, 20), "f.csv")
     pool = [f"5000-K{i}-26" for i in range(300)] + [None]
     batches = [[rng.choice(pool) for _ in range(rng.randint(0, 200))] for _ in range(12)]
-    got = [model._first_occurrences(pa.array(b, pa.string())).to_pylist() for b in batches]
+    got = [model.first_occurrences(pa.array(b, pa.string())).to_pylist() for b in batches]
     assert got == reference(batches)
     assert sum(map(sum, got)) == len({k for b in batches for k in b})
 
@@ -38,5 +38,5 @@ def test_first_occurrences_match_a_set_over_the_whole_file(seed):
 def test_first_occurrences_of_a_chunked_batch():
     model = FeedModel(load_contracts()["police"], Pseudonymiser(b"k" * 32), date(2026, 11, 20), "f.csv")
     chunked = pa.chunked_array([["a", "b"], ["a", "c", "b"]])
-    assert model._first_occurrences(chunked).to_pylist() == [True, True, False, True, False]
-    assert model._first_occurrences(pa.array(["c", "d", "d"])).to_pylist() == [False, True, False]
+    assert model.first_occurrences(chunked).to_pylist() == [True, True, False, True, False]
+    assert model.first_occurrences(pa.array(["c", "d", "d"])).to_pylist() == [False, True, False]

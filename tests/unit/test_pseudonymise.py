@@ -127,13 +127,13 @@ def test_pseudonymise_array_strips_and_keeps_absent_values_null():
 
 def test_pseudonymise_array_hashes_each_distinct_value_once(monkeypatch):
     calls = []
-    real = Pseudonymiser.pseudonym
+    real, digest = Pseudonymiser.pseudonym, Pseudonymiser._digest
 
-    def counting(self, domain, value):
+    def counting(self, keyed, value):
         calls.append(value)
-        return real(self, domain, value)
+        return digest(self, keyed, value)
 
-    monkeypatch.setattr(Pseudonymiser, "pseudonym", counting)
+    monkeypatch.setattr(Pseudonymiser, "_digest", counting)
     rows = ["OV-4471", "OV-1002", None, "OV-4471", "OV-4471", "", "OV-1002"] * 50
     p = Pseudonymiser(KEY)
     result = p.pseudonymise_array("guard", pa.chunked_array([rows[:100], rows[100:]]))
