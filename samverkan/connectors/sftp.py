@@ -657,9 +657,14 @@ class _Reads:
         if ranges:
             first = _take_request_numbers(self.sftp, len(ranges))
             numbered = [(first + i, start, length) for i, (start, length) in enumerate(ranges)]
-            self.channel.sendall(
-                b"".join(_read_request(n, self.handle, start, length) for n, start, length in numbered)
-            )
+            try:
+                self.channel.sendall(
+                    b"".join(_read_request(n, self.handle, start, length) for n, start, length in numbered)
+                )
+            except OSError as exc:  # paramiko: socket.error("Socket is closed") once the server hung up
+                if self.channel.closed:
+                    raise EOFError("the server closed the SFTP channel") from exc
+                raise
             self.pending.extend((n, length) for n, _, length in numbered)
         return offset
 

@@ -191,6 +191,29 @@ def test_a_refused_read_raises_the_servers_error(settings):
         copy(settings, FakeServer(b"x" * 1000, deny=True), 1000)
 
 
+class HungUpServer(FakeServer):
+    """A server that hangs up after its first batch of answers: paramiko then refuses to send on
+    the closed channel with a bare ``socket.error("Socket is closed")``."""
+
+    closed = False
+
+    def sendall(self, packets: bytes) -> None:
+        if self.sends:
+            self.closed = True
+            raise OSError("Socket is closed")
+        super().sendall(packets)
+
+
+def test_a_server_that_hangs_up_mid_transfer_is_a_lost_connection(settings):
+    """EOFError, one of the errors download() reports as "connection lost ... nothing landed"
+    (the CI run of 30 November met this one in test_resilience_faults as a bare OSError)."""
+    from samverkan.connectors.sftp import _TRANSFER_ERRORS
+
+    with pytest.raises(EOFError, match="closed the SFTP channel") as caught:
+        copy(settings, HungUpServer(b"x" * (40 * R)), 40 * R)
+    assert isinstance(caught.value, _TRANSFER_ERRORS)
+
+
 # --- the channel buffer -------------------------------------------------------------------
 
 
