@@ -514,6 +514,9 @@ def scan_database(
     XCom, task instances, DAG run conf, the log table…), reported per table and column.
 
     A database with no tables is an error, not a clean result (a wrong URL would create one).
+    Integer columns are not read: they hold the database's own keys, counters and process ids,
+    which match short numeric identifiers (a guard's employee number) by chance — a CI run met
+    a task instance whose ``pid`` equalled one — and a personal value the hub passes on is text.
     """
     import sqlalchemy as sa
 
@@ -529,6 +532,8 @@ def scan_database(
             for table in meta.sorted_tables:
                 report = _Report(Path(f"{engine.url.database}#{table.name}"), max_findings_per_kind)
                 for column in table.columns:
+                    if isinstance(column.type, sa.Integer):
+                        continue
                     texts = [_db_text(v) for (v,) in conn.execute(sa.select(column)) if v is not None]
                     strings = pa.array([t for t in texts if t], type=pa.large_string())
                     for _, text in matcher.candidates(strings):
