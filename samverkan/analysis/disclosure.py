@@ -135,48 +135,140 @@ class CountTable:
 # --- the attacker ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Entry:
-    table: int
-    pos: tuple[int, int]
-    atoms: np.ndarray
-
-
 def _atoms(tables: Sequence[CountTable]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Map every record to an atom (same entry in every table) and every table to its atoms' cells.
 
-    Records are identified by their key across tables (and releases) of one universe."""
-    keys = np.unique(np.concatenate([t.keys for t in tables]))
-    signature = np.zeros((len(keys), 2 * len(tables)), dtype=np.int64)
-    for k, t in enumerate(tables):
-        where = np.searchsorted(keys, t.keys)
-        signature[:, 2 * k] = -1
-        signature[:, 2 * k + 1] = -1
-        signature[where, 2 * k] = t.row_of
-        signature[where, 2 * k + 1] = t.col_of
-    import pandas as pd
-
-    atom_of = pd.DataFrame(signature).groupby(list(range(signature.shape[1])), sort=False).ngroup().to_numpy()
+    Records are identified by their key across tables (and releases) of one universe. A record's
+    place in a table is one code, (row + 1) × (columns + 1) + column + 1 (0: not in the table), and
+    the atoms are refined one table at a time by renumbering (atom, code) pairs: a few sorts of
+    one integer array, where grouping by every table's row and column at once took seconds."""
+    keys, place = _places(tables)
+    atom_of = np.zeros(len(keys), dtype=np.int64)
+    for t, at in zip(tables, place):
+        code = _codes(t, at, len(keys))
+        atom_of = np.unique(atom_of * (code.max() + 1) + code, return_inverse=True)[1].ravel()
     counts = np.bincount(atom_of)
-    unique = np.zeros((len(counts), signature.shape[1]), dtype=np.int64)
-    unique[atom_of] = signature
-    per_table = [unique[:, 2 * k : 2 * k + 2] for k in range(len(tables))]
+    record = np.zeros(len(counts), dtype=np.int64)
+    record[atom_of] = np.arange(len(keys))  # one record of each atom stands for it
+    per_table = []
+    for t, at in zip(tables, place):
+        code = _codes(t, at, len(keys))[record]
+        width = len(t.cols) + 1
+        per_table.append(np.stack([code // width - 1, code % width - 1], axis=1))
     return counts.astype(float), per_table
 
 
-def _entries(tables: Sequence[CountTable], per_table: list[np.ndarray]) -> list[_Entry]:
-    """Every entry (cell, row total, column total, grand total) of every table, with its atoms."""
-    entries = []
+def _places(tables: Sequence[CountTable]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """All keys of the universe, and where each table's keys sit among them: looked up once per
+    distinct key array (the tables of one release share theirs), the lookups being what costs."""
+    distinct: list[np.ndarray] = []
+    index = []
+    for t in tables:
+        same = [i for i, k in enumerate(distinct) if k is t.keys or np.array_equal(k, t.keys)]
+        if not same:
+            distinct.append(t.keys)
+        index.append(same[0] if same else len(distinct) - 1)
+    keys = np.unique(np.concatenate(distinct))
+    where = [np.searchsorted(keys, k) for k in distinct]
+    return keys, [where[i] for i in index]
+
+
+def _codes(t: CountTable, where: np.ndarray, n_keys: int) -> np.ndarray:
+    """Each record's (row, column) in ``t`` as one number, 0 for a record ``t`` does not hold;
+    ``where``: the place of each of ``t.keys`` among all keys."""
+    code = np.zeros(n_keys, dtype=np.int64)
+    code[where] = (t.row_of + 1) * (len(t.cols) + 1) + t.col_of + 1
+    return code
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Every entry (cell, row total, column total, grand total) of every table of one universe as
+    a row of an entry × atom matrix, in the order of ``np.concatenate([t.extended.ravel() ...])``.
+    It depends on the records alone, not on what is withheld, so an audit builds it once for all
+    its rounds; with it every entry's value in a solution is one sparse product."""
+
+    truth: np.ndarray  # records per atom
+    incidence: Any  # scipy.sparse.csr_matrix, entries × atoms, 1 where the atom counts in the entry
+    table: np.ndarray  # the entry's table (index into the tables)
+    pos: list[tuple[int, int]]  # the entry's (row, column) in its table's extended array
+
+    def flags(self, tables: Sequence[CountTable], attribute: str) -> np.ndarray:
+        """One of the tables' per-entry arrays (``shown``, ``suppressed``…) in entry order."""
+        return np.concatenate([np.asarray(getattr(t, attribute)).ravel() for t in tables])
+
+
+def _layout(tables: Sequence[CountTable]) -> _Layout:
+    from scipy.sparse import csr_matrix
+
+    truth, per_table = _atoms(tables)
+    entry_rows, atom_cols, table, pos, offset = [], [], [], [], 0
     for k, t in enumerate(tables):
-        rc = per_table[k]
-        inside = (rc[:, 0] >= 0) & (rc[:, 1] >= 0)
         n_rows, n_cols = t.extended.shape
-        for i in range(n_rows):
-            row_mask = inside if i == n_rows - 1 else inside & (rc[:, 0] == i)
-            for j in range(n_cols):
-                mask = row_mask if j == n_cols - 1 else row_mask & (rc[:, 1] == j)
-                entries.append(_Entry(k, (i, j), np.flatnonzero(mask)))
-    return entries
+        rc = per_table[k]
+        atoms = np.flatnonzero((rc[:, 0] >= 0) & (rc[:, 1] >= 0))
+        i, j = rc[atoms, 0], rc[atoms, 1]
+        for row, col in ((i, j), (i, n_cols - 1), (n_rows - 1, j), (n_rows - 1, n_cols - 1)):
+            entry_rows.append(offset + np.broadcast_to(row * n_cols + col, atoms.shape))
+            atom_cols.append(atoms)
+        table.append(np.full(n_rows * n_cols, k))
+        pos += [(i_, j_) for i_ in range(n_rows) for j_ in range(n_cols)]
+        offset += n_rows * n_cols
+    rows, cols = np.concatenate(entry_rows), np.concatenate(atom_cols)
+    incidence = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(offset, len(truth)))
+    return _Layout(truth, incidence, np.concatenate(table), pos)
+
+
+class _Polytope:
+    """Every count table consistent with what is published: ``x ≥ 0`` over the atoms, one row per
+    entry, the published rows equal to their counts and the withheld ones free. It is one HiGHS
+    model that stays loaded while the attacker solves it again and again with another objective,
+    and across audit rounds, where only rows turn free or fixed: every solve starts from the last
+    optimal basis (HiGHS's own warm start) instead of from nothing as ``scipy.optimize.linprog``
+    does, the same optima for about a twentieth of the simplex iterations. HiGHS is reached through
+    the bindings SciPy vendors (the ``highspy`` API, SciPy pinned in requirements.txt);
+    tests/unit/analysis/test_disclosure.py checks the findings against the ``linprog`` attacker."""
+
+    def __init__(self, layout: _Layout, upper: float) -> None:
+        from scipy.optimize._highspy import _core
+
+        self._core = _core
+        self._rows = np.flatnonzero(np.diff(layout.incidence.indptr) > 0)  # entries with records
+        a = layout.incidence[self._rows].tocsc()
+        m, n = a.shape
+        lp = _core.HighsLp()
+        lp.num_col_, lp.num_row_ = n, m
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = np.zeros(n), np.zeros(n), np.full(n, upper)
+        lp.row_lower_, lp.row_upper_ = np.full(m, -_core.kHighsInf), np.full(m, _core.kHighsInf)
+        matrix = lp.a_matrix_
+        matrix.format_ = _core.MatrixFormat.kColwise
+        matrix.num_col_, matrix.num_row_ = n, m
+        matrix.start_, matrix.index_, matrix.value_ = a.indptr, a.indices, a.data
+        self._highs = _core._Highs()
+        self._highs.setOptionValue("output_flag", False)
+        self._highs.passModel(lp)
+        self._columns = np.arange(n, dtype=np.int32)
+        self._published = np.zeros(m, dtype=bool)  # every row free so far
+
+    def publish(self, published: np.ndarray, counts: np.ndarray) -> None:
+        """Rows of the published entries (a mask over all entries) equal to their counts, the
+        rest free; only the rows that changed since the last call are touched."""
+        now = published[self._rows]
+        for r in np.flatnonzero(now != self._published):
+            count = counts[self._rows[r]]
+            lower, upper = (count, count) if now[r] else (-self._core.kHighsInf, self._core.kHighsInf)
+            self._highs.changeRowBounds(int(r), float(lower), float(upper))
+        self._published = now
+
+    def solve(self, objective: np.ndarray) -> np.ndarray:
+        """A vertex minimising ``objective``."""
+        highs = self._highs
+        highs.changeColsCost(len(self._columns), self._columns, np.asarray(objective, dtype=float))
+        highs.run()
+        status = highs.getModelStatus()
+        if status != self._core.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"disclosure audit LP failed: {highs.modelStatusToString(status)}")
+        return np.asarray(highs.getSolution().col_value)
 
 
 @dataclass
@@ -208,84 +300,79 @@ def attack(
     ``exact_budget`` of them (None: all); an entry left unsettled counts as a finding, which can
     only make the caller withhold more. ``targets``: the indices of the tables whose withheld
     entries are tried (default all; every table's published entries are equations either way)."""
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix
+    return _Attacker(tables, threshold).attack(exact_budget=exact_budget, targets=targets)
 
-    truth, per_table = _atoms(tables)
-    entries = _entries(tables, per_table)
-    published = [e for e in entries if tables[e.table].shown[e.pos] and not tables[e.table].suppressed[e.pos]]
-    wanted = set(range(len(tables)) if targets is None else targets)
-    hidden = [
-        e
-        for e in entries
-        if e.table in wanted and tables[e.table].shown[e.pos] and tables[e.table].suppressed[e.pos] and len(e.atoms)
-    ]
-    if not hidden:
-        return []
-    n = len(truth)
-    rows = np.concatenate([np.full(len(e.atoms), r) for r, e in enumerate(published)]) if published else np.array([])
-    cols = np.concatenate([e.atoms for e in published]) if published else np.array([])
-    a_eq = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(published), n)).tocsr()
-    b_eq = np.array([float(tables[e.table].extended[e.pos]) for e in published])
-    upper = float(truth.sum() + threshold)
 
-    def solve(objective: np.ndarray) -> np.ndarray:
-        result = linprog(
-            objective,
-            A_eq=a_eq if published else None,
-            b_eq=b_eq if published else None,
-            bounds=(0, upper),
-            method="highs",
-        )
-        if result.status != 0:
-            raise RuntimeError(f"disclosure audit LP failed: {result.message}")
-        return result.x
+class _Attacker:
+    """``attack`` on one universe, kept across the audit's rounds: the atoms, the entries and the
+    LP model depend on the records alone, and each round only reads what is withheld now."""
 
-    values = np.array([float(truth[e.atoms].sum()) for e in hidden])
-    need = np.array([threshold if tables[e.table].primary[e.pos] else v + 0.5 for e, v in zip(hidden, values)])
-    below = np.array([not tables[e.table].primary[e.pos] for e in hidden])  # complementary: lower also helps
-    open_ = set(range(len(hidden)))
-    rng = np.random.default_rng(0)
-    for sign in (-1.0, 1.0):  # push up (primary and complementary), then down (complementary only)
-        while open_:
-            objective = np.zeros(n)
-            for k in open_:
-                if sign < 0 or below[k]:
-                    objective[hidden[k].atoms] += sign * rng.uniform(0.5, 1.5)
-            if not objective.any():
-                break
-            x = solve(objective)
-            got = np.array([x[hidden[k].atoms].sum() for k in range(len(hidden))])
-            settled = {
-                k
-                for k in open_
-                if got[k] >= need[k] - TOLERANCE or (below[k] and got[k] <= values[k] - 0.5 + TOLERANCE)
-            }
-            if not settled:
-                break
-            open_ -= settled
-    findings = []
-    for count, k in enumerate(sorted(open_)):
-        e, t = hidden[k], tables[hidden[k].table]
-        low = high = float(values[k])
-        if exact_budget is None or count < exact_budget:
-            objective = np.zeros(n)
-            objective[e.atoms] = -1.0
-            high = float(solve(objective)[e.atoms].sum())
-            if high >= need[k] - TOLERANCE:
-                continue
-            objective[e.atoms] = 1.0
-            low = float(solve(objective)[e.atoms].sum())
-            if below[k] and low <= values[k] - 0.5 + TOLERANCE:
-                continue
-        reason = "known to be small" if t.primary[e.pos] and high < threshold else "pinned"
+    def __init__(self, tables: Sequence[CountTable], threshold: int) -> None:
+        self.tables, self.threshold = tables, threshold
+        self.layout = _layout(tables)
+        self.counts = self.layout.flags(tables, "extended").astype(float)
+        self.lp: _Polytope | None = None  # built at the first attack with something withheld
+
+    def attack(self, *, exact_budget: int | None = None, targets: Iterable[int] | None = None) -> list[Finding]:
+        tables, layout = self.tables, self.layout
+        shown, suppressed = layout.flags(tables, "shown"), layout.flags(tables, "suppressed")
+        has_atoms = np.diff(layout.incidence.indptr) > 0
+        wanted = np.isin(layout.table, list(range(len(tables)) if targets is None else targets))
+        hidden = np.flatnonzero(shown & suppressed & has_atoms & wanted)
+        if not len(hidden):
+            return []
+        published = shown & ~suppressed
+        self.lp = self.lp or _Polytope(layout, float(layout.truth.sum() + self.threshold))
+        self.lp.publish(published, self.counts)
+        rows = layout.incidence[hidden]
+        values = rows @ layout.truth
+        below = ~layout.flags(tables, "primary")[hidden]  # complementary: lower also helps
+        need = np.where(below, values + 0.5, float(self.threshold))
+        open_ = _settle(self.lp, rows, values, need, below)
+        findings = []
+        for count, k in enumerate(np.flatnonzero(open_)):
+            low = high = float(values[k])
+            if exact_budget is None or count < exact_budget:
+                row = rows[k].toarray().ravel()
+                high = float(row @ self.lp.solve(-row))
+                if high >= need[k] - TOLERANCE:
+                    continue
+                low = float(row @ self.lp.solve(row))
+                if below[k] and low <= values[k] - 0.5 + TOLERANCE:
+                    continue
+            findings.append(self._finding(np.flatnonzero(published & has_atoms), hidden[k], values[k], low, high))
+        return findings
+
+    def _finding(self, published: np.ndarray, entry: int, value: float, low: float, high: float) -> Finding:
+        """A weak entry, with the published entries of open tables that share records with it
+        (where withholding one more entry can help)."""
+        tables, layout = self.tables, self.layout
+        t, pos = tables[layout.table[entry]], layout.pos[entry]
+        reason = "known to be small" if t.primary[pos] and high < self.threshold else "pinned"
+        overlap = layout.incidence[published] @ (layout.incidence[entry].toarray().ravel() > 0)
         related = [
-            (p.table, p.pos)
-            for p in published
-            if not tables[p.table].fixed and np.intersect1d(p.atoms, e.atoms, assume_unique=True).size
+            (int(layout.table[p]), layout.pos[p]) for p in published[overlap > 0] if not tables[layout.table[p]].fixed
         ]
-        findings.append(Finding(t.name, e.pos, int(values[k]), low, high, reason, related))
-    return findings
+        return Finding(t.name, pos, int(value), low, high, reason, related)
+
+
+def _settle(lp: _Polytope, rows: Any, values: np.ndarray, need: np.ndarray, below: np.ndarray) -> np.ndarray:
+    """The combined LPs: push every open entry up at once (primary and complementary), then down
+    (complementary only), with random weights, while each LP settles at least one more entry.
+    Returns which entries are still open."""
+    open_ = np.ones(len(values), dtype=bool)
+    rng = np.random.default_rng(0)
+    for sign in (-1.0, 1.0):
+        while open_.any():
+            weights = np.where(open_ & (below | (sign < 0)), sign * rng.uniform(0.5, 1.5, len(values)), 0.0)
+            if not weights.any():
+                break
+            got = rows @ lp.solve(rows.T @ weights)
+            settled = open_ & ((got >= need - TOLERANCE) | (below & (got <= values - 0.5 + TOLERANCE)))
+            if not settled.any():
+                break
+            open_ &= ~settled
+    return open_
 
 
 def _is_total(table: CountTable, pos: tuple[int, int]) -> bool:
@@ -328,8 +415,9 @@ def audit(tables: Sequence[CountTable], threshold: int, *, exact_budget: int | N
         by_universe.setdefault(t.universe, []).append(t)  # a universe: the tables one attack considers
     for universe, group in by_universe.items():
         stage = 0  # 1: every positive cell withheld; 2: every count of this release withheld
+        attacker = _Attacker(group, threshold)
         for _ in range(MAX_AUDIT_ROUNDS):
-            findings = attack(group, threshold, exact_budget=exact_budget)
+            findings = attacker.attack(exact_budget=exact_budget)
             if not findings:
                 break
             log.info(
