@@ -205,8 +205,9 @@ def source_columns(contract: Contract, dataset: str) -> dict[str, str]:
     for key, ref in spec.items():
         for out in MODEL_OUTPUTS[dataset].get(key, ()):
             fed[out] = f"{provenance(contract, ref)}{_handling(contract, ref)}"
-    if dataset == "involvements":
-        fed["incident_id"] = f"the incident's {provenance(contract, contract.raw['model']['incident']['key'])}"
+    if dataset in ("incidents", "involvements"):  # published keyed, like a pseudonym (ingest.model)
+        key = provenance(contract, contract.raw["model"]["incident"]["key"])
+        fed["incident_id"] = f"{key}, keyed (the partner's number itself is not published)"
     for column in columns:
         if column in ("source", "night"):
             continue

@@ -103,6 +103,11 @@ def test_every_view_and_column_is_documented_in_the_database_and_the_dictionary(
     # the contracts speak: the police view says which of the partner's columns feeds occurred_at
     police = {c: comment for t, c, comment in columns if t == "incidents_police"}
     assert "`Händelsetid`" in police["occurred_at_utc"]
+    # the incident id is published keyed: the catalog must not tell analysts it is the partner's number
+    for table, column, comment in columns:
+        if column == "incident_id":
+            assert "keyed" in comment and "source-prefixed" not in comment, (table, comment)
+    assert "from `Diarienr`, keyed (" in police["incident_id"]
 
 
 def test_nights_published_later_are_seen_without_a_rebuild(published, tmp_path):
