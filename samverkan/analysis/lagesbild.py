@@ -278,7 +278,10 @@ def _figures(release: Release, results: list[dict[str, Any]]) -> dict[str, bytes
     t, n = release.tables, release.period.weeks
     pngs: dict[str, bytes] = {}
     for scope in scopes():
-        pngs[f"veckor-{scope.id}"] = figures.weekly(t[f"weekly:{scope.id}"], n, f"Händelser per vecka: {scope.title}")
+        weeks = t[f"weekly:{scope.id}"]
+        pngs[f"veckor-{scope.id}"] = figures.weekly(
+            weeks, n, f"Händelser per vecka: {scope.title}", release.without_data(weeks.cols)
+        )
         pngs[f"heatmap-{scope.id}"] = figures.grids(
             [
                 (
@@ -313,17 +316,41 @@ def _source(source: str) -> str:
     return "alla källor" if source == "alla" else source
 
 
+NO_DATA = '<span class="n">ingen data</span>'
+
+
 def _fmt(value: int | None) -> str:
     return '<span class="s">undertryckt</span>' if value is None else str(value)
 
 
-def _table(t: CountTable, row_labels: Sequence[str], col_labels: Sequence[str], *, total: str = "totalt") -> str:
+def _table(
+    t: CountTable,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    total: str = "totalt",
+    no_data: Sequence[bool] = (),
+) -> str:
+    """``no_data``: columns (weeks) before the first published night, written "ingen data"."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [*col_labels, total])
     body = []
+    empty = [*no_data, *[False] * (len(col_labels) + 1 - len(no_data))]
     for i, label in enumerate([*row_labels, total]):
-        cells = "".join(f"<td>{_fmt(t.value(i, j))}</td>" for j in range(len(col_labels) + 1))
+        cells = "".join(f"<td>{NO_DATA if empty[j] else _fmt(t.value(i, j))}</td>" for j in range(len(col_labels) + 1))
         body.append(f"<tr><th>{html.escape(str(label))}</th>{cells}</tr>")
     return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+
+
+def _coverage(release: Release) -> str:
+    """Where the history starts inside the compared weeks, the page says so once."""
+    p = release.period
+    if not any(release.without_data(p.previous + p.current)):
+        return ""
+    first = release.first_night.isoformat() if release.first_night else "–"
+    return (
+        f"<p>Publicerade data finns från {first}. Veckor före det visas som {NO_DATA} (grått i "
+        "figurerna), inte som 0, och ingen förändring räknas mot dem.</p>"
+    )
 
 
 def _img(pngs: dict[str, bytes], name: str, alt: str) -> str:
@@ -337,14 +364,15 @@ def _img(pngs: dict[str, bytes], name: str, alt: str) -> str:
 def _categories(release: Release, scope_id: str) -> str:
     cur, prev = release.tables[f"categories:{scope_id}:current"], release.tables[f"categories:{scope_id}:previous"]
     cols = [*release.sources, "alla"]
+    no_previous = all(release.without_data(release.period.previous))
     head = "".join(f"<th>{html.escape(c)}: denna</th><th>föregående</th><th>förändring</th>" for c in cols)
     rows = []
     for i, label in enumerate([*map(str, cur.rows), "totalt"]):
         cells = []
         for j in range(len(cols)):
             a, b = cur.value(i, j), prev.value(i, j)
-            change = "–" if a is None or b is None else f"{a - b:+d}"
-            cells.append(f"<td>{_fmt(a)}</td><td>{_fmt(b)}</td><td>{change}</td>")
+            change = "–" if a is None or b is None or no_previous else f"{a - b:+d}"
+            cells.append(f"<td>{_fmt(a)}</td><td>{NO_DATA if no_previous else _fmt(b)}</td><td>{change}</td>")
         rows.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     return f"<table><tr><th>slag</th>{head}</tr>{''.join(rows)}</table>"
 
@@ -399,7 +427,7 @@ Veckor före: {r["weeks_before"]}, efter: {r["weeks_after"]}.</p>
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:1em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;
 text-align:right}th{background:#f4f4f4}.s{color:#c0392b;font-style:italic}img{max-width:100%}
-figure{margin:.5em 0}figcaption{font-size:11px;color:#666}.verdict{font-size:14px}"""
+figure{margin:.5em 0}figcaption{font-size:11px;color:#666}.verdict{font-size:14px}.n{color:#777}"""
 
 
 def _document(
@@ -413,7 +441,7 @@ def _document(
 {p.previous[0]}–{p.current[0] - timedelta(days=1)}.
 Källor: {html.escape(", ".join(release.sources))}. Byggd {now.isoformat()} ur de publicerade
 (pseudonymiserade) data.</p>
-<p>Alla tal följer regeln för små tal: färre än {threshold} visas inte (<span class="s">undertryckt</span>,
+{_coverage(release)}<p>Alla tal följer regeln för små tal: färre än {threshold} visas inte (<span class="s">undertryckt</span>,
 randat i figurerna, aldrig som 0), och fler tal döljs där en summa annars skulle avslöja dem.</p>""",
         "<h2>1. Händelser per vecka</h2>",
     ]
@@ -422,7 +450,8 @@ randat i figurerna, aldrig som 0), och fler tal döljs där en summa annars skul
         sections.append(_img(pngs, f"veckor-{scope.id}", f"Händelser per vecka: {scope.title}"))
         sections.append(
             f"<details><summary>Tabell: {html.escape(scope.title)}</summary>"
-            f"{_table(weekly, weekly.rows, [str(w) for w in weekly.cols])}</details>"
+            f"{_table(weekly, weekly.rows, [str(w) for w in weekly.cols], no_data=release.without_data(weekly.cols))}"
+            "</details>"
         )
     sections.append("<h2>2. Veckodag och timme</h2>")
     for scope in scopes():

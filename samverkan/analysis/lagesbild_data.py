@@ -204,10 +204,17 @@ class Release:
     tables: dict[str, CountTable] = field(default_factory=dict)
     measures: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    first_night: date | None = None  # the earliest night of the data read: weeks before it hold no data, not 0
 
     def add(self, t: CountTable) -> CountTable:
         self.tables[t.name] = t
         return t
+
+    def without_data(self, mondays: Sequence[date]) -> list[bool]:
+        """For each week (by its Monday): does it end before the first night with published data?
+        Such a week is drawn and written as "ingen data": a 0 there would be read as a quiet week."""
+        first = self.first_night
+        return [first is None or monday + timedelta(days=6) < first for monday in mondays]
 
 
 def _week_labels(mondays: Sequence[date]) -> list[date]:
@@ -239,6 +246,7 @@ def build(
         con, f"SELECT key, night, source, area, category, coord_n, coord_e, week, weekday, hour FROM inc WHERE {window}"
     )
     release = Release(period, threshold, sources=sorted(set(inc["source"].tolist())))
+    release.first_night = min(inc["night"].tolist(), default=None)
     _incident_tables(release, inc)
     _measure_tables(release, inc, measures)
     _people_tables(release, con, window)

@@ -41,8 +41,14 @@ def _values(t: CountTable, row: int | None) -> tuple[np.ndarray, np.ndarray]:
     return values, hidden
 
 
-def weekly(t: CountTable, current: int, title: str) -> bytes:
-    """Incidents per week per source and all sources: this period solid, the previous dashed."""
+NO_DATA_COLOUR = "#dddddd"
+
+
+def weekly(t: CountTable, current: int, title: str, no_data: Sequence[bool] = ()) -> bytes:
+    """Incidents per week per source and all sources: this period solid, the previous dashed.
+    ``no_data``: per column of ``t``, a week before the first published night. It is left out of
+    the lines (this period's shaded grey, the previous period's named in the panel), so an empty
+    history is not drawn as a quiet week."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
@@ -54,21 +60,30 @@ def weekly(t: CountTable, current: int, title: str) -> bytes:
         ax = axes[0][k]
         values, hidden = _values(t, None if k == len(t.rows) else k)
         x = np.arange(1, current + 1)
+        missing = np.zeros(len(values), dtype=bool)
+        missing[: len(no_data)] = no_data
+        values = np.where(missing, np.nan, values)
         prev, now = values[:current], values[current:]
-        ax.plot(x, prev, "--", color="#999999", label="föregående period")
+        for w in np.flatnonzero(missing[current:]):  # this period's weeks before any data
+            ax.axvspan(w + 0.55, w + 1.45, color=NO_DATA_COLOUR, linewidth=0)
+        gone = np.flatnonzero(missing[:current]) + 1  # the previous period's: named under the axis
+        weeks = "" if not len(gone) else f"{gone[0]}" if len(gone) == 1 else f"{gone[0]}–{gone[-1]}"
+        ax.plot(x, prev, "--x", color="#999999", markersize=3, label="föregående period")
         ax.plot(x, now, "-o", color="#1f5f8b", markersize=3, label="denna period")
         for j, h in enumerate(hidden[current:]):
             if h:
                 ax.axvspan(j + 0.55, j + 1.45, color=SUPPRESSED_COLOUR, alpha=0.35, linewidth=0)
         ax.set_title(label, fontsize=9)
         ax.set_xticks(x)
-        ax.set_xlabel("vecka i perioden", fontsize=8)
+        ax.set_xlabel(f"vecka i perioden{f' (föregående: ingen data v. {weeks})' if weeks else ''}", fontsize=8)
         ax.set_ylim(bottom=0)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.05 ticks on an empty period
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("händelser", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"{title} (rött fält = undertryckt vecka)", fontsize=10)
+    grey = any(no_data[len(no_data) - current :]) if len(no_data) else False  # this period's weeks
+    keys = ["rött fält = undertryckt vecka", *(["grått fält = ingen data"] if grey else [])]
+    fig.suptitle(f"{title} ({', '.join(keys)})", fontsize=10)
     return png(fig)
 
 

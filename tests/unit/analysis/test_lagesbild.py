@@ -121,6 +121,30 @@ def test_the_page_is_self_contained(two_releases):
     assert len(two_releases[1].figures) >= 6 and all(f.read_bytes()[:4] == b"\x89PNG" for f in two_releases[1].figures)
 
 
+def test_weeks_before_the_first_published_night_say_no_data_not_zero(data):
+    """A history that starts inside the compared weeks: those weeks are "ingen data" in the tables,
+    shaded in the figure, and no change is counted against them; weeks with data keep their counts."""
+    root, published = data
+    partly = lagesbild.build_report(published, root / "early", as_of=FIRST + timedelta(weeks=5, days=-1), weeks=4)
+    release = build(published, FIRST + timedelta(weeks=5, days=-1), load_measures(), THRESHOLD, weeks=4)
+    assert release.first_night == FIRST
+    assert release.without_data(release.period.previous) == [True, True, True, False]
+    assert release.without_data(release.period.current) == [False] * 4
+    weekly = release.tables["weekly:busstorget"]
+    assert weekly.extended[-1, :3].tolist() == [0, 0, 0] and weekly.extended[-1, 3] > 0  # why "0" would mislead
+    page = partly.html.read_text(encoding="utf-8")
+    assert f"Publicerade data finns från {FIRST.isoformat()}" in page
+    first_table = page.split("<details>", 1)[1].split("</details>", 1)[0]
+    assert first_table.count("ingen data") == 3 * (len(weekly.rows) + 1)
+    # a previous period wholly before the data: no change is computed against it
+    none = lagesbild.build_report(published, root / "earliest", as_of=FIRST + timedelta(weeks=4, days=-1), weeks=4)
+    categories = none.html.read_text(encoding="utf-8").split("<h2>3.", 1)[1].split("<h2>4.", 1)[0]
+    assert "ingen data" in categories and not re.search(r"<td>[+-]\d+</td>", categories)
+    # and where the history covers both periods, nothing says "no data"
+    full = lagesbild.build_report(published, root / "full", as_of=AS_OF, weeks=4)
+    assert "ingen data" not in full.html.read_text(encoding="utf-8")
+
+
 # --- the attacker across releases and the partner aggregates -------------------------------------------
 
 
