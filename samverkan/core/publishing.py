@@ -89,12 +89,18 @@ def sweep_staging(staging: Path, *, older_than: float = STALE_STAGING_SECONDS, n
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    return write_text_atomic(path, text)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """``text`` at ``path`` through a temporary file of its own, renamed over it: a reader, or a
+    second writer of the same page (two nights' tasks rewriting one index), never sees a torn file."""
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, SHARED_FILE_MODE)  # mkstemp makes 0600: the analysts' group reads manifests

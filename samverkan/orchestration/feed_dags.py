@@ -188,10 +188,11 @@ def build_feed_dag(contract: Contract) -> DAG:
 
             return runtime.render_data_docs(contract, list(results or []), get_current_context()["run_id"])
 
-        @task(trigger_rule="one_failed", retries=0)
+        @task(trigger_rule="one_failed", retries=0, on_failure_callback=None)
         def fail_run() -> None:
             """The manifest runs even after a failure (all_done), and a DAG run's state comes from
-            its leaves: without this leaf a run whose discovery was refused would show green."""
+            its leaves: without this leaf a run whose discovery was refused would show green. It
+            sends no mail of its own: the task that failed has sent one already."""
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException("a task of this run failed; see its log (the manifest records what was done)")

@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from samverkan.core.contracts import Contract
-from samverkan.core.publishing import write_json_atomic
+from samverkan.core.publishing import write_json_atomic, write_text_atomic
 from samverkan.core.settings import Paths
 from samverkan.quality import assets
 
@@ -384,10 +384,7 @@ def render_night(data_root: Path, feed: str, night: str, run: Mapping[str, Any])
     renderer, view = _page_renderer()
     html = view.render(renderer.render(result))
     page = data_docs_page(data_root, feed, night)
-    page.parent.mkdir(parents=True, exist_ok=True)
-    tmp = page.with_suffix(".html.part")
-    tmp.write_text(assets.localise_beside(html, page, reports_root(data_root) / "data_docs"), encoding="utf-8")
-    tmp.replace(page)
+    write_text_atomic(page, assets.localise_beside(html, page, reports_root(data_root) / "data_docs"))
     write_json_atomic(page.with_name("validation_result.json"), result.to_json_dict())
     render_index(data_root, feed)
     return page
@@ -407,8 +404,7 @@ def render_index(data_root: Path, feed: str) -> Path:
         f"<p>One page per night; sample values are masked (9 = digit, a/A = letter).</p>"
         f"<ul>\n{items}\n</ul>\n</body></html>\n"
     )
-    page.write_text(assets.localise_beside(html, page, root.parent), encoding="utf-8")  # with its policy
-    return page
+    return write_text_atomic(page, assets.localise_beside(html, page, root.parent))  # with its policy
 
 
 # --- validation outcomes as data -------------------------------------------------------------

@@ -52,6 +52,8 @@ def test_pipeline_shape(dagbag, feed):
         "discover_files", "fetch_file", "process_file", "write_manifest", "render_data_docs", "fail_run"}
     fail_run = dag.get_task("fail_run")
     assert fail_run.trigger_rule == "one_failed" and fail_run.retries == 0
+    assert not fail_run.on_failure_callback  # the failed task has mailed; the leaf only turns the run red
+    assert dag.get_task("discover_files").on_failure_callback  # ...while the others keep the alert
     assert fail_run.upstream_task_ids == {
         "discover_files", "fetch_file", "process_file", "write_manifest", "render_data_docs"}
     # Data Docs are rendered after the manifest, off the path from landed file to published data.

@@ -118,3 +118,44 @@ def test_outcomes_are_one_parquet_row_per_file_and_expectation(tmp_path):
     assert [(r["expectation_type"], r["success"], r["unexpected_count"]) for r in table.to_pylist()] == [
         ("expect_x", False, 2), ("expect_table_columns_to_match_set", True, 0)]
     assert reports.write_outcomes(tmp_path, "police", "r2", [{"status": "duplicate"}]) is None
+
+
+def test_the_nights_index_is_never_read_half_written(tmp_path, monkeypatch):
+    """Two nights' render_data_docs tasks rewrite the feed's index at once (on two workers): a
+    reader must see one whole page or the other, never a torn or empty one."""
+    import threading
+
+    root = tmp_path / "reports" / "data_docs" / "police"
+    for night in ("2026-11-20", "2026-11-21"):
+        (root / night).mkdir(parents=True)
+        (root / night / "index.html").write_text("<html></html>")
+    monkeypatch.setattr(reports, "reports_root", lambda data_root: tmp_path / "reports")
+    # the page grows with every write, so a write that truncates first shows as a shorter read
+    padding = iter(range(10**9))
+    real = reports.assets.localise_beside
+    monkeypatch.setattr(reports.assets, "localise_beside",
+                        lambda html, page, base: real(html, page, base) + "<!--" + "x" * (50_000 + next(padding)) + "-->")
+    stop, torn = threading.Event(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            page = root / "index.html"
+            if page.exists():
+                text = page.read_text(encoding="utf-8")
+                if not text.endswith("-->"):
+                    torn.append(len(text))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        writers = [threading.Thread(target=lambda: [reports.render_index(tmp_path, "police") for _ in range(60)])
+                   for _ in range(2)]
+        for w in writers:
+            w.start()
+        for w in writers:
+            w.join()
+    finally:
+        stop.set()
+        reader.join()
+    assert not torn, f"{len(torn)} reads saw a torn index"
+    assert sorted(p.name for p in root.iterdir()) == ["2026-11-20", "2026-11-21", "index.html"]  # no temp files left
