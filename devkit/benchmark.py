@@ -861,7 +861,8 @@ def _feed_line(feed: str, s: dict) -> str:
 
 def report(results: dict) -> str:
     lines = [
-        f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records; "
+        f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records, "
+        f"{results.get('batch_workers', '1')} process(es) per file; "
         f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}",
         "",
     ]
@@ -956,6 +957,12 @@ def main(argv: list[str] | None = None) -> int:
         help="police rows per size; transit and guards get a quarter each",
     )
     parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--batch-workers",
+        type=int,
+        default=None,
+        help="processes per file for the sized files (SAMVERKAN_BATCH_WORKERS; default: as set, else 1)",
+    )
     parser.add_argument("--sftp-mib", type=int, default=500, help="size of the SFTP test file (0: skip)")
     parser.add_argument("--sftp-repeats", type=int, default=3)
     parser.add_argument("--sftp-only", action="store_true", help="only the SFTP pull (connector vs OpenSSH sftp)")
@@ -999,7 +1006,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="samverkan-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ[KEY_ENV] = os.urandom(32).hex()  # the children inherit it; never on a command line
-    results = {"batch_rows": args.batch_rows, "load_start": _load(), "sizes": []}
+    from samverkan.ingest.parallel import WORKERS_ENV
+
+    if args.batch_workers is not None:
+        os.environ[WORKERS_ENV] = str(args.batch_workers)  # the process-one children inherit it
+    workers = os.environ.get(WORKERS_ENV) or "1"
+    results = {"batch_rows": args.batch_rows, "batch_workers": workers, "load_start": _load(), "sizes": []}
     print(f"workdir {work}; load {results['load_start']}", flush=True)
     only = args.history_only or args.small_nights_only or args.sftp_only
     if args.small_nights:

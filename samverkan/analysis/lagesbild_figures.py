@@ -76,8 +76,8 @@ def weekly(t: CountTable, current: int, title: str, no_data: Sequence[bool] = ()
         ax.set_title(label, fontsize=9)
         ax.set_xticks(x)
         ax.set_xlabel(f"vecka i perioden{f' (föregående: ingen data v. {weeks})' if weeks else ''}", fontsize=8)
-        ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.05 ticks on an empty period
+        ax.set_ylim(0, max(ax.get_ylim()[1] * 1.08, 5))  # room for the top point; an empty panel spans 0–5
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("händelser", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")
