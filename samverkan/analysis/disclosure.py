@@ -143,6 +143,8 @@ def _atoms(tables: Sequence[CountTable]) -> tuple[np.ndarray, list[np.ndarray]]:
     the atoms are refined one table at a time by renumbering (atom, code) pairs: a few sorts of
     one integer array, where grouping by every table's row and column at once took seconds."""
     keys, place = _places(tables)
+    if not len(keys):  # a universe without records (no involvements yet): no atoms, every table empty
+        return np.zeros(0), [np.zeros((0, 2), dtype=np.int64) for _ in tables]
     atom_of = np.zeros(len(keys), dtype=np.int64)
     for t, at in zip(tables, place):
         code = _codes(t, at, len(keys))

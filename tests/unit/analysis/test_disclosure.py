@@ -90,3 +90,17 @@ def test_what_the_audit_releases_the_straightforward_attacker_cannot_break(seed)
     audit(tables, THRESHOLD)
     assert any(t.suppressed.any() for t in tables if not t.fixed)
     assert not reference_attack(tables, THRESHOLD)
+
+
+def test_a_universe_without_records_is_audited_without_error():
+    """A release over a week with incidents but no involvements yet: the people tables have no
+    records at all. The audit must pass over them (the merged attacker once raised on an empty
+    universe, and the lägesbild DAG failed on a hub with one published night)."""
+    empty = np.array([], dtype=np.uint64)
+    tables = [CountTable(f"people:{i}", "persons", ["a", "b"], [0, 1], empty,
+                         np.array([], dtype=np.int64), np.array([], dtype=np.int64)) for i in range(2)]
+    for t in tables:
+        t.protect(THRESHOLD)
+    assert attack(tables, THRESHOLD) == [] == reference_attack(tables, THRESHOLD)
+    audit(tables, THRESHOLD)
+    assert all(not t.suppressed.any() and t.extended.sum() == 0 for t in tables)

@@ -211,3 +211,14 @@ def test_the_attacker_does_find_a_count_left_open(data):
     family = [t for name, t in release.tables.items() if name.startswith("heatmap:busstorget")]
     assert any(t.suppressed.any() for t in family)
     assert attack(family, THRESHOLD), "per-table suppression alone should be attackable here"
+
+
+def test_a_hub_with_one_published_night_builds_its_report(tmp_path):
+    """The Airflow UI test's hub: one published night, the report as of it (the default). Its
+    period is the complete weeks before that night, so some universes of the audit hold no record
+    at all; the report is still built."""
+    night = date(2026, 11, 10)
+    published = write_published(tmp_path, night, 1, rate=3.0, effects={}, seed=3)
+    report = lagesbild.build_report(published, tmp_path / "out")
+    page = report.html.read_text(encoding="utf-8")
+    assert report.figures and "Lägesbild" in page
