@@ -145,18 +145,17 @@ def _atoms(tables: Sequence[CountTable]) -> tuple[np.ndarray, list[np.ndarray]]:
     keys, place = _places(tables)
     if not len(keys):  # a universe without records (no involvements yet): no atoms, every table empty
         return np.zeros(0), [np.zeros((0, 2), dtype=np.int64) for _ in tables]
+    codes = [_codes(t, at, len(keys)) for t, at in zip(tables, place)]
     atom_of = np.zeros(len(keys), dtype=np.int64)
-    for t, at in zip(tables, place):
-        code = _codes(t, at, len(keys))
+    for code in codes:
         atom_of = np.unique(atom_of * (code.max() + 1) + code, return_inverse=True)[1].ravel()
     counts = np.bincount(atom_of)
     record = np.zeros(len(counts), dtype=np.int64)
     record[atom_of] = np.arange(len(keys))  # one record of each atom stands for it
     per_table = []
-    for t, at in zip(tables, place):
-        code = _codes(t, at, len(keys))[record]
+    for t, code in zip(tables, codes):
         width = len(t.cols) + 1
-        per_table.append(np.stack([code // width - 1, code % width - 1], axis=1))
+        per_table.append(np.stack([code[record] // width - 1, code[record] % width - 1], axis=1))
     return counts.astype(float), per_table
 
 
@@ -331,6 +330,7 @@ class _Attacker:
         below = ~layout.flags(tables, "primary")[hidden]  # complementary: lower also helps
         need = np.where(below, values + 0.5, float(self.threshold))
         open_ = _settle(self.lp, rows, values, need, below)
+        equations = np.flatnonzero(published & has_atoms)
         findings = []
         for count, k in enumerate(np.flatnonzero(open_)):
             low = high = float(values[k])
@@ -342,7 +342,7 @@ class _Attacker:
                 low = float(row @ self.lp.solve(row))
                 if below[k] and low <= values[k] - 0.5 + TOLERANCE:
                     continue
-            findings.append(self._finding(np.flatnonzero(published & has_atoms), hidden[k], values[k], low, high))
+            findings.append(self._finding(equations, hidden[k], values[k], low, high))
         return findings
 
     def _finding(self, published: np.ndarray, entry: int, value: float, low: float, high: float) -> Finding:

@@ -56,18 +56,18 @@ def weekly(t: CountTable, current: int, title: str, no_data: Sequence[bool] = ()
     width = max(3.2 * len(labels), 7.0)  # room for the title even with one panel
     fig, axes = plt.subplots(1, len(labels), figsize=(width, 2.8), sharey=False, squeeze=False)
     fig.subplots_adjust(left=0.7 / width, right=0.99, bottom=0.2, top=0.8, wspace=0.25)  # 0.7 in: y labels
+    missing = np.zeros(len(t.cols), dtype=bool)
+    missing[: len(no_data)] = no_data
+    gone = np.flatnonzero(missing[:current]) + 1  # the previous period's weeks: named under the axis
+    weeks = "" if not len(gone) else f"{gone[0]}" if len(gone) == 1 else f"{gone[0]}–{gone[-1]}"
+    x = np.arange(1, current + 1)
     for k, label in enumerate(labels):
         ax = axes[0][k]
         values, hidden = _values(t, None if k == len(t.rows) else k)
-        x = np.arange(1, current + 1)
-        missing = np.zeros(len(values), dtype=bool)
-        missing[: len(no_data)] = no_data
         values = np.where(missing, np.nan, values)
         prev, now = values[:current], values[current:]
         for w in np.flatnonzero(missing[current:]):  # this period's weeks before any data
             ax.axvspan(w + 0.55, w + 1.45, color=NO_DATA_COLOUR, linewidth=0)
-        gone = np.flatnonzero(missing[:current]) + 1  # the previous period's: named under the axis
-        weeks = "" if not len(gone) else f"{gone[0]}" if len(gone) == 1 else f"{gone[0]}–{gone[-1]}"
         ax.plot(x, prev, "--x", color="#999999", markersize=3, label="föregående period")
         ax.plot(x, now, "-o", color="#1f5f8b", markersize=3, label="denna period")
         for j, h in enumerate(hidden[current:]):
@@ -81,8 +81,7 @@ def weekly(t: CountTable, current: int, title: str, no_data: Sequence[bool] = ()
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("händelser", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")
-    grey = any(no_data[len(no_data) - current :]) if len(no_data) else False  # this period's weeks
-    keys = ["rött fält = undertryckt vecka", *(["grått fält = ingen data"] if grey else [])]
+    keys = ["rött fält = undertryckt vecka", *(["grått fält = ingen data"] if missing[current:].any() else [])]
     fig.suptitle(f"{title} ({', '.join(keys)})", fontsize=10)
     return png(fig)
 
