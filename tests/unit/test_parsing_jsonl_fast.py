@@ -77,6 +77,12 @@ CASES = {
                       GOOD[:-1] + b', "x": "\xed\xa0\x80"}'],
     "byte order mark": [b"\xef\xbb\xbf" + GOOD],
     "NUL after the object": [GOOD + b"\x00"],
+    # the line's object is level 1: 63 levels inside it reach the limit of 64, 64 go past it
+    "deep nesting": [GOOD[:-1] + b', "x": ' + b"[" * 63 + b"]" * 63 + b"}",
+                     GOOD[:-1] + b', "x": ' + b"[" * 64 + b"]" * 64 + b"}",
+                     GOOD[:-1] + b', "x": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
+                     GOOD[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                     line(persons=[[[[{"role": "VICTIM"}]]]] * 20), line(description="[{" * 200)],
 }
 
 
@@ -147,6 +153,33 @@ def test_clean_lines_are_read_columnar_and_bad_ones_alone(transit, tmp_path, mon
     assert sum(taken) == 200  # all but the two lines that are not objects and the null item
     assert [(b.row, b.reason.split(" (")[0]) for b in result[2][0]] == [
         (101, "line is not valid JSON"), (102, "line is JSON but not an object"), (103, "persons[0] is not an object")]
+
+
+@pytest.mark.parametrize("min_lines", [1, 256])
+def test_a_line_nested_past_the_limit_is_a_bad_record_not_a_failed_file(transit, tmp_path, monkeypatch, min_lines):
+    """Python's json module raised RecursionError near 1,000 levels and failed the whole file
+    (the columnar path published the same line): now both quarantine it, with the reason."""
+    monkeypatch.setattr(parsing, "_JSON_MIN_LINES", min_lines)
+    deep = GOOD[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    at_limit = GOOD[:-1] + b', "x": ' + b"[" * 63 + b"]" * 63 + b"}"
+    past = GOOD[:-1] + b', "x": ' + b"[" * 64 + b"]" * 64 + b"}"
+    shallow = line(description="[{" * 200)  # many brackets, in a string: read as usual
+    result = same_as_per_line(transit, write(tmp_path, [GOOD] * 300 + [deep, at_limit, past, shallow] + [GOOD] * 300),
+                              batch_rows=1000)
+    bad = [(b.row, b.reason) for b in result[2][0]]
+    assert bad == [(301, "line nests JSON deeper than 64 levels (limits.max_json_depth)"),
+                   (303, "line nests JSON deeper than 64 levels (limits.max_json_depth)")]
+    assert len(result[1][0]) == 602
+
+
+def test_the_depth_limit_is_the_contracts(transit, tmp_path):
+    lowered = dataclasses.replace(transit, raw={**transit.raw, "limits": {"max_json_depth": 4}})
+    assert lowered.limits.max_json_depth == 4
+    # levels: the line's object, persons, an item, x (4); then x's inner list (5)
+    lines = [line(persons=[{"role": "VICTIM", "x": [1]}]), line(persons=[{"role": "VICTIM", "x": [[1]]}])]
+    for reader in (read_batches, per_line):
+        (batch,) = list(reader(lowered, write(tmp_path, lines), batch_rows=10, info=FileInfo()))
+        assert [(b.row, b.reason.split(" (")[0]) for b in batch.bad_records] == [(2, "line nests JSON deeper than 4 levels")]
 
 
 def test_a_short_file_goes_line_by_line(transit, tmp_path, monkeypatch):
