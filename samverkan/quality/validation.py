@@ -456,8 +456,9 @@ class Validator:
         whole = [c for c in runnable if not _distinct_safe(c)]
         reduced: dict[str, tuple[ExpectationOutcome, list[int], bool]] = {}
         memo = table.num_rows <= MEMO_MAX_ROWS
+        seen: dict[tuple[str, tuple[str, ...]], Any] = {}  # what recall worked out, for remember
         if by_values and memo:
-            known, by_values = self._memo.recall(compiled.name, table, by_values)
+            known, by_values = self._memo.recall(compiled.name, table, by_values, seen)
             reduced.update(known)
         if by_values:
             plan = _DistinctPlan(table, by_values, compiled.index)
@@ -465,7 +466,7 @@ class Validator:
             result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
             fresh = plan.reduce(result)
             if memo:
-                self._memo.remember(compiled.name, table, by_values, plan, fresh)
+                self._memo.remember(compiled.name, table, by_values, plan, fresh, seen)
             reduced.update(fresh)
         if whole:
             result = self._run(compiled, ("whole", skipped), whole, table.to_pandas())
@@ -792,15 +793,15 @@ class _VerdictMemo:
         self._values: dict[tuple[str, str], dict[bytes, bool]] = {}  # (suite, check) → digest → failed
         self._shapes: dict[tuple[str, str, tuple[str, ...]], tuple[ExpectationOutcome, list[int], bool]] = {}
 
-    def recall(self, suite: str, table: Any, checks: list[_Check]) -> tuple[dict[str, Any], list[_Check]]:
-        """Outcomes of the checks fully answered by earlier verdicts, and the checks left to run."""
-        from samverkan.core.arrowops import distinct_rows
-
+    def recall(
+        self, suite: str, table: Any, checks: list[_Check], distinct: dict[tuple[str, tuple[str, ...]], Any]
+    ) -> tuple[dict[str, Any], list[_Check]]:
+        """Outcomes of the checks fully answered by earlier verdicts, and the checks left to run;
+        ``distinct`` is filled with each judged key's (record → value id, first records, digests)."""
         known: dict[str, Any] = {}
         rest: list[_Check] = []
         names = tuple(sorted(table.column_names))
         rows = table.column(ROW).to_numpy(zero_copy_only=False) if table.num_rows else None
-        distinct: dict[tuple[str, tuple[str, ...]], Any] = {}
         for check in checks:
             if check.type in SHAPE_BY_NAME or not check.columns:
                 shape = self._shapes.get((suite, _identity(check), names))
@@ -810,11 +811,7 @@ class _VerdictMemo:
             if rows is None:
                 rest.append(check)
                 continue
-            if key not in distinct:
-                arrays = _judged_arrays(table, key)
-                inverse, first = distinct_rows(arrays)
-                distinct[key] = (inverse, self._digests(arrays, first))
-            inverse, digests = distinct[key]
+            inverse, _, digests = self._distinct(table, key, distinct)
             verdicts = self._values.get((suite, _identity(check)), {})
             if not all(d in verdicts for d in digests):
                 rest.append(check)
@@ -829,11 +826,10 @@ class _VerdictMemo:
         checks: list[_Check],
         plan: _DistinctPlan,
         reduced: Mapping[str, tuple[ExpectationOutcome, list[int], bool]],
+        distinct: dict[tuple[str, tuple[str, ...]], Any],
     ) -> None:
         """Keep what GE just found; a check that raised or failed the file, or a large batch, teaches nothing."""
         import numpy as np
-
-        from samverkan.core.arrowops import distinct_rows
 
         names = tuple(sorted(table.column_names))
         for check in checks:
@@ -844,16 +840,26 @@ class _VerdictMemo:
             failed = plan.failed_values.get(check.label)
             if failed is None:
                 continue
-            arrays = _judged_arrays(table, _judged(check))
-            _, first = distinct_rows(arrays)
+            _, first, digests = self._distinct(table, _judged(check), distinct)
             # GE judged the values of the check's source columns; each value of the checked
             # columns is derived from one of them, so it shares that verdict.
             row_failed = np.isin(plan.keys[plan.key_of[check.label]][0], np.asarray(failed, dtype=np.int64))
             verdicts = self._values.setdefault((suite, _identity(check)), {})
             if len(verdicts) + len(first) > MEMO_MAX_VALUES:
                 verdicts.clear()
-            for position, digest in zip(first, self._digests(arrays, first)):
+            for position, digest in zip(first, digests):
                 verdicts[digest] = bool(row_failed[position])
+
+    def _distinct(self, table: Any, key: tuple[str, tuple[str, ...]], known: dict) -> tuple[Any, Any, list[bytes]]:
+        """(record → value id, each value's first record, each value's digest) of one judged key,
+        worked out once per batch whether recall or remember asks first."""
+        from samverkan.core.arrowops import distinct_rows
+
+        if key not in known:
+            arrays = _judged_arrays(table, key)
+            inverse, first = distinct_rows(arrays)
+            known[key] = (inverse, first, self._digests(arrays, first))
+        return known[key]
 
     def _digests(self, arrays: list[Any], first: Any) -> list[bytes]:
         import hashlib
