@@ -304,6 +304,7 @@ class LocalStack:
             partners={feed: (server.host, server.port) for feed, server in self.servers.items()},
             partner_login=next(iter(self.servers.values())).username,
             key_file=str(self.files.hub_key),
+            signing_key=str(self.files.signing_key),
             path_prefix=next(iter(self.servers.values())).path_prefix,
         )
 

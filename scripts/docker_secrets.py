@@ -3,7 +3,7 @@
 The same files ``samverkan ops secrets`` writes to deploy/secrets/ (samverkan/ops/secrets.py),
 with the endpoints of the host network (127.0.0.1 and the ports of deploy/docker-test.env) in the
 connections and database URL instead of Compose's service names. The files the Airflow
-containers mount (the hub's key, the UI passwords) are given to their user, uid 50000, so they
+containers mount (the hub's keys, the UI passwords) are given to their user, uid 50000, so they
 stay 0600 and are still readable in the containers.
 """
 
@@ -37,6 +37,7 @@ def test_endpoints(ports: dict[str, str], feeds: list[str]) -> deployment_secret
         partners=partners,
         partner_login="partner",
         key_file="/run/secrets/hub_ssh_key",
+        signing_key="/run/secrets/hub_signing_key",
         recipients={r: partners[r] for r in deployment_secrets.push_recipients() if r in partners},
     )
 
@@ -46,7 +47,7 @@ def write_test_secrets(
 ) -> deployment_secrets.SecretFiles:
     endpoints = test_endpoints(deployment_secrets.read_env_file(env_file), sorted(load_contracts()))
     files = deployment_secrets.write_compose_secrets(directory, endpoints)
-    for path in (files.hub_key, files.passwords_file):
+    for path in (files.hub_key, files.signing_key, files.passwords_file):
         os.chown(path, uid, 0)
     return files
 

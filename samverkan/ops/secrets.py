@@ -22,6 +22,8 @@ from typing import Any
 from samverkan.core.fsutil import Below
 from samverkan.core.ledger import LEDGER_URL_ENV
 from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_variable_env
+from samverkan.sharing.attestation import allowed_signers_lines
+from samverkan.sharing.signing import REGISTER_KEY_ENV
 
 REPO = CONFIG_ROOT
 DEPLOY = REPO / "deploy"
@@ -102,6 +104,10 @@ class SecretFiles:
     dir: Path
 
     hub_key = Below("hub_ed25519", base="dir")
+    # Signs every delivery's manifest and every disclosure register event (samverkan.sharing.signing);
+    # recipients verify with ``allowed_signers``, the one file here to hand out.
+    signing_key = Below("hub_signing_ed25519", base="dir")
+    allowed_signers = Below("allowed_signers", base="dir")
     pull_host_key = Below("pull", "ssh_host_ed25519_key", base="dir")  # recipients pin its public half
     known_hosts = Below("known_hosts", base="dir")
     passwords_file = Below("simple_auth_manager_passwords.json", base="dir")
@@ -146,6 +152,10 @@ def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Itera
             write_private(files.dir / name, _new_value(name) + "\n")
     if not files.hub_key.exists():
         generate_keypair(files.hub_key)
+    if not files.signing_key.exists():
+        generate_keypair(files.signing_key)
+    public = Path(f"{files.signing_key}.pub").read_text(encoding="ascii").split()[:2]
+    write_private(files.allowed_signers, allowed_signers_lines(" ".join(public)))  # public, but in a private folder
     for feed in feeds:
         if not files.host_key(feed).exists():
             generate_keypair(files.host_key(feed))
@@ -168,6 +178,7 @@ class Endpoints:
     partners: dict[str, tuple[str, int]]  # feed -> (host, port) of its SFTP server
     partner_login: str
     key_file: str  # the hub's private SSH key, as the workers see it
+    signing_key: str  # the hub's signing key (deliveries, register events), as the workers see it
     path_prefix: str = ""  # prefix of remote paths (empty when sshd chroots)
     # push recipient (agreement id) -> (host, port) of its SFTP server; the demo's recipients
     # receive on the server they export from, so its host key is that partner's
@@ -198,6 +209,7 @@ def compose_endpoints(feeds: Iterable[str]) -> Endpoints:
         partners={feed: (f"partner-{feed}", 22) for feed in feeds},
         partner_login="partner",
         key_file="/run/secrets/hub_ssh_key",
+        signing_key="/run/secrets/hub_signing_key",
         recipients={r: (f"partner-{r}", 22) for r in push_recipients() if r in feeds},
     )
 
@@ -208,10 +220,12 @@ def database_url(files: SecretFiles, endpoints: Endpoints, driver: str = "postgr
 
 
 def endpoint_env(endpoints: Endpoints) -> dict[str, str]:
-    """Not secret: where the broker and the execution API are."""
+    """Not secret: where the broker, the execution API and the signing key are."""
     return {
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{endpoints.redis}/0",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoints.api_url}/execution/",
+        # Every deployment sets it: without it deliveries and register events go unsigned.
+        REGISTER_KEY_ENV: endpoints.signing_key,
     }
 
 

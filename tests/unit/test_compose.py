@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from devkit import stack
-from samverkan.ops import secrets as deployment_secrets
 from samverkan.core.contracts import load_contracts
+from samverkan.ops import secrets as deployment_secrets
+from samverkan.sharing.signing import DELIVERY_NAMESPACE, REGISTER_KEY_ENV, file_verifies, sign_file
 
 pytestmark = pytest.mark.unit
 
@@ -166,6 +167,12 @@ def test_generated_secrets_are_private_and_never_in_the_repository_files(tmp_pat
     assert not SECRETISH.search("\n".join(deployment_secrets.shared_settings())), "a secret-looking key in deploy/airflow.env"
     assert deployment_secrets.read_env_file(files.postgres_env_file) == {"POSTGRES_PASSWORD": files.value("postgres_password")}
     # The connections pin the partners' host keys, the same ones the partner servers get as secrets.
+    # A signing key, and the allowed-signers file recipients verify its signatures with.
+    assert files.signing_key.is_file() and stat.S_IMODE(files.signing_key.stat().st_mode) == 0o600
+    public = " ".join(Path(f"{files.signing_key}.pub").read_text().split()[:2])
+    assert files.allowed_signers.read_text().splitlines() == [
+        f'{ns} namespaces="{ns}" {public}' for ns in ("samverkan-delivery", "samverkan-register")
+    ]
     known = files.known_hosts.read_text().splitlines()
     assert sorted(line.split()[0] for line in known) == sorted(f"partner-{f}" for f in _feeds())
 
@@ -174,6 +181,11 @@ def test_compose_secrets_match_the_generated_layout(compose, services):
     layout = deployment_secrets.SecretFiles(Path("deploy/secrets"))
     declared = {name: Path(s["file"]) for name, s in compose["secrets"].items()}
     assert declared["hub_ssh_key"] == layout.hub_key
+    # The hub signs deliveries and register events in this deployment too, with a key of its own.
+    assert declared["hub_signing_key"] == layout.signing_key
+    common = compose["x-airflow-common"]
+    assert {"hub_ssh_key", "hub_signing_key"} <= set(common["secrets"])
+    assert common["environment"][REGISTER_KEY_ENV] == "/run/secrets/hub_signing_key"
     for feed in _feeds():
         assert declared[f"partner_{feed}_host_key"] == layout.host_key(feed)
         mounted = {s["source"]: s["target"] for s in services[f"partner-{feed}"]["secrets"]}
@@ -209,6 +221,13 @@ def test_same_settings_as_the_no_docker_stack(compose, services, tmp_path):
         assert env[key] == value, key
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:5/0"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
+    # It signs deliveries and register events too, with its own secrets' signing key, and a
+    # signature made with it verifies with the allowed-signers file handed to recipients.
+    assert env[REGISTER_KEY_ENV] == str(local.files.signing_key)
+    message = tmp_path / "manifest.json"
+    message.write_text("{}")
+    signature = sign_file(Path(env[REGISTER_KEY_ENV]), message, DELIVERY_NAMESPACE)
+    assert file_verifies(local.files.allowed_signers, message, signature, DELIVERY_NAMESPACE, DELIVERY_NAMESPACE)
 
 
 def test_database_and_broker_versions_match_the_packages_the_stack_test_uses(services):
