@@ -931,8 +931,9 @@ class _JsonColumnar:
     with ``{`` and end with ``}`` (then no value can run over two lines), Arrow must find as many
     records as lines (so no line holds two), the bytes must be valid UTF-8 (Arrow does not
     check the fields it ignores), and a line may hold no more ``[`` and ``{`` than
-    ``limits.max_json_depth`` (Arrow reads any depth; the per-line path quarantines a deeper line). Values become text as ``_as_text`` makes them: an integer its
-    digits, a boolean ``true``/``false``, an empty string null.
+    ``limits.max_json_depth`` (Arrow reads any depth; the per-line path quarantines a deeper
+    line). Values become text as ``_as_text`` makes them: an integer its digits, a boolean
+    ``true``/``false``, an empty string null.
     """
 
     def __init__(self, contract: Contract, schema: pa.Schema) -> None:

@@ -105,7 +105,7 @@ class SecretFiles:
 
     hub_key = Below("hub_ed25519", base="dir")
     # Signs every delivery's manifest and every disclosure register event (samverkan.sharing.signing);
-    # recipients verify with ``allowed_signers``, the one file here to hand out.
+    # recipients verify with ``allowed_signers``, given to each of them once.
     signing_key = Below("hub_signing_ed25519", base="dir")
     allowed_signers = Below("allowed_signers", base="dir")
     pull_host_key = Below("pull", "ssh_host_ed25519_key", base="dir")  # recipients pin its public half
