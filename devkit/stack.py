@@ -305,6 +305,7 @@ class LocalStack:
             partner_login=next(iter(self.servers.values())).username,
             key_file=str(self.files.hub_key),
             signing_key=str(self.files.signing_key),
+            keys_dir=str(self.files.keys),
             path_prefix=next(iter(self.servers.values())).path_prefix,
         )
 

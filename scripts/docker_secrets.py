@@ -3,7 +3,7 @@
 The same files ``samverkan ops secrets`` writes to deploy/secrets/ (samverkan/ops/secrets.py),
 with the endpoints of the host network (127.0.0.1 and the ports of deploy/docker-test.env) in the
 connections and database URL instead of Compose's service names. The files the Airflow
-containers mount (the hub's keys, the UI passwords) are given to their user, uid 50000, so they
+containers mount (the hub's keys, keys/, the UI passwords) are given to their user, uid 50000, so they
 stay 0600 and are still readable in the containers.
 """
 
@@ -47,7 +47,8 @@ def write_test_secrets(
 ) -> deployment_secrets.SecretFiles:
     endpoints = test_endpoints(deployment_secrets.read_env_file(env_file), sorted(load_contracts()))
     files = deployment_secrets.write_compose_secrets(directory, endpoints)
-    for path in (files.hub_key, files.signing_key, files.passwords_file):
+    keys = [files.keys, *(files.path(name) for name in deployment_secrets.KEY_VALUES)]
+    for path in (files.hub_key, files.signing_key, files.passwords_file, *keys):
         os.chown(path, uid, 0)
     return files
 

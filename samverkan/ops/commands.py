@@ -191,7 +191,11 @@ def _write_private(path: Path, text: str) -> None:
 
 def rotate_key_command(args: argparse.Namespace) -> int:
     if args.secrets_dir:
-        secret_file = Path(args.secrets_dir) / "pseudonym_secret"
+        from samverkan.ops.secrets import SecretFiles, move_keys_into_place
+
+        files = SecretFiles(Path(args.secrets_dir))
+        move_keys_into_place(files)
+        secret_file = files.path("pseudonym_secret")
     elif args.secret_file:
         secret_file = Path(args.secret_file)
     else:
@@ -205,13 +209,7 @@ def rotate_key_command(args: argparse.Namespace) -> int:
     if rotation.kept_previous:
         print(f"previous key kept in {rotation.kept_previous}: delete it once retained nights are re-processed")
     if args.secrets_dir:
-        from samverkan.ops.secrets import write_compose_secrets
-
-        write_compose_secrets(Path(args.secrets_dir))
-        print(
-            f"rewrote {Path(args.secrets_dir) / 'airflow-secrets.env'}: restart the workers "
-            "(docker compose up -d) so new runs use the new key"
-        )
+        print(f"{secret_file}: every task from now on reads the new key (no restart needed)")
     print("published nights keep their old pseudonyms; nights processed from now on cannot be joined to them by person")
     return 0
 
@@ -515,7 +513,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     r = sub.add_parser("rotate-key", help="replace the pseudonymisation key (new pseudonyms from now on)")
     where = r.add_mutually_exclusive_group()
-    where.add_argument("--secrets-dir", type=Path, help="Compose: deploy/secrets (also rewrites airflow-secrets.env)")
+    where.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="Compose or the no-Docker stack: deploy/secrets (the key is keys/pseudonym_secret)",
+    )
     where.add_argument("--secret-file", type=Path, help="a key file, e.g. var/demo/keys/pseudonym_secret")
     r.add_argument("--keep-previous", action="store_true", help="keep the old key (for a planned re-processing)")
     r.add_argument("--init", action="store_true", help="create the key file if it does not exist")

@@ -21,8 +21,9 @@ from typing import Any
 
 from samverkan.core.fsutil import Below
 from samverkan.core.ledger import LEDGER_URL_ENV
-from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_variable_env
+from samverkan.core.settings import CONFIG_ROOT, PSEUDONYM_SECRET_VARIABLE, secret_file_env
 from samverkan.sharing.attestation import allowed_signers_lines
+from samverkan.sharing.recipient_pseudonyms import SHARING_SECRET_VARIABLE
 from samverkan.sharing.signing import REGISTER_KEY_ENV
 
 REPO = CONFIG_ROOT
@@ -34,8 +35,10 @@ POSTGRES_ENV_NAME = "postgres.env"
 DEFAULT_WORKERS = 2
 HOST = "127.0.0.1"
 ADMIN_USER = "admin"
-PSEUDONYM_SECRET_ENV = secret_variable_env(PSEUDONYM_SECRET_VARIABLE)
-SHARING_SECRET_ENV = "AIRFLOW_VAR_SAMVERKAN_SHARING_SECRET"
+# The hub's two keys are files in ``keys/``, which the Airflow processes get as a directory (a
+# read-only mount under Compose) and read afresh in every task (``task_secrets.read_secret``):
+# no process environment holds them, and ``ops rotate-key`` takes effect from the next task on.
+KEY_VALUES = {"pseudonym_secret": PSEUDONYM_SECRET_VARIABLE, "sharing_secret": SHARING_SECRET_VARIABLE}
 WORKER_NAME_ENV = "SAMVERKAN_WORKER_NAME"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 TERMINAL_RUN_STATES = {"success", "failed"}
@@ -103,6 +106,7 @@ class SecretFiles:
 
     dir: Path
 
+    keys = Below("keys", base="dir")  # KEY_VALUES: mounted as a directory, never in an env file
     hub_key = Below("hub_ed25519", base="dir")
     # Signs every delivery's manifest and every disclosure register event (samverkan.sharing.signing);
     # recipients verify with ``allowed_signers``, given to each of them once.
@@ -114,8 +118,11 @@ class SecretFiles:
     env_file = Below(SECRETS_ENV_NAME, base="dir")
     postgres_env_file = Below(POSTGRES_ENV_NAME, base="dir")
 
+    def path(self, name: str) -> Path:
+        return (self.keys if name in KEY_VALUES else self.dir) / name
+
     def value(self, name: str) -> str:
-        return (self.dir / name).read_text(encoding="utf-8").strip()
+        return self.path(name).read_text(encoding="utf-8").strip()
 
     def host_key(self, feed: str) -> Path:
         return self.dir / "partners" / feed / "ssh_host_ed25519_key"
@@ -139,6 +146,16 @@ def _new_value(name: str) -> str:
     return random_secrets.token_hex(32)
 
 
+def move_keys_into_place(files: SecretFiles) -> None:
+    """``keys/`` (0700), with a key an earlier layout kept beside the other values moved into it:
+    the same key, so pseudonyms stay stable across the change."""
+    files.keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files.keys.chmod(0o700)
+    for name in KEY_VALUES:
+        if (files.dir / name).exists() and not files.path(name).exists():
+            os.replace(files.dir / name, files.path(name))
+
+
 def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Iterable[str] = ()) -> SecretFiles:
     """Create whatever is missing below ``directory`` (0700/0600); existing files are kept.
     With ``pull_recipients``, also the pull service's host key and a key pair per recipient."""
@@ -147,9 +164,10 @@ def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Itera
     files = SecretFiles(Path(directory).resolve())
     files.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     files.dir.chmod(0o700)
+    move_keys_into_place(files)
     for name in SECRET_VALUES:
-        if not (files.dir / name).exists():
-            write_private(files.dir / name, _new_value(name) + "\n")
+        if not files.path(name).exists():
+            write_private(files.path(name), _new_value(name) + "\n")
     if not files.hub_key.exists():
         generate_keypair(files.hub_key)
     if not files.signing_key.exists():
@@ -179,6 +197,7 @@ class Endpoints:
     partner_login: str
     key_file: str  # the hub's private SSH key, as the workers see it
     signing_key: str  # the hub's signing key (deliveries, register events), as the workers see it
+    keys_dir: str  # the secrets' keys/ (the pseudonymisation and sharing keys), as the workers see it
     path_prefix: str = ""  # prefix of remote paths (empty when sshd chroots)
     # push recipient (agreement id) -> (host, port) of its SFTP server; the demo's recipients
     # receive on the server they export from, so its host key is that partner's
@@ -199,6 +218,9 @@ def pull_recipients() -> list[str]:
     return sorted(a.id for a in load_agreements().values() if a.mode == "pull")
 
 
+COMPOSE_KEYS_DIR = "/run/samverkan/keys"  # docker-compose.yml mounts deploy/secrets/keys/ here, read-only
+
+
 def compose_endpoints(feeds: Iterable[str]) -> Endpoints:
     """Service names and container paths of docker-compose.yml."""
     feeds = list(feeds)
@@ -210,6 +232,7 @@ def compose_endpoints(feeds: Iterable[str]) -> Endpoints:
         partner_login="partner",
         key_file="/run/secrets/hub_ssh_key",
         signing_key="/run/secrets/hub_signing_key",
+        keys_dir=COMPOSE_KEYS_DIR,
         recipients={r: (f"partner-{r}", 22) for r in push_recipients() if r in feeds},
     )
 
@@ -220,17 +243,19 @@ def database_url(files: SecretFiles, endpoints: Endpoints, driver: str = "postgr
 
 
 def endpoint_env(endpoints: Endpoints) -> dict[str, str]:
-    """Not secret: where the broker, the execution API and the signing key are."""
+    """Not secret: where the broker, the execution API and the keys are (paths, not keys)."""
     return {
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{endpoints.redis}/0",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoints.api_url}/execution/",
         # Every deployment sets it: without it deliveries and register events go unsigned.
         REGISTER_KEY_ENV: endpoints.signing_key,
+        **{secret_file_env(variable): f"{endpoints.keys_dir}/{name}" for name, variable in KEY_VALUES.items()},
     }
 
 
 def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, Any]) -> dict[str, str]:
-    """The secret settings of every Airflow process: DB URL, keys, the pseudonym secret, SFTP connections."""
+    """The secret settings of every Airflow process: DB URL, Airflow's keys, SFTP connections
+    (the pseudonymisation and sharing keys are files in ``keys/``, see ``endpoint_env``)."""
 
     env = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(files, endpoints),
@@ -238,8 +263,6 @@ def secret_env(files: SecretFiles, endpoints: Endpoints, contracts: dict[str, An
         "AIRFLOW__CORE__FERNET_KEY": files.value("fernet_key"),
         "AIRFLOW__API_AUTH__JWT_SECRET": files.value("jwt_secret"),
         "AIRFLOW__API__SECRET_KEY": files.value("api_secret_key"),
-        PSEUDONYM_SECRET_ENV: files.value("pseudonym_secret"),
-        SHARING_SECRET_ENV: files.value("sharing_secret"),
         # The ledger in the same PostgreSQL (schema samverkan): workers in separate containers or
         # machines claim and settle files in one place.
         LEDGER_URL_ENV: database_url(files, endpoints, "postgresql"),

@@ -227,6 +227,24 @@ def test_the_hub_image_has_what_the_dags_need_and_no_test_tools(stack):
     assert {"agreements", "dags", "expectations", "plugins", "schemas", "web"} <= set(lines)
 
 
+def test_no_container_environment_holds_the_pseudonymisation_or_sharing_key(stack):
+    """The keys are files in a read-only folder, read by each task: `docker inspect` shows paths only."""
+    from samverkan.core.settings import secret_file_env
+    from samverkan.ops.secrets import COMPOSE_KEYS_DIR, KEY_VALUES
+
+    keys = [stack.secrets.value(name) for name in KEY_VALUES]
+    containers = stack.containers()
+    assert len(containers) > 10
+    for container in containers:
+        env = "\n".join(container["Config"]["Env"] or [])
+        assert not any(key in env for key in keys), container["Name"]
+    for worker in stack.containers("airflow-worker"):
+        mounts = {m["Destination"]: m for m in worker["Mounts"]}
+        assert mounts[COMPOSE_KEYS_DIR]["RW"] is False, mounts[COMPOSE_KEYS_DIR]
+        env = dict(line.split("=", 1) for line in worker["Config"]["Env"])
+        assert {env[secret_file_env(v)] for v in KEY_VALUES.values()} == {f"{COMPOSE_KEYS_DIR}/{n}" for n in KEY_VALUES}
+
+
 def test_every_service_is_healthy_on_the_host_network_and_listens_on_loopback_only(stack):
     containers = stack.containers()
     services = {c["Config"]["Labels"]["com.docker.compose.service"] for c in containers}

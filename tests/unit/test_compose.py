@@ -17,6 +17,7 @@ import yaml
 
 from devkit import stack
 from samverkan.core.contracts import load_contracts
+from samverkan.core.settings import secret_file_env, secret_variable_env
 from samverkan.ops import secrets as deployment_secrets
 from samverkan.sharing.signing import DELIVERY_NAMESPACE, REGISTER_KEY_ENV, file_verifies, sign_file
 
@@ -163,16 +164,22 @@ def test_generated_secrets_are_private_and_never_in_the_repository_files(tmp_pat
     for value in values:
         assert value not in text and value not in shared
     env = deployment_secrets.read_env_file(files.env_file)
-    assert env[deployment_secrets.PSEUDONYM_SECRET_ENV] == files.value("pseudonym_secret")
+    # The pseudonymisation and sharing keys are files in keys/ (0700), in no env file: the
+    # containers get the folder, and a process environment never holds them.
+    assert stat.S_IMODE(files.keys.stat().st_mode) == 0o700
+    for name, variable in deployment_secrets.KEY_VALUES.items():
+        assert files.path(name).parent == files.keys and len(files.value(name)) == 64
+        assert files.value(name) not in files.env_file.read_text()
+        assert secret_variable_env(variable) not in env and secret_file_env(variable) not in env
     assert not SECRETISH.search("\n".join(deployment_secrets.shared_settings())), "a secret-looking key in deploy/airflow.env"
     assert deployment_secrets.read_env_file(files.postgres_env_file) == {"POSTGRES_PASSWORD": files.value("postgres_password")}
-    # The connections pin the partners' host keys, the same ones the partner servers get as secrets.
     # A signing key, and the allowed-signers file recipients verify its signatures with.
     assert files.signing_key.is_file() and stat.S_IMODE(files.signing_key.stat().st_mode) == 0o600
     public = " ".join(Path(f"{files.signing_key}.pub").read_text().split()[:2])
     assert files.allowed_signers.read_text().splitlines() == [
         f'{ns} namespaces="{ns}" {public}' for ns in ("samverkan-delivery", "samverkan-register")
     ]
+    # The connections pin the partners' host keys, the same ones the partner servers get as secrets.
     known = files.known_hosts.read_text().splitlines()
     assert sorted(line.split()[0] for line in known) == sorted(f"partner-{f}" for f in _feeds())
 
@@ -186,6 +193,10 @@ def test_compose_secrets_match_the_generated_layout(compose, services):
     common = compose["x-airflow-common"]
     assert {"hub_ssh_key", "hub_signing_key"} <= set(common["secrets"])
     assert common["environment"][REGISTER_KEY_ENV] == "/run/secrets/hub_signing_key"
+    # keys/ as a read-only folder (a rotated key file is seen at once), where the file variables point.
+    assert f"./deploy/secrets/keys:{deployment_secrets.COMPOSE_KEYS_DIR}:ro" in common["volumes"]
+    for name, variable in deployment_secrets.KEY_VALUES.items():
+        assert common["environment"][secret_file_env(variable)] == f"{deployment_secrets.COMPOSE_KEYS_DIR}/{name}"
     for feed in _feeds():
         assert declared[f"partner_{feed}_host_key"] == layout.host_key(feed)
         mounted = {s["source"]: s["target"] for s in services[f"partner-{feed}"]["secrets"]}
@@ -224,6 +235,8 @@ def test_same_settings_as_the_no_docker_stack(compose, services, tmp_path):
     # It signs deliveries and register events too, with its own secrets' signing key, and a
     # signature made with it verifies with the allowed-signers file handed to recipients.
     assert env[REGISTER_KEY_ENV] == str(local.files.signing_key)
+    for name, variable in deployment_secrets.KEY_VALUES.items():  # the keys as files, as under Compose
+        assert env[secret_file_env(variable)] == str(local.files.path(name)) and secret_variable_env(variable) not in env
     message = tmp_path / "manifest.json"
     message.write_text("{}")
     signature = sign_file(Path(env[REGISTER_KEY_ENV]), message, DELIVERY_NAMESPACE)

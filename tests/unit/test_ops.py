@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import shutil
 import stat
 from datetime import date
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from samverkan.ops import commands as ops
 from samverkan.core.contracts import SCHEMAS_DIR, load_contracts
+from samverkan.ops import commands as ops
 from samverkan.privacy.pseudonymise import Pseudonymiser, key_from_secret
 
 pytestmark = pytest.mark.unit
@@ -77,14 +78,16 @@ def test_rotate_key_can_keep_the_previous_key_for_a_planned_reprocessing(tmp_pat
     assert stat.S_IMODE(rotation.kept_previous.stat().st_mode) == 0o600
 
 
-def test_rotate_key_command_for_compose_rewrites_the_env_file(tmp_path, capsys):
+def test_rotate_key_command_for_compose_replaces_the_key_file_the_tasks_read(tmp_path, capsys):
     from samverkan.ops import secrets as stack
     secrets_dir = tmp_path / "secrets"
     files = stack.write_compose_secrets(secrets_dir)
     old = files.value("pseudonym_secret")
+    env_before = files.env_file.read_text()
     assert ops.main(["rotate-key", "--secrets-dir", str(secrets_dir)]) == 0
-    env = stack.read_env_file(files.env_file)
-    assert env[stack.PSEUDONYM_SECRET_ENV] == files.value("pseudonym_secret") != old
+    # The tasks read keys/pseudonym_secret afresh (the folder is mounted): the env file stays as it was.
+    assert files.value("pseudonym_secret") != old and files.env_file.read_text() == env_before
+    assert stat.S_IMODE(files.path("pseudonym_secret").stat().st_mode) == 0o600
     out = capsys.readouterr().out
     assert old not in out and files.value("pseudonym_secret") not in out
     # Without a key file and without --init, nothing is created.
@@ -143,3 +146,19 @@ def test_check_contract_names_a_broken_field(schemas, tmp_path):
     new.contract_path.write_text(new.contract_path.read_text().replace("key: handelse_id", "key: no_such_column"))
     with pytest.raises(Exception, match="no_such_column"):
         ops.check_contract(new.contract_path)
+
+
+def test_a_key_from_the_earlier_layout_is_moved_into_keys_unchanged(tmp_path):
+    """Secrets made before keys/ kept the key beside the other values: the same key moves, so
+    pseudonyms stay stable; rotate-key finds it there too."""
+    from samverkan.ops import secrets as stack
+
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    earlier = secrets.token_hex(32)
+    (secrets_dir / "pseudonym_secret").write_text(earlier + "\n")
+    files = stack.ensure_secrets(secrets_dir, [])
+    assert files.value("pseudonym_secret") == earlier and not (secrets_dir / "pseudonym_secret").exists()
+    (secrets_dir / "keys" / "pseudonym_secret").rename(secrets_dir / "pseudonym_secret")
+    assert ops.main(["rotate-key", "--secrets-dir", str(secrets_dir)]) == 0
+    assert files.value("pseudonym_secret") != earlier and not (secrets_dir / "pseudonym_secret").exists()
