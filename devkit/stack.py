@@ -53,7 +53,6 @@ from samverkan.ops.secrets import (
     ensure_secrets,
     secret_env,
     shared_settings,
-    write_compose_secrets,
     write_known_hosts,
     write_private,
 )
@@ -637,10 +636,10 @@ def main(argv: list[str] | None = None) -> int:
     # Stop cleanly (every process group, the temporary PostgreSQL cluster) on SIGTERM as on Ctrl-C.
     signal.signal(signal.SIGTERM, _terminate)
 
-    if args.command == "secrets":
-        files = write_compose_secrets(args.dir)
-        print(f"secrets in {files.dir} (0700): env file {files.env_file.name}, hub key, partner host keys, known_hosts")
-        return 0
+    if args.command == "secrets":  # the product's own command, so both say and do the same
+        from samverkan.ops import commands
+
+        return commands.main(["secrets", "--dir", str(args.dir)])
     if args.command == "bench":
         results = bench(
             args.root.resolve(),

@@ -4,6 +4,7 @@
                  scheduler: the Celery stack, Compose, or ``airflow standalone``)
 ``rotate-key``   replace the pseudonymisation key (what that does to linkage: see ``rotate_key``)
 ``new-key``      print a new random key (weak keys are refused where keys are loaded)
+``secrets``      create deploy/secrets/ for docker-compose.yml (keys, passwords, env file; keeps what exists)
 ``add-partner``  write a contract template for a new feed, check it, and generate its GE suite
 
 Re-processing one partner's night is ``python -m samverkan.quality.quarantine reprocess`` (its own module).
@@ -189,11 +190,27 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
+def secrets_command(args: argparse.Namespace) -> int:
+    """Every file docker-compose.yml mounts or loads (``samverkan.ops.secrets``); what exists is kept."""
+    from samverkan.ops.secrets import COMPOSE_SECRETS_DIR, write_compose_secrets
+
+    files = write_compose_secrets(args.dir or COMPOSE_SECRETS_DIR)
+    print(
+        f"secrets in {files.dir} (0700): {files.env_file.name}, keys/ (pseudonymisation and sharing keys), "
+        f"{files.hub_key.name} (SFTP client), {files.signing_key.name} and {files.allowed_signers.name} "
+        "(give recipients allowed_signers), partner host keys, known_hosts. The containers run as uid 50000: "
+        f"chown -R 50000:0 {files.hub_key} {files.signing_key} {files.passwords_file} {files.keys}"
+    )
+    return 0
+
+
 def rotate_key_command(args: argparse.Namespace) -> int:
     if args.secrets_dir:
         from samverkan.ops.secrets import SecretFiles, move_keys_into_place
 
         files = SecretFiles(Path(args.secrets_dir))
+        if not files.dir.is_dir():
+            raise SystemExit(f"{files.dir} is not a secrets directory (make it with `samverkan ops secrets`)")
         move_keys_into_place(files)
         secret_file = files.path("pseudonym_secret")
     elif args.secret_file:
@@ -522,6 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--keep-previous", action="store_true", help="keep the old key (for a planned re-processing)")
     r.add_argument("--init", action="store_true", help="create the key file if it does not exist")
     r.set_defaults(func=rotate_key_command)
+
+    s = sub.add_parser("secrets", help="create deploy/secrets/ for docker-compose.yml (keeps what exists)")
+    s.add_argument("--dir", type=Path, help="where (default: deploy/secrets)")
+    s.set_defaults(func=secrets_command)
 
     k = sub.add_parser("new-key", help="print a new random key (pseudonymisation or sharing secret)")
     k.set_defaults(func=new_key_command)

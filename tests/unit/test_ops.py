@@ -93,6 +93,9 @@ def test_rotate_key_command_for_compose_replaces_the_key_file_the_tasks_read(tmp
     # Without a key file and without --init, nothing is created.
     with pytest.raises(SystemExit):
         ops.main(["rotate-key", "--secret-file", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="not a secrets directory"):
+        ops.main(["rotate-key", "--secrets-dir", str(tmp_path / "mistyped")])
+    assert not (tmp_path / "mistyped").exists()
     assert not (tmp_path / "missing").exists()
 
 
@@ -162,3 +165,17 @@ def test_a_key_from_the_earlier_layout_is_moved_into_keys_unchanged(tmp_path):
     (secrets_dir / "keys" / "pseudonym_secret").rename(secrets_dir / "pseudonym_secret")
     assert ops.main(["rotate-key", "--secrets-dir", str(secrets_dir)]) == 0
     assert files.value("pseudonym_secret") != earlier and not (secrets_dir / "pseudonym_secret").exists()
+
+
+def test_the_secrets_command_makes_what_compose_mounts_and_keeps_what_exists(tmp_path, capsys):
+    from samverkan.ops import secrets as stack
+
+    where = tmp_path / "secrets"
+    assert ops.main(["secrets", "--dir", str(where)]) == 0
+    files = stack.SecretFiles(where.resolve())
+    key = files.value("pseudonym_secret")
+    assert files.signing_key.is_file() and files.allowed_signers.is_file() and files.env_file.is_file()
+    out = capsys.readouterr().out
+    assert "allowed_signers" in out and "chown -R 50000:0" in out and key not in out
+    assert ops.main(["secrets", "--dir", str(where)]) == 0
+    assert files.value("pseudonym_secret") == key
