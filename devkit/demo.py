@@ -145,8 +145,8 @@ def build_catalog(hub: EmbeddedHub) -> Path:
     return catalog.database
 
 
-def build_report(hub: EmbeddedHub) -> Path | None:
-    """The lägesbild (issue 12, part B) over the published data, where the DAG would write it."""
+def build_report(hub: EmbeddedHub) -> Path:
+    """The lägesbild over the published data, where the DAG would write it (``samverkan lagesbild``)."""
     from samverkan.analysis.lagesbild import build_report as build
     from samverkan.analysis.lagesbild import report_dir
 
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None, *, collect: PersonalValues | None = None
             f"  open it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog}', read_only=True)"
             ".sql('SELECT * FROM incidents LIMIT 5'))\"   (docs/analysts.md)"
         )
-        report = build_report(hub)
-        print(
-            f"lägesbild report: {report}"
-            if report
-            else "lägesbild report: not built (samverkan.analysis.lagesbild is not there yet)"
-        )
+        print(f"lägesbild report: {build_report(hub)}")
         print()
         failures += deliver_and_fetch(hub, dag_nights[-1])
         print(f"\nAirflow on this setup: source {env_file} && airflow standalone   (or: scripts/demo --ui)")

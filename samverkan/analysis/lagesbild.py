@@ -486,3 +486,30 @@ randat i figurerna, aldrig som 0), och fler tal döljs där en summa annars skul
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>Lägesbild {rid}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``samverkan lagesbild``: a release from the published data under the data root, as the
+    lägesbild DAG builds it (audited against the previous release), and where to look."""
+    import argparse
+    import sys
+
+    from samverkan.core.settings import paths
+
+    parser = argparse.ArgumentParser(
+        prog="samverkan lagesbild", description="Build the lägesbild from the published data (as its DAG does)."
+    )
+    parser.add_argument(
+        "--as-of", type=date.fromisoformat, help="last night, YYYY-MM-DD (default: the newest published)"
+    )
+    parser.add_argument("--weeks", type=int, default=12, help="whole ISO weeks compared (default 12)")
+    args = parser.parse_args(argv)
+    p = paths().ensure()
+    try:
+        result = build_report(p.published, report_dir(p), as_of=args.as_of, weeks=args.weeks)
+    except (FileNotFoundError, ValueError) as e:  # no published night yet, a measures file that does not load
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"lägesbild {result.release}: {result.html}")
+    print(f"released numbers: {result.data}; figures: {len(result.figures)} in {result.html.parent / FIGURES}")
+    return 0

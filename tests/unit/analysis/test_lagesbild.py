@@ -222,3 +222,20 @@ def test_a_hub_with_one_published_night_builds_its_report(tmp_path):
     report = lagesbild.build_report(published, tmp_path / "out")
     page = report.html.read_text(encoding="utf-8")
     assert report.figures and "Lägesbild" in page
+
+
+def test_the_command_builds_a_release_under_the_data_root_and_says_where(data, tmp_path, monkeypatch, capsys):
+    from samverkan.core.settings import DATA_ROOT_ENV, Paths
+
+    _, published = data
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    (hub / "published").symlink_to(published)
+    monkeypatch.setenv(DATA_ROOT_ENV, str(hub))
+    assert lagesbild.main(["--as-of", AS_OF.isoformat(), "--weeks", "4"]) == 0
+    (release,) = lagesbild.releases(lagesbild.report_dir(Paths(hub)))
+    out = capsys.readouterr().out
+    assert str(release / lagesbild.HTML_FILE) in out and release.name in out
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path / "empty"))
+    assert lagesbild.main([]) == 2
+    assert "no published incidents" in capsys.readouterr().err
