@@ -50,17 +50,13 @@ class Limits:
     """How much a partner file may make the hub read (``limits:`` in the contract).
 
     Bounds that keep a worker's memory and time bounded whatever a file holds (a decompression
-    bomb, a line without end, nesting without end); a file beyond the byte bounds is refused
-    whole, a line beyond the line bounds is quarantined as a bad record. The defaults are far above
+    bomb, a line without end); a file beyond them is refused whole. The defaults are far above
     any real export of these feeds (see docs/resilience.md) and a contract may lower or raise them.
     """
 
     max_decompressed_bytes: int = 8 << 30
     max_compression_ratio: float = 100.0  # decompressed ÷ stored bytes, once past RATIO_FLOOR_BYTES
     max_line_bytes: int = 4 << 20  # a JSON line, or a whole CSV record (with its quoted line breaks)
-    # Arrays and objects inside one another on a JSON line: a line nested deeper is a bad record
-    # (Python's json module gives up near 1,000 levels, wherever the caller's stack already is).
-    max_json_depth: int = 64
 
 
 class ContractError(ValueError):

@@ -746,32 +746,6 @@ def _check_no_lone_surrogate(record: list[Any]) -> None:
         raise _RecordError("a value is a lone surrogate escape (\\ud800-\\udfff), not text") from None
 
 
-def _json_within_depth(text: str, max_depth: int) -> Any:
-    """``json.loads``, but a line nested deeper than ``max_depth`` is a bad record whatever the
-    caller's stack: Python's json module raises RecursionError near 1,000 levels (less when the
-    stack is already deep), which would otherwise fail the whole file."""
-    try:
-        obj = json.loads(text)
-    except RecursionError:
-        raise _RecordError(f"line nests JSON deeper than {max_depth} levels (limits.max_json_depth)") from None
-    if text.count("[") + text.count("{") > max_depth and _nesting(obj) > max_depth:  # fewer brackets: shallow
-        raise _RecordError(f"line nests JSON deeper than {max_depth} levels (limits.max_json_depth)")
-    return obj
-
-
-def _nesting(value: Any) -> int:
-    """Levels of arrays and objects inside one another (``{}`` is 1), without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
-
-
 class _JsonBatches:
     """Records gathered into batches where the per-line path hands them on: after the record that
     brings a batch to ``batch_rows`` records (good or bad) or to ``BATCH_BYTES`` of lines (blank
@@ -782,8 +756,8 @@ class _JsonBatches:
         self.schema = raw_schema(contract)
         self.encoding = contract.format["encoding"]
         self.limit = contract.limits.max_line_bytes
-        self.max_depth = contract.limits.max_json_depth
         self.json_record = _json_reader(contract)
+        self.columnar = _JsonColumnar.for_contract(contract)  # for the lines Python's json module cannot hold
         self._reset()
 
     def _reset(self) -> None:
@@ -814,12 +788,7 @@ class _JsonBatches:
         self.count += 1
         try:
             text = stripped.decode(encoding)
-            obj = _json_within_depth(text, self.max_depth)
-            if not isinstance(obj, dict):
-                raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
-            record = self.json_record(obj)
-            if "\\u" in text and _SURROGATE_ESCAPE.search(text):
-                _check_no_lone_surrogate(record)
+            record = self._read_record(text, stripped)
         except UnicodeDecodeError:
             self.bad.append(
                 BadRecord(
@@ -840,6 +809,36 @@ class _JsonBatches:
             self.rows.append(self.info.records)
             for values, v in zip(self.columns, record):
                 values.append(v)
+
+    def _read_record(self, text: str, line: bytes) -> list[Any]:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as exc:
+            return self._beyond_python(line, exc)
+        if not isinstance(obj, dict):
+            raise _RecordError(f"line is JSON but not an object ({type(obj).__name__})")
+        record = self.json_record(obj)
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+            _check_no_lone_surrogate(record)
+        return record
+
+    def _beyond_python(self, line: bytes, exc: Exception) -> list[Any]:
+        """A line Python's json module cannot hold, read by Arrow as the columnar path reads it.
+
+        The module raises RecursionError near 1,000 levels of nesting (fewer when the stack is
+        already deep) and ValueError for an integer of more than ``sys.get_int_max_str_digits()``
+        digits, a 4 KB line; either used to fail the whole file, while the columnar path, which
+        reads any depth and ignores fields the contract does not name, published the same line.
+        Here the line gets the columnar path's reading, so both paths agree; a line Arrow refuses
+        too (such a number in a contract field, say) is a bad record."""
+        why = "nests JSON too deep" if isinstance(exc, RecursionError) else "holds a number too long"
+        if self.columnar is not None and line.startswith(b"{") and line.endswith(b"}"):
+            table = self.columnar._read(memoryview(line), 1, len(line))
+            if table is not None:
+                return [column[0].as_py() for column in table.columns]
+        raise _RecordError(f"line {why} for Python's json module, and Arrow's reader refuses it")
 
     def _bad(self, reason: str, raw: str) -> None:
         self.info.records += 1
@@ -929,18 +928,16 @@ class _JsonColumnar:
     null) and refuses the block, which is then halved until it reads, down to a few hundred
     lines that go through the per-line path (as do short runs of lines, where Arrow saves nothing). Where Arrow is more lenient it is not asked: each line must start
     with ``{`` and end with ``}`` (then no value can run over two lines), Arrow must find as many
-    records as lines (so no line holds two), the bytes must be valid UTF-8 (Arrow does not
-    check the fields it ignores), and a line may hold no more ``[`` and ``{`` than
-    ``limits.max_json_depth`` (Arrow reads any depth; the per-line path quarantines a deeper
-    line). Values become text as ``_as_text`` makes them: an integer its digits, a boolean
-    ``true``/``false``, an empty string null.
+    records as lines (so no line holds two), and the bytes must be valid UTF-8 (Arrow does not
+    check the fields it ignores). Values become text as ``_as_text`` makes them: an integer its
+    digits, a boolean ``true``/``false``, an empty string null. Where Python's json module cannot
+    read a line at all (``_JsonBatches._beyond_python``), the per-line path reads it this way too.
     """
 
     def __init__(self, contract: Contract, schema: pa.Schema) -> None:
         self.contract = contract
         self.schema = schema
         self.limit = contract.limits.max_line_bytes
-        self.max_depth = contract.limits.max_json_depth
 
     @classmethod
     def for_contract(cls, contract: Contract) -> _JsonColumnar | None:
@@ -972,10 +969,6 @@ class _JsonColumnar:
         before = arr[np.maximum(ends - 2, 0)]
         plain = fit & (arr[np.minimum(starts, len(block) - 1)] == 0x7B)
         plain &= (last == 0x7D) | ((last == 0x0D) & (before == 0x7D))
-        # Arrow reads any depth; a line with more brackets than the depth limit could be nested
-        # past it, and only the per-line path says whether it is (then it is a bad record there)
-        brackets = np.add.reduceat(((arr == 0x5B) | (arr == 0x7B)).astype(np.int32), starts)
-        plain &= brackets <= self.max_depth
         bounds = np.flatnonzero(np.diff(np.concatenate(([0], plain.astype(np.int8), [0]))))
         at = 0
         for lo, hi in zip(bounds[::2], bounds[1::2]):

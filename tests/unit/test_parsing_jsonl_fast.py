@@ -77,12 +77,18 @@ CASES = {
                       GOOD[:-1] + b', "x": "\xed\xa0\x80"}'],
     "byte order mark": [b"\xef\xbb\xbf" + GOOD],
     "NUL after the object": [GOOD + b"\x00"],
-    # the line's object is level 1: 63 levels inside it reach the limit of 64, 64 go past it
-    "deep nesting": [GOOD[:-1] + b', "x": ' + b"[" * 63 + b"]" * 63 + b"}",
-                     GOOD[:-1] + b', "x": ' + b"[" * 64 + b"]" * 64 + b"}",
+    # Python's json module gives up near 1,000 levels and beyond 4,300 digits (a ValueError):
+    # those lines get Arrow's reading in both paths (an unknown field is ignored; a contract field
+    # that Arrow refuses too makes a bad record); shallower lines and digits in text read as usual
+    "deep nesting": [GOOD[:-1] + b', "x": ' + b"[" * 900 + b"]" * 900 + b"}",
                      GOOD[:-1] + b', "x": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
                      GOOD[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-                     line(persons=[[[[{"role": "VICTIM"}]]]] * 20), line(description="[{" * 200)],
+                     line(persons=[[[[{"role": "VICTIM"}]]]] * 20), line(description="[{" * 200),
+                     GOOD.replace(b'"persons": [', b'"persons": [' + b"[" * 5000 + b"]" * 5000 + b", "),
+                     b" " + GOOD[:-1] + b', "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"],
+    "long numbers": [GOOD[:-1] + b', "x": ' + b"7" * 4300 + b"}", GOOD[:-1] + b', "x": ' + b"7" * 4301 + b"}",
+                     GOOD.replace(b'"severity": 2', b'"severity": ' + b"9" * 5000), line(description="1" * 5000),
+                     GOOD[:-1] + b', "x": -' + b"7" * 5000 + b".5}"],
 }
 
 
@@ -156,30 +162,27 @@ def test_clean_lines_are_read_columnar_and_bad_ones_alone(transit, tmp_path, mon
 
 
 @pytest.mark.parametrize("min_lines", [1, 256])
-def test_a_line_nested_past_the_limit_is_a_bad_record_not_a_failed_file(transit, tmp_path, monkeypatch, min_lines):
-    """Python's json module raised RecursionError near 1,000 levels and failed the whole file
-    (the columnar path published the same line): now both quarantine it, with the reason."""
+def test_lines_python_cannot_read_are_read_by_arrow_not_a_failed_file(transit, tmp_path, monkeypatch, min_lines):
+    """Python's json module raised RecursionError (deep nesting) or ValueError (an integer of more
+    than 4,300 digits, a 4 KB line) and failed the whole file, while the columnar path published
+    the same lines: now both paths give them Arrow's reading, and a line Arrow refuses too is a
+    bad record with its reason."""
     monkeypatch.setattr(parsing, "_JSON_MIN_LINES", min_lines)
     deep = GOOD[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    at_limit = GOOD[:-1] + b', "x": ' + b"[" * 63 + b"]" * 63 + b"}"
-    past = GOOD[:-1] + b', "x": ' + b"[" * 64 + b"]" * 64 + b"}"
-    shallow = line(description="[{" * 200)  # many brackets, in a string: read as usual
-    result = same_as_per_line(transit, write(tmp_path, [GOOD] * 300 + [deep, at_limit, past, shallow] + [GOOD] * 300),
-                              batch_rows=1000)
-    bad = [(b.row, b.reason) for b in result[2][0]]
-    assert bad == [(301, "line nests JSON deeper than 64 levels (limits.max_json_depth)"),
-                   (303, "line nests JSON deeper than 64 levels (limits.max_json_depth)")]
-    assert len(result[1][0]) == 602
-
-
-def test_the_depth_limit_is_the_contracts(transit, tmp_path):
-    lowered = dataclasses.replace(transit, raw={**transit.raw, "limits": {"max_json_depth": 4}})
-    assert lowered.limits.max_json_depth == 4
-    # levels: the line's object, persons, an item, x (4); then x's inner list (5)
-    lines = [line(persons=[{"role": "VICTIM", "x": [1]}]), line(persons=[{"role": "VICTIM", "x": [[1]]}])]
-    for reader in (read_batches, per_line):
-        (batch,) = list(reader(lowered, write(tmp_path, lines), batch_rows=10, info=FileInfo()))
-        assert [(b.row, b.reason.split(" (")[0]) for b in batch.bad_records] == [(2, "line nests JSON deeper than 4 levels")]
+    long = GOOD[:-1] + b', "x": ' + b"7" * 5000 + b"}"
+    long_in_contract = GOOD.replace(b'"severity": 2', b'"severity": ' + b"9" * 5000)
+    deep_in_contract = GOOD.replace(b'"persons": [', b'"persons": [' + b"[" * 5000 + b"]" * 5000 + b", ")
+    lines = [GOOD] * 300 + [deep, long, long_in_contract, deep_in_contract] + [GOOD] * 300
+    result = same_as_per_line(transit, write(tmp_path, lines), batch_rows=1000)
+    assert [(b.row, b.reason) for b in result[2][0]] == [
+        (303, "line holds a number too long for Python's json module, and Arrow's reader refuses it"),
+        (304, "line nests JSON too deep for Python's json module, and Arrow's reader refuses it"),
+    ]
+    records = result[1][0]
+    assert len(records) == 602
+    assert [r["_row"] for r in records[299:302]] == [300, 301, 302]
+    values = [{k: v for k, v in r.items() if k != "_row"} for r in (records[0], records[300], records[301])]
+    assert values[1] == values[2] == values[0]  # the good record's values: the unknown field is ignored
 
 
 def test_a_short_file_goes_line_by_line(transit, tmp_path, monkeypatch):
