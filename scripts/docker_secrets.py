@@ -38,6 +38,7 @@ def test_endpoints(ports: dict[str, str], feeds: list[str]) -> deployment_secret
         partner_login="partner",
         key_file="/run/secrets/hub_ssh_key",
         signing_key="/run/secrets/hub_signing_key",
+        keys_dir=deployment_secrets.COMPOSE_KEYS_DIR,
         recipients={r: partners[r] for r in deployment_secrets.push_recipients() if r in partners},
     )
 

@@ -191,6 +191,29 @@ def ledger_location(sqlite_path: Path) -> Path | str:
     return os.environ.get(LEDGER_URL_ENV) or sqlite_path
 
 
+WAL_RETRY_SECONDS = 60.0
+
+
+def _write_ahead_log(lite: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting for the lock as every other statement does.
+
+    Processes that open a new ledger at the same moment (the history import's two workers)
+    race to switch it to WAL, and SQLite answers the losers "database is locked" at once,
+    without its busy handler (measured: 16 of 600 opens, six processes at a time). The switch is
+    kept in the file, so this waits only while another connection is making it."""
+    deadline = time.monotonic() + WAL_RETRY_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            lite.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 class Ledger:
     """``Ledger(path)``: SQLite at ``path``; ``Ledger("postgresql://…")``: PostgreSQL."""
 
@@ -221,8 +244,8 @@ class Ledger:
             return
         lite = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
-            lite.execute("PRAGMA journal_mode=WAL")
             lite.execute("PRAGMA busy_timeout=60000")
+            _write_ahead_log(lite)
             yield _Connection(lite, postgres=False)
         finally:
             lite.close()

@@ -268,3 +268,21 @@ def test_read_env_file_rejects_what_compose_would_misread(tmp_path):
     path.write_text("not a setting\n")
     with pytest.raises(ValueError, match="x.env:1"):
         deployment_secrets.read_env_file(path)
+
+
+def test_the_test_stacks_secrets_are_the_same_layout_with_its_own_endpoints(tmp_path):
+    """scripts/docker_secrets.py (what `scripts/docker secrets` runs for docker-compose.test.yml):
+    it missed a new field of Endpoints once and only the Docker test, at its very end, found out."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("docker_secrets", REPO / "scripts" / "docker_secrets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.write_test_secrets(tmp_path / "secrets", uid=os.getuid())
+    env = deployment_secrets.read_env_file(files.env_file)
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split("@")[1].startswith("127.0.0.1:")
+    assert files.signing_key.is_file() and files.path("pseudonym_secret").is_file()
+    endpoints = module.test_endpoints(deployment_secrets.read_env_file(module.TEST_ENV), _feeds())
+    assert endpoints.keys_dir == deployment_secrets.COMPOSE_KEYS_DIR
+    assert endpoints.signing_key == "/run/secrets/hub_signing_key"

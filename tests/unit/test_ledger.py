@@ -1,5 +1,7 @@
 """The ledger decides what a re-run skips, what a re-send replaces and what is a duplicate."""
 
+from pathlib import Path
+
 import pytest
 
 from samverkan.core.ledger import Ledger
@@ -61,3 +63,32 @@ def test_observations_round_trip(ledger):
     assert ledger.observations("guards") == {"a.csv": (5, 10, 1.5)}
     ledger.save_observations("guards", {})
     assert ledger.observations("guards") == {}
+
+
+def _open_at_once(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        Ledger(Path(path))
+        results.put("ok")
+    except Exception as exc:  # the outcome is the test's, not the child's
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_ledger_at_once_all_get_it(tmp_path):
+    """The history import's workers open one new SQLite ledger together. Switching it to WAL
+    answered the losers "database is locked" at once, without SQLite's busy handler (16 of 600
+    opens failed, six processes at a time, before the retry)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    outcomes = []
+    for trial in range(30):
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        path = tmp_path / f"ledger-{trial}.sqlite"
+        workers = [ctx.Process(target=_open_at_once, args=(str(path), barrier, results)) for _ in range(6)]
+        for w in workers:
+            w.start()
+        outcomes += [results.get(timeout=120) for _ in workers]
+        for w in workers:
+            w.join(timeout=120)
+    assert [o for o in outcomes if o != "ok"] == [] and len(outcomes) == 180
