@@ -10,6 +10,7 @@ stay 0600 and are still readable in the containers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -30,15 +31,13 @@ def test_endpoints(ports: dict[str, str], feeds: list[str]) -> deployment_secret
         for f in feeds
         if f"SAMVERKAN_TEST_{f.upper()}_PORT" in ports
     }
-    return deployment_secrets.Endpoints(
+    # Compose's own endpoints (container paths, login), with the host network's addresses.
+    return dataclasses.replace(
+        deployment_secrets.compose_endpoints(feeds),
         postgres=f"{HOST}:{ports['SAMVERKAN_TEST_POSTGRES_PORT']}",
         redis=f"{HOST}:{ports['SAMVERKAN_TEST_REDIS_PORT']}",
         api_url=f"http://{HOST}:{ports['SAMVERKAN_TEST_API_PORT']}",
         partners=partners,
-        partner_login="partner",
-        key_file="/run/secrets/hub_ssh_key",
-        signing_key="/run/secrets/hub_signing_key",
-        keys_dir=deployment_secrets.COMPOSE_KEYS_DIR,
         recipients={r: partners[r] for r in deployment_secrets.push_recipients() if r in partners},
     )
 
@@ -48,8 +47,7 @@ def write_test_secrets(
 ) -> deployment_secrets.SecretFiles:
     endpoints = test_endpoints(deployment_secrets.read_env_file(env_file), sorted(load_contracts()))
     files = deployment_secrets.write_compose_secrets(directory, endpoints)
-    keys = [files.keys, *(files.path(name) for name in deployment_secrets.KEY_VALUES)]
-    for path in (files.hub_key, files.signing_key, files.passwords_file, *keys):
+    for path in files.mounted_by_airflow():
         os.chown(path, uid, 0)
     return files
 

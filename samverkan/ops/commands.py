@@ -199,7 +199,7 @@ def secrets_command(args: argparse.Namespace) -> int:
         f"secrets in {files.dir} (0700): {files.env_file.name}, keys/ (pseudonymisation and sharing keys), "
         f"{files.hub_key.name} (SFTP client), {files.signing_key.name} and {files.allowed_signers.name} "
         "(give recipients allowed_signers), partner host keys, known_hosts. The containers run as uid 50000: "
-        f"chown -R 50000:0 {files.hub_key} {files.signing_key} {files.passwords_file} {files.keys}"
+        f"chown -R 50000:0 {' '.join(str(p) for p in files.mounted_by_airflow())}"
     )
     return 0
 

@@ -118,6 +118,10 @@ class SecretFiles:
     env_file = Below(SECRETS_ENV_NAME, base="dir")
     postgres_env_file = Below(POSTGRES_ENV_NAME, base="dir")
 
+    def mounted_by_airflow(self) -> list[Path]:
+        """What the Airflow containers read (as uid 50000): their keys, the UI passwords, ``keys/``."""
+        return [self.hub_key, self.signing_key, self.passwords_file, self.keys, *map(self.path, KEY_VALUES)]
+
     def path(self, name: str) -> Path:
         return (self.keys if name in KEY_VALUES else self.dir) / name
 
@@ -159,7 +163,7 @@ def move_keys_into_place(files: SecretFiles) -> None:
 def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Iterable[str] = ()) -> SecretFiles:
     """Create whatever is missing below ``directory`` (0700/0600); existing files are kept.
     With ``pull_recipients``, also the pull service's host key and a key pair per recipient."""
-    from samverkan.connectors.sshd import generate_keypair
+    from samverkan.connectors.sshd import generate_keypair, public_key_line
 
     files = SecretFiles(Path(directory).resolve())
     files.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -172,8 +176,8 @@ def ensure_secrets(directory: Path, feeds: Iterable[str], pull_recipients: Itera
         generate_keypair(files.hub_key)
     if not files.signing_key.exists():
         generate_keypair(files.signing_key)
-    public = Path(f"{files.signing_key}.pub").read_text(encoding="ascii").split()[:2]
-    write_private(files.allowed_signers, allowed_signers_lines(" ".join(public)))  # public, but in a private folder
+    public = public_key_line(Path(f"{files.signing_key}.pub"))
+    write_private(files.allowed_signers, allowed_signers_lines(public))  # public, but in a private folder
     for feed in feeds:
         if not files.host_key(feed).exists():
             generate_keypair(files.host_key(feed))
