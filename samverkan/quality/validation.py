@@ -460,13 +460,13 @@ class Validator:
         if by_values and memo:
             known, by_values = self._memo.recall(compiled.name, table, by_values, seen)
             reduced.update(known)
-        if by_values:
-            plan = _DistinctPlan(table, by_values, compiled.index)
+        for group in _by_key(by_values):
+            plan = _DistinctPlan(table, group, compiled.index)
             layout = tuple(json.dumps(c.config["kwargs"], sort_keys=True, default=str) for c in plan.checks)
             result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
             fresh = plan.reduce(result)
             if memo:
-                self._memo.remember(compiled.name, table, by_values, plan, fresh, seen)
+                self._memo.remember(compiled.name, table, group, plan, fresh, seen)
             reduced.update(fresh)
         if whole:
             result = self._run(compiled, ("whole", skipped), whole, table.to_pandas())
@@ -624,6 +624,22 @@ TABLE_SHAPE = frozenset(
 
 NULL_SENSITIVE = frozenset({"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"})
 SHAPE_BY_NAME = frozenset({TABLE_COLUMNS, "expect_column_to_exist"})  # unaffected by extra columns
+
+
+def _by_key(checks: list[_Check]) -> list[list[_Check]]:
+    """The checks grouped by the columns they read (shape checks on their own), one GE frame each.
+
+    GE filters the whole frame for every metric it computes, so in one frame for all checks each
+    check paid for every other check's columns, padded to the longest value list (in a 100k-row
+    police batch 92,077 (registrerad, handelsetid) pairs, 22 columns). GE's cost per call grows
+    with its checks, not with the calls, so a frame per key costs no more on a small night and
+    cut validation of a 100k-row police batch from 0.60 to 0.46 s (issue 13)."""
+    groups: dict[tuple[str, ...], list[_Check]] = {}
+    for check in checks:
+        shape = check.type in SHAPE_BY_NAME or not check.columns
+        key = () if shape else tuple(dict.fromkeys(_base_column(c) for c in check.columns))
+        groups.setdefault(key, []).append(check)
+    return list(groups.values())
 
 
 def _distinct_safe(check: _Check) -> bool:
