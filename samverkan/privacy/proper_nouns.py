@@ -85,9 +85,14 @@ class ProperNounScrubber:
         self.lexicon = lexicon
         phrases = sorted({p.strip() for p in keep_phrases if p.strip()}, key=len, reverse=True)
         # One lookbehind before the alternation: the same matches as one per phrase, but a position
-        # inside a word is given up at once instead of once per phrase.
+        # inside a word is given up at once instead of once per phrase; and a word whose first
+        # letter starts no phrase (most words) at once too, by one character class, which
+        # IGNORECASE widens exactly as it widens the phrases. A third of the scrubber's time before.
+        first = "".join(sorted({p[0] for p in phrases}))
         self._keep = (
-            re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(p) for p in phrases)})(?!\w)", re.IGNORECASE)
+            re.compile(
+                rf"(?<!\w)(?=[{re.escape(first)}])(?:{'|'.join(re.escape(p) for p in phrases)})(?!\w)", re.IGNORECASE
+            )
             if phrases
             else None
         )
