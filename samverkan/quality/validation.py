@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -460,8 +460,9 @@ class Validator:
         if by_values and memo:
             known, by_values = self._memo.recall(compiled.name, table, by_values, seen)
             reduced.update(known)
-        for group in _by_key(by_values):
-            plan = _DistinctPlan(table, group, compiled.index)
+        values: dict[tuple[str, ...], Any] = {}  # base columns → distinct_rows, shared by the frames
+        for group in _frames(by_values, lambda key: len(_distinct_of(table, key, values)[1])):
+            plan = _DistinctPlan(table, group, compiled.index, values)
             layout = tuple(json.dumps(c.config["kwargs"], sort_keys=True, default=str) for c in plan.checks)
             result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
             fresh = plan.reduce(result)
@@ -626,20 +627,42 @@ NULL_SENSITIVE = frozenset({"expect_column_values_to_not_be_null", "expect_colum
 SHAPE_BY_NAME = frozenset({TABLE_COLUMNS, "expect_column_to_exist"})  # unaffected by extra columns
 
 
-def _by_key(checks: list[_Check]) -> list[list[_Check]]:
-    """The checks grouped by the columns they read (shape checks on their own), one GE frame each.
+SHARED_FRAME_MAX_VALUES = 2_000  # a key with more distinct values gets a GE frame of its own
+
+
+def _frames(checks: list[_Check], distinct_count: Callable[[tuple[str, ...]], int]) -> list[list[_Check]]:
+    """The checks split into GE frames: those of a key (the columns a check reads) with more than
+    ``SHARED_FRAME_MAX_VALUES`` distinct values get a frame of their own, the rest share one.
 
     GE filters the whole frame for every metric it computes, so in one frame for all checks each
     check paid for every other check's columns, padded to the longest value list (in a 100k-row
-    police batch 92,077 (registrerad, handelsetid) pairs, 22 columns). GE's cost per call grows
-    with its checks, not with the calls, so a frame per key costs no more on a small night and
-    cut validation of a 100k-row police batch from 0.60 to 0.46 s (issue 13)."""
-    groups: dict[tuple[str, ...], list[_Check]] = {}
+    police batch 92,077 (registrerad, handelsetid) pairs, 22 columns): validating such a batch
+    took 0.60 s, 0.46 s with a frame per key. But each frame is a GE call of its own, and on a
+    demo night of 400 rows a call per key made validation a tenth slower; there all keys are
+    small and share one frame, as before (issue 13)."""
+    shared: list[_Check] = []
+    own: dict[tuple[str, ...], list[_Check]] = {}
     for check in checks:
-        shape = check.type in SHAPE_BY_NAME or not check.columns
-        key = () if shape else tuple(dict.fromkeys(_base_column(c) for c in check.columns))
-        groups.setdefault(key, []).append(check)
-    return list(groups.values())
+        key = () if check.type in SHAPE_BY_NAME or not check.columns else _key_of(check)
+        if key and distinct_count(key) > SHARED_FRAME_MAX_VALUES:
+            own.setdefault(key, []).append(check)
+        else:
+            shared.append(check)
+    return [group for group in (shared, *own.values()) if group]
+
+
+def _key_of(check: _Check) -> tuple[str, ...]:
+    """The base columns a check reads, in order: a derived column (``koord_n__int``) goes with its source."""
+    return tuple(dict.fromkeys(_base_column(c) for c in check.columns))
+
+
+def _distinct_of(table: Any, key: tuple[str, ...], known: dict[tuple[str, ...], Any]) -> Any:
+    """``distinct_rows`` of a key's columns, worked out once per batch."""
+    from samverkan.core.arrowops import distinct_rows
+
+    if key not in known:
+        known[key] = distinct_rows([table.column(column) for column in key])
+    return known[key]
 
 
 def _distinct_safe(check: _Check) -> bool:
@@ -662,19 +685,22 @@ class _DistinctPlan:
     paddings appears twice, the second time under an alias, and the check reads the alias.
     """
 
-    def __init__(self, table: Any, checks: list[_Check], index: list[str]) -> None:
+    def __init__(
+        self, table: Any, checks: list[_Check], index: list[str], known: dict[tuple[str, ...], Any] | None = None
+    ) -> None:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         self._np, self._pa, self._pc = np, pa, pc
         self.table = table
+        self._known = {} if known is None else known
         self.index = index
         self.rows = np.asarray(table.column(ROW).to_numpy(zero_copy_only=False))
         self.keys: dict[tuple[str, ...], tuple[Any, Any]] = {}  # base columns → (row → value id, value id → first row)
         for check in checks:
             if check.columns and check.type not in SHAPE_BY_NAME:
-                key = tuple(dict.fromkeys(_base_column(c) for c in check.columns))
+                key = _key_of(check)
                 if key not in self.keys:
                     self.keys[key] = self._distinct(key)
         self.size = max([len(first) for _, first in self.keys.values()] + [1])
@@ -686,7 +712,7 @@ class _DistinctPlan:
             if not check.columns or check.type in SHAPE_BY_NAME:
                 self.checks.append(check)
                 continue
-            key = tuple(dict.fromkeys(_base_column(c) for c in check.columns))
+            key = _key_of(check)
             self.key_of[check.label] = key
             padding = "null" if len(check.columns) == 1 and check.type not in NULL_SENSITIVE else "repeat"
             if len(self.keys[key][1]) == self.size:
@@ -705,9 +731,7 @@ class _DistinctPlan:
             self.checks.append(_renamed(check, renamed))
 
     def _distinct(self, columns: tuple[str, ...]):
-        from samverkan.core.arrowops import distinct_rows
-
-        return distinct_rows([self.table.column(column) for column in columns])
+        return _distinct_of(self.table, columns, self._known)
 
     def frame(self) -> Any:
         """Only the columns some check names (GE filters every column of the frame per metric)."""
