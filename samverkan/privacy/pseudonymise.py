@@ -364,7 +364,7 @@ def _scrub_row_values(texts: pa.Array, names: list[pa.Array], extras: list[pa.Ar
         tokens = frozenset().union(*(tokens_of(col[i]) for col in row_names if col[i]))
         # Same result, less work: a name token matches only where it occurs in the folded
         # text, and a number only where its digits occur once blanks and dashes are gone.
-        if tokens and any(token in text.casefold() for token in tokens):
+        if tokens and _any_in(tokens, text.casefold()):
             text = scrub_names(text, tokens)
         values = [col[i] for col in row_extras if col[i]]
         if values:
@@ -375,6 +375,11 @@ def _scrub_row_values(texts: pa.Array, names: list[pa.Array], extras: list[pa.Ar
 
 
 _BLANKS_DASHES_RE = re.compile(r"[\s-]")
+
+
+def _any_in(tokens: frozenset[str], folded: str) -> bool:
+    """The text folded once, not once per token."""
+    return any(token in folded for token in tokens)
 
 
 def _extra_digits(value: str) -> str | None:
