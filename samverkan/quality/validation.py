@@ -463,7 +463,8 @@ class Validator:
         values: dict[tuple[str, ...], Any] = {}  # base columns → distinct_rows, shared by the frames
         for group in _frames(by_values, lambda key: len(_distinct_of(table, key, values)[1])):
             plan = _DistinctPlan(table, group, compiled.index, values)
-            layout = tuple(json.dumps(c.config["kwargs"], sort_keys=True, default=str) for c in plan.checks)
+            # Which checks, on which frame columns: two checks may share kwargs ({"column": x}).
+            layout = tuple((c.label, json.dumps(c.config["kwargs"], sort_keys=True, default=str)) for c in plan.checks)
             result = self._run(compiled, ("distinct", skipped, layout), plan.checks, plan.frame())
             fresh = plan.reduce(result)
             if memo:
