@@ -15,9 +15,7 @@ def distinct_rows(columns: list[pa.Array | pa.ChunkedArray]) -> tuple[np.ndarray
         return _distinct_one(columns[0])
     key: np.ndarray | None = None
     for values in columns:
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        codes = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = _codes(values)
         if key is None:
             key = codes
         else:
@@ -34,10 +32,7 @@ def _distinct_one(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     order they first occur, so those codes are already what ``np.unique`` would return, null
     (code -1) first. The first row of each value is where the running maximum of the codes
     rises. Most checked columns are single, and the sort was most of the work (issue 13)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    encoded = pc.dictionary_encode(values)
-    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = _codes(values)
     if len(codes) == 0:
         return codes, codes.copy()
     rises = np.flatnonzero(np.diff(np.maximum.accumulate(codes), prepend=-1) > 0)
@@ -46,3 +41,10 @@ def _distinct_one(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
         return codes, rises
     first = np.concatenate([nulls[:1], rises])
     return codes + 1, first
+
+
+def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow's dictionary code of each row's value, in first-occurrence order; null is -1."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -8,7 +8,7 @@ takes 0.16 s (issue 13: Airflow's own start-up per file). Celery imports this mo
 worker's main process before its pool forks (the ``imports`` setting in deploy/airflow.env).
 
 Imports only: no GE context, connection, file or thread is made here and no process setting
-changed, so a fork cannot copy anything half-made. ``preloaded`` names the modules for the test.
+changed, so a fork cannot copy anything half-made.
 """
 
 from __future__ import annotations
@@ -19,9 +19,3 @@ from samverkan.ingest import pipeline  # noqa: F401  # what process_file imports
 from samverkan.quality import reports, validation  # noqa: F401  # what both import of GE's
 
 # Not feed_runtime: importing it sets the umask, which belongs to the task processes.
-preloaded = (
-    "great_expectations",
-    "samverkan.ingest.pipeline",
-    "samverkan.quality.reports",
-    "samverkan.quality.validation",
-)

@@ -644,12 +644,17 @@ def _frames(checks: list[_Check], distinct_count: Callable[[tuple[str, ...]], in
     shared: list[_Check] = []
     own: dict[tuple[str, ...], list[_Check]] = {}
     for check in checks:
-        key = () if check.type in SHAPE_BY_NAME or not check.columns else _key_of(check)
+        key = () if _by_names(check) else _key_of(check)
         if key and distinct_count(key) > SHARED_FRAME_MAX_VALUES:
             own.setdefault(key, []).append(check)
         else:
             shared.append(check)
     return [group for group in (shared, *own.values()) if group]
+
+
+def _by_names(check: _Check) -> bool:
+    """A shape check, or one naming no column: judged on the frame's column names, not on values."""
+    return check.type in SHAPE_BY_NAME or not check.columns
 
 
 def _key_of(check: _Check) -> tuple[str, ...]:
@@ -686,21 +691,19 @@ class _DistinctPlan:
     paddings appears twice, the second time under an alias, and the check reads the alias.
     """
 
-    def __init__(
-        self, table: Any, checks: list[_Check], index: list[str], known: dict[tuple[str, ...], Any] | None = None
-    ) -> None:
+    def __init__(self, table: Any, checks: list[_Check], index: list[str], known: dict[tuple[str, ...], Any]) -> None:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         self._np, self._pa, self._pc = np, pa, pc
         self.table = table
-        self._known = {} if known is None else known
+        self._known = known  # distinct_rows per key, shared with the batch's other frames
         self.index = index
         self.rows = np.asarray(table.column(ROW).to_numpy(zero_copy_only=False))
         self.keys: dict[tuple[str, ...], tuple[Any, Any]] = {}  # base columns → (row → value id, value id → first row)
         for check in checks:
-            if check.columns and check.type not in SHAPE_BY_NAME:
+            if not _by_names(check):
                 key = _key_of(check)
                 if key not in self.keys:
                     self.keys[key] = self._distinct(key)
@@ -710,7 +713,7 @@ class _DistinctPlan:
         self.key_of: dict[str, tuple[str, ...]] = {}
         taken = set(table.column_names)
         for check in checks:
-            if not check.columns or check.type in SHAPE_BY_NAME:
+            if _by_names(check):
                 self.checks.append(check)
                 continue
             key = _key_of(check)
@@ -844,7 +847,7 @@ class _VerdictMemo:
         names = tuple(sorted(table.column_names))
         rows = table.column(ROW).to_numpy(zero_copy_only=False) if table.num_rows else None
         for check in checks:
-            if check.type in SHAPE_BY_NAME or not check.columns:
+            if _by_names(check):
                 shape = self._shapes.get((suite, _identity(check), names))
                 (rest.append(check) if shape is None else known.__setitem__(check.label, shape))
                 continue
@@ -874,7 +877,7 @@ class _VerdictMemo:
 
         names = tuple(sorted(table.column_names))
         for check in checks:
-            if check.type in SHAPE_BY_NAME or not check.columns:
+            if _by_names(check):
                 if check.label in reduced and reduced[check.label][0].success:
                     self._shapes[(suite, _identity(check), names)] = reduced[check.label]
                 continue
