@@ -34,7 +34,7 @@ import paramiko
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS
 
-from samverkan.core.fsutil import fsync_dir
+from samverkan.core.fsutil import fsync_dir, start_writeback
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ SFTP_MAX_PACKET_SIZE = 1 << 18
 # cores, loaded): 32 x 255 KiB about 4x paramiko's prefetch of 128 x 32 KiB; deeper was no faster.
 READ_REQUEST_BYTES = 261_120
 DEFAULT_PREFETCH_REQUESTS = 32
+# Written bytes handed to the kernel's writeback at a time (see _HashingWriter); 16 and 32 MiB
+# measured alike.
+WRITEBACK_BYTES = 32 << 20
 # The largest SFTP answer accepted: paramiko's own reader refuses lengths of 16 MiB and more.
 MAX_ANSWER_BYTES = (1 << 24) - 1
 # A transfer that breaks off (server stopped, connection reset) surfaces as one of these.
@@ -594,12 +597,17 @@ class _ChunkPipe(BufferedPipe):
 
 
 class _HashingWriter:
-    """SHA-256 and write in a thread of its own, fed in order through a bounded queue."""
+    """SHA-256 and write in a thread of its own, fed in order through a bounded queue.
+
+    Every ``WRITEBACK_BYTES`` written, the kernel is asked to start writing them to disk, so the
+    caller's closing ``fsync`` does not wait for the whole file at once (a blocking ``fdatasync``
+    here instead stalled the reads by as much as it saved)."""
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.digest = hashlib.sha256()
         self.error: BaseException | None = None
+        self._written = self._flushed = 0  # bytes written; of those, handed to writeback
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
         self._thread = threading.Thread(target=self._run, name="sftp-hash-write", daemon=True)
         self._thread.start()
@@ -610,8 +618,16 @@ class _HashingWriter:
                 try:
                     self.digest.update(data)
                     self.out.write(data)
+                    self._written += len(data)
+                    if self._written - self._flushed >= WRITEBACK_BYTES:
+                        self._start_writeback()
                 except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                     self.error = exc
+
+    def _start_writeback(self) -> None:
+        self.out.flush()
+        start_writeback(self.out.fileno(), self._flushed, self._written - self._flushed)
+        self._flushed = self._written
 
     def put(self, data: bytes) -> None:
         if self.error is not None:
@@ -777,6 +793,14 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
 def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """A Transport preferring AES-GCM, on a TCP socket without Nagle's delay.
+
+    paramiko leaves Nagle's algorithm on, so a small message sent while an earlier one is still
+    unacknowledged waits for the peer's delayed ACK (40 ms on Linux): connecting took 0.107 s
+    instead of 0.064, and a 300 MiB pull 0.72 s instead of 0.59 (the read requests are small).
+    """
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock, **kwargs)
     offered = transport._preferred_ciphers
     transport._preferred_ciphers = tuple(c for c in PREFERRED_CIPHERS if c in offered) + tuple(
