@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 from typing import Any, overload
@@ -47,9 +46,11 @@ SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writeback of the range, do not wa
 
 
 def _sync_file_range() -> Any:
-    """libc's ``sync_file_range`` (Linux), or None where there is none."""
+    """libc's ``sync_file_range`` (Linux), or None where there is none. (``CDLL(None)`` is this
+    process with the libraries it has loaded, libc among them; ``find_library`` would run
+    ``ldconfig`` at every import.)"""
     try:
-        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).sync_file_range
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
         return None
     function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
