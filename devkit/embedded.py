@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 DELIVERY_CRON = "30 7 * * *"  # deliveries run on published data; in tests, an hour after the feeds
 SECRET_FILE_ENV = secret_file_env(PSEUDONYM_SECRET_VARIABLE)
 SHARING_SECRET_FILE_ENV = secret_file_env(SHARING_SECRET_VARIABLE)
+# By path, so that naming it imports no Airflow here (samverkan/orchestration/executors.py).
+EXECUTOR = "samverkan.orchestration.executors.PreloadingLocalExecutor"
 
 
 @dataclass
@@ -172,6 +174,8 @@ class EmbeddedHub:
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # LocalExecutor, with GE imported in the scheduler before its workers fork the tasks.
+            "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),  # Data Docs in the Airflow UI
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -1,12 +1,15 @@
-"""Celery workers import Great Expectations once at start, so the task processes they fork need not.
+"""Celery workers and the embedded hub's LocalExecutor import Great Expectations once at start,
+so the task processes they fork need not.
 
-The setting is deploy/airflow.env's, which both production stacks load; the import is done by
-Celery's own loader, as a worker does before its pool forks, in a fresh interpreter.
+The Celery setting is deploy/airflow.env's, which both production stacks load; the import is
+done by Celery's own loader, as a worker does before its pool forks, in a fresh interpreter. The
+embedded hub (``airflow standalone``) names a LocalExecutor that imports it before forking.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,3 +55,39 @@ def test_celerys_loader_imports_ge_and_leaves_no_thread_and_the_umask_alone():
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"missing": [], "threads": 1, "umask_kept": True, "feed_runtime": False}
+
+
+def test_the_embedded_hub_names_a_local_executor_that_imports_ge_before_it_forks(tmp_path):
+    """What ``airflow standalone`` does with the embedded hub's setting, in a fresh interpreter:
+    Airflow's loader resolves the class and finds it local (standalone would otherwise replace
+    it), and its ``start`` has GE imported by the time LocalExecutor's own start forks workers."""
+    from devkit.embedded import EXECUTOR
+
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from airflow.executors.executor_loader import ExecutorLoader
+        from airflow.executors.local_executor import LocalExecutor
+
+        cls, _ = ExecutorLoader.import_default_executor_cls()
+        seen = {{"before": "great_expectations" in sys.modules}}
+
+        def start(self):  # LocalExecutor's own start forks its workers here
+            seen["at_fork"] = [m for m in {PRELOADED!r} if m not in sys.modules]
+
+        LocalExecutor.start = start
+        cls().start()
+        print(json.dumps({{"class": f"{{cls.__module__}}.{{cls.__name__}}", "local": cls.is_local, **seen}}))
+        """
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__EXECUTOR": EXECUTOR}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"class": EXECUTOR, "local": True, "before": False, "at_fork": []}
+
+
+def test_the_embedded_hub_runs_airflow_with_that_executor(tmp_path):
+    from devkit.embedded import EXECUTOR, EmbeddedHub
+
+    assert EmbeddedHub(tmp_path).env()["AIRFLOW__CORE__EXECUTOR"] == EXECUTOR
