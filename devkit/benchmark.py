@@ -789,7 +789,7 @@ def small_nights_report(r: dict) -> str:
 # --- the run -------------------------------------------------------------------------------
 
 
-def _generate(work: Path, police_rows: int) -> dict[str, Path]:
+def _generate(work: Path, police_rows: int, distinct_texts: bool = False) -> dict[str, Path]:
     from devkit.synthetic import Population, write_night
 
     partners = work / "partners"
@@ -798,7 +798,9 @@ def _generate(work: Path, police_rows: int) -> dict[str, Path]:
     for feed in FEEDS:
         rows = max(1, int(police_rows * SHARE[feed]))
         started = time.perf_counter()
-        truth = write_night(feed, NIGHT, partners, rows=rows, population=population, seed=11)
+        truth = write_night(
+            feed, NIGHT, partners, rows=rows, population=population, seed=11, distinct_texts=distinct_texts
+        )
         files[feed] = truth.path
         print(
             f"  generated {feed}: {truth.records:,} records, {truth.path.stat().st_size / 2**20:,.1f} MiB "
@@ -808,8 +810,8 @@ def _generate(work: Path, police_rows: int) -> dict[str, Path]:
     return files
 
 
-def _run_size(work: Path, police_rows: int, batch_rows: int) -> dict:
-    files = _generate(work, police_rows)
+def _run_size(work: Path, police_rows: int, batch_rows: int, distinct_texts: bool = False) -> dict:
+    files = _generate(work, police_rows, distinct_texts)
     from samverkan.core.ledger import Ledger
     from samverkan.core.settings import Paths
 
@@ -863,6 +865,7 @@ def report(results: dict) -> str:
     lines = [
         f"machine: {os.cpu_count()} cores; batch {results['batch_rows']:,} records, "
         f"{results.get('batch_workers', '1')} process(es) per file; "
+        f"{'every free text distinct; ' if results.get('distinct_texts') else ''}"
         f"load average (1/5/15 min) at start {results['load_start']}, at end {results['load_end']}",
         "",
     ]
@@ -958,6 +961,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-rows", type=int, default=100_000)
     parser.add_argument(
+        "--distinct-texts",
+        action="store_true",
+        help="no two free texts alike, as in real exports (the generator's repeat with its people and templates)",
+    )
+    parser.add_argument(
         "--batch-workers",
         type=int,
         default=None,
@@ -1011,7 +1019,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_workers is not None:
         os.environ[WORKERS_ENV] = str(args.batch_workers)  # the process-one children inherit it
     workers = os.environ.get(WORKERS_ENV) or "1"
-    results = {"batch_rows": args.batch_rows, "batch_workers": workers, "load_start": _load(), "sizes": []}
+    results = {
+        "batch_rows": args.batch_rows,
+        "batch_workers": workers,
+        "distinct_texts": args.distinct_texts,
+        "load_start": _load(),
+        "sizes": [],
+    }
     print(f"workdir {work}; load {results['load_start']}", flush=True)
     only = args.history_only or args.small_nights_only or args.sftp_only
     if args.small_nights:
@@ -1019,7 +1033,7 @@ def main(argv: list[str] | None = None) -> int:
         results["small_nights"] = _small_nights(work / "small-nights", args.small_nights)
     for rows in [] if only else sorted(args.sizes):
         print(f"size {rows:,} police rows", flush=True)
-        results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows))
+        results["sizes"].append(_run_size(work / f"size-{rows}", rows, args.batch_rows, args.distinct_texts))
     if args.history_days and not (args.small_nights_only or args.sftp_only):
         print(
             f"history import: {args.history_days} nights × 3 feeds at ×{', ×'.join(map(str, args.history_scales))}",

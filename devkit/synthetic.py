@@ -690,8 +690,17 @@ class _Face:
 class _Night:
     """Per-night, per-feed state: randomness, the crowd, cached per-person strings, truth."""
 
-    def __init__(self, feed: str, night: date, population: Population, seed: int, across_dst: bool = False) -> None:
+    def __init__(
+        self,
+        feed: str,
+        night: date,
+        population: Population,
+        seed: int,
+        across_dst: bool = False,
+        distinct_texts: bool = False,
+    ) -> None:
         self.feed, self.night, self.pop = feed, night, population
+        self.distinct_texts, self.texts_written = distinct_texts, 0
         self.rng = random.Random(derive_seed(seed, feed, night.isoformat()))
         self.rnd = self.rng.random
         self.crowd = population.crowd(night)
@@ -767,7 +776,16 @@ class _Night:
         return later
 
     def text(self, template: str, idx: int | None, place: str) -> str:
-        """Free text as staff type it: about the row's person, or someone from the crowd."""
+        """Free text as staff type it: about the row's person, or someone from the crowd. With
+        ``distinct_texts`` each text ends in a case word of its own (lower-case letters only,
+        so it holds nothing to scrub): no two rows share a narrative, as in real exports."""
+        text = self._text(template, idx, place)
+        if not self.distinct_texts:
+            return text
+        self.texts_written += 1
+        return f"{text} (ärende {_letters(self.texts_written)})"
+
+    def _text(self, template: str, idx: int | None, place: str) -> str:
         if "{" not in template:
             return template
         named = "{first}" in template or "{last}" in template
@@ -783,6 +801,16 @@ class _Night:
             phone=self.written_phone(idx) if "{phone}" in template else "",
             pnr=self.written_pnr(idx) if "{pnr}" in template else "",
         )
+
+
+def _letters(number: int) -> str:
+    """1 → 'b', 26 → 'ba': the number in base 26 with the letters a–z as digits."""
+    out = ""
+    while True:
+        number, digit = divmod(number, 26)
+        out = "abcdefghijklmnopqrstuvwxyz"[digit] + out
+        if not number:
+            return out
 
 
 def _minute_strings(night: date, days: int) -> list[str]:
@@ -1029,7 +1057,7 @@ def _guards_report(n: _Night, report: str, size: int) -> Iterator[list[str]]:
     for _ in range(size):
         n.truth.involvements += 1  # one row per intervention and person, named or not
         if anonymous:
-            person, text = ["", "", ""], n.pick(GUARD_TEXTS[:2]).format(place=place)
+            person, text = ["", "", ""], n.text(n.pick(GUARD_TEXTS[:2]), None, place)
         else:
             idx = n.person(0.8)
             person, text = _guards_person(n, idx), n.text(n.pick(GUARD_TEXTS), idx, place)
@@ -1311,16 +1339,19 @@ def write_night(
     seed: int,
     faults: Faults | None = None,
     across_dst: bool = False,
+    distinct_texts: bool = False,
 ) -> NightTruth:
     """Write one partner's file for one night exactly as the partner would, and its truth.
 
     ``across_dst``: the night before a DST Sunday as people live it, Saturday evening into
     Sunday morning: the guaranteed 02:00-hour events fall in the Sunday's changed hour (dated
-    the Sunday), and the truth records every incident's UTC instant."""
+    the Sunday), and the truth records every incident's UTC instant. ``distinct_texts``: no two
+    free texts alike (the benchmark's ``--distinct-texts``); the generator's texts otherwise
+    repeat, as its people and templates do."""
     path = feed_path(feed, night, out_root)
     export = _CSV_EXPORTS.get(feed)  # None: transit, the one JSON Lines feed
     _check_faults(feed, faults, export.header if export else TRANSIT_FIELDS)
-    n = _Night(feed, night, population, seed, across_dst)
+    n = _Night(feed, night, population, seed, across_dst, distinct_texts)
     plan = _fault_plan(rows, faults, n.rng)
     drop = faults.missing_column if faults else None
     path.parent.mkdir(parents=True, exist_ok=True)

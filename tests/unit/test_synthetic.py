@@ -552,3 +552,28 @@ def test_luhn_of_the_generator_agrees_with_an_independent_one(population):
     for person in population.people[:500]:
         assert luhn_ok(person.pnr[2:])
     assert synthetic.luhn_check_digit("811218987") == 6  # 811218-9876, the textbook example
+
+
+def _free_texts(feed: str, path: Path) -> list[str]:
+    if feed == "transit":
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            return [json.loads(line)["description"] for line in lines]
+    encoding, delimiter, column = ("cp1252", ";", "Fritext") if feed == "police" else ("utf-8-sig", ",", "beskrivning")
+    with path.open(encoding=encoding, newline="") as f:
+        return [row[column] for row in csv.DictReader(f, delimiter=delimiter)]
+
+
+@pytest.mark.parametrize("feed", ["police", "transit", "guards"])
+def test_distinct_texts_change_only_the_texts_and_make_each_one_of_its_own(tmp_path, feed):
+    """The benchmark's --distinct-texts: the same night, each row's free text ending in a case
+    word of its own, so scrubbing is timed on narratives that do not repeat (real ones do not)."""
+    night = NIGHTS[0]
+    plain = write_night(feed, night, tmp_path / "plain", rows=2000, population=Population(SEED, 500), seed=3)
+    own = write_night(feed, night, tmp_path / "own", rows=2000, population=Population(SEED, 500), seed=3,
+                      distinct_texts=True)
+    before, after = _free_texts(feed, plain.path), _free_texts(feed, own.path)
+    texts = [t for t in after if t]
+    assert len(set(texts)) == len(texts) > 1000
+    assert len({t for t in before if t}) < 0.9 * len(texts)  # the generator's own texts repeat
+    assert [re.sub(r" \(ärende [a-z]+\)$", "", t) for t in after] == before
+    assert (plain.records, plain.incidents, plain.persons) == (own.records, own.incidents, own.persons)
