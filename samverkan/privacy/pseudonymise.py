@@ -368,13 +368,16 @@ def _scrub_row_values(texts: pa.Array, names: list[pa.Array], extras: list[pa.Ar
             text = scrub_names(text, tokens)
         values = [col[i] for col in row_extras if col[i]]
         if values:
-            squeezed = _BLANKS_DASHES_RE.sub("", text)
+            squeezed = _squeezed(text)
             values = [v for v in values if (digits := digits_of(v)) is None or digits in squeezed]
         scrubbed.append(scrub_extras(text, [pattern_of(v) for v in values]) if values else text)
     return pc.replace_with_mask(texts, mask, pa.array(scrubbed, pa.string()))
 
 
-_BLANKS_DASHES_RE = re.compile(r"[\s-]")
+def _squeezed(text: str) -> str:
+    """The text without blanks and dashes (``re.sub(r"[\\s-]", "", text)``: ``str.split`` splits
+    on the same blanks, and is three times as fast)."""
+    return "".join(text.split()).replace("-", "")
 
 
 def _any_in(tokens: frozenset[str], folded: str) -> bool:

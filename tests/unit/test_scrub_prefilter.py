@@ -73,3 +73,14 @@ def test_pattern_short_cut_changes_nothing(seed):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
         assert pseudonymise.scrub_patterns(text) == pseudonymise._TEXT_PATTERNS_RE.sub(pseudonymise._label, text)
     assert pseudonymise.scrub_patterns("ring 070-12 34 56") != "ring 070-12 34 56"  # the patterns still work
+
+
+def test_squeezing_removes_exactly_the_blanks_and_dashes_a_regex_would():
+    """``str.split`` and the regex's \\s agree on every code point, so the short cut is exact."""
+    import re
+
+    blanks_dashes = re.compile(r"[\s-]")
+    every = "".join(map(chr, range(0x110000)))  # every code point, surrogates too
+    assert pseudonymise._squeezed(every) == blanks_dashes.sub("", every)
+    assert len(every) - len(pseudonymise._squeezed(every)) > 20  # Unicode's blanks, not only ASCII's
+    assert pseudonymise._squeezed(" 070-12\u00a034\u200956\n") == "070123456"
