@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,17 @@ class Lexicon:
         folded = word.casefold()
         return folded in self.common or self._is_compound(folded)
 
+    @cached_property
+    def _longest_common(self) -> int:
+        return max(map(len, self.common), default=0)
+
     def _is_compound(self, word: str) -> bool:
-        for cut in range(MIN_COMPOUND_PART, len(word) - MIN_COMPOUND_PART + 1):
+        """Only cuts that leave both parts no longer than the list's longest word are tried (a
+        longer part is no word of it), so a 1 MiB capitalised word costs what a short one does;
+        trying every cut made it quadratic, minutes for one word."""
+        first = max(MIN_COMPOUND_PART, len(word) - self._longest_common)
+        last = min(len(word) - MIN_COMPOUND_PART, self._longest_common + 1)  # +1: the linking s
+        for cut in range(first, last + 1):
             head, tail = word[:cut], word[cut:]
             if tail in self.common and (head in self.common or (head.endswith("s") and head[:-1] in self.common)):
                 return True

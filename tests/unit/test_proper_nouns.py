@@ -107,3 +107,47 @@ def test_scrub_text_applies_the_layer_by_default_and_not_when_asked():
     texts = pa.array(["Vittnet Özlem Yilmaz såg bråket."])
     assert scrub_text(texts).to_pylist() == ["Vittnet [namn] [namn] såg bråket."]
     assert scrub_text(texts, proper_nouns=False).to_pylist() == ["Vittnet Özlem Yilmaz såg bråket."]
+
+
+class _CountingSet(frozenset):
+    """A word list that counts how often it is asked."""
+
+    asked = 0
+
+    def __contains__(self, item):
+        type(self).asked += 1
+        return super().__contains__(item)
+
+
+def test_a_very_long_capitalised_word_costs_what_a_short_one_does():
+    """A word as long as a field may be (1 MiB) is classified with as many lookups as a short
+    one: every cut of it was tried before, a quadratic amount of copying (minutes per word)."""
+    common = _CountingSet({"hej", "buss", "kur", "stad", "huset"})
+    scrub = ProperNounScrubber(Lexicon(common=common, proper=frozenset()), [])
+    assert scrub("Hej. Stadsbuss sprang.") == "Hej. Stadsbuss sprang."  # a compound at a sentence start
+    _CountingSet.asked = 0
+    assert scrub("Hej. Ab" + "c" * (1 << 20) + " sprang.") == "Hej. [namn] sprang."
+    assert 0 < _CountingSet.asked <= 2 * (len("huset") + 2) + 2
+
+
+def _every_cut(lexicon: Lexicon, word: str) -> bool:
+    """The compound rule as first written: every cut of the word tried."""
+    for cut in range(3, len(word) - 3 + 1):
+        head, tail = word[:cut], word[cut:]
+        if tail in lexicon.common and (head in lexicon.common or (head.endswith("s") and head[:-1] in lexicon.common)):
+            return True
+    return False
+
+
+def test_compounds_found_with_bounded_cuts_are_those_of_every_cut():
+    import random
+
+    rng = random.Random(4)
+    words = ["buss", "kur", "stad", "huset", "ab", "abc", "abcdefgh", "s", "vägrade"]
+    lexicon = Lexicon(common=frozenset(words), proper=frozenset())
+    found = 0
+    for _ in range(20_000):
+        word = "".join(rng.choice(words + ["x", "s", "ss"]) for _ in range(rng.randint(1, 4)))
+        assert lexicon._is_compound(word) == _every_cut(lexicon, word), word
+        found += _every_cut(lexicon, word)
+    assert found > 1_500
