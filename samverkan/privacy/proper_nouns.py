@@ -116,7 +116,9 @@ class ProperNounScrubber:
         searched once a word would go: the same result as going word by word (the tests hold it
         to that), at two thirds of the time (issue 13)."""
         out: list[str] = []
-        last, words_end, previous_was_name, kept = 0, 0, False, None
+        last, words_end, previous_was_name = 0, 0, False
+        kept: list[tuple[int, int]] | None = None
+        k = 0  # the first kept span that ends after the word: spans and words both go left to right
         for match in _CANDIDATE.finditer(text):
             start, end = match.span()
             # A lower-case word in between ends a run of names, as a word of its own would.
@@ -126,8 +128,10 @@ class ProperNounScrubber:
                 continue
             if kept is None:
                 kept = [m.span() for m in self._keep.finditer(text)] if self._keep else []
-            if any(a <= start < b for a, b in kept):
-                continue
+            while k < len(kept) and kept[k][1] <= start:
+                k += 1
+            if k < len(kept) and kept[k][0] <= start:
+                continue  # inside a kept place phrase
             out += (text[last:start], NAME_TOKEN)
             last, previous_was_name = end, True
         if not out:
