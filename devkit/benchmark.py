@@ -789,7 +789,7 @@ def small_nights_report(r: dict) -> str:
 # --- the run -------------------------------------------------------------------------------
 
 
-def _generate(work: Path, police_rows: int, distinct_texts: bool = False) -> dict[str, Path]:
+def _generate(work: Path, police_rows: int, distinct_texts: bool) -> dict[str, Path]:
     from devkit.synthetic import Population, write_night
 
     partners = work / "partners"
@@ -810,7 +810,7 @@ def _generate(work: Path, police_rows: int, distinct_texts: bool = False) -> dic
     return files
 
 
-def _run_size(work: Path, police_rows: int, batch_rows: int, distinct_texts: bool = False) -> dict:
+def _run_size(work: Path, police_rows: int, batch_rows: int, distinct_texts: bool) -> dict:
     files = _generate(work, police_rows, distinct_texts)
     from samverkan.core.ledger import Ledger
     from samverkan.core.settings import Paths

@@ -1,5 +1,6 @@
 """Names that no column announces: the proper-noun layer of free-text scrubbing."""
 
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -140,8 +141,6 @@ def _every_cut(lexicon: Lexicon, word: str) -> bool:
 
 
 def test_compounds_found_with_bounded_cuts_are_those_of_every_cut():
-    import random
-
     rng = random.Random(4)
     words = ["buss", "kur", "stad", "huset", "ab", "abc", "abcdefgh", "s", "vägrade"]
     lexicon = Lexicon(common=frozenset(words), proper=frozenset())

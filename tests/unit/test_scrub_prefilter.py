@@ -1,6 +1,7 @@
 """Row values scrubbed with the substring short cuts equal scrubbing with every pattern."""
 
 import random
+import re
 
 import pyarrow as pa
 import pytest
@@ -77,8 +78,6 @@ def test_pattern_short_cut_changes_nothing(seed):
 
 def test_squeezing_removes_exactly_the_blanks_and_dashes_a_regex_would():
     """``str.split`` and the regex's \\s agree on every code point, so the short cut is exact."""
-    import re
-
     blanks_dashes = re.compile(r"[\s-]")
     every = "".join(map(chr, range(0x110000)))  # every code point, surrogates too
     assert pseudonymise._squeezed(every) == blanks_dashes.sub("", every)

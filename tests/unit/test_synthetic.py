@@ -556,11 +556,10 @@ def test_luhn_of_the_generator_agrees_with_an_independent_one(population):
 
 def _free_texts(feed: str, path: Path) -> list[str]:
     if feed == "transit":
-        with gzip.open(path, "rt", encoding="utf-8") as lines:
-            return [json.loads(line)["description"] for line in lines]
-    encoding, delimiter, column = ("cp1252", ";", "Fritext") if feed == "police" else ("utf-8-sig", ",", "beskrivning")
-    with path.open(encoding=encoding, newline="") as f:
-        return [row[column] for row in csv.DictReader(f, delimiter=delimiter)]
+        return [json.loads(line)["description"] for line in transit_lines(path)]
+    if feed == "police":
+        return column(*police_records(path), "Fritext")
+    return column(*guards_records(path), "beskrivning")
 
 
 @pytest.mark.parametrize("feed", ["police", "transit", "guards"])
