@@ -24,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
+from paramiko.common import MSG_CHANNEL_WINDOW_ADJUST
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, SFTP_EOF, SFTP_PERMISSION_DENIED
 
 from samverkan.connectors.sftp import (
@@ -44,18 +45,24 @@ class FakeServer:
     """The far end of the SFTP channel, in memory: answers READ requests for one file.
 
     ``max_answer`` caps each answer (SFTP lets a server answer short); ``reverse`` answers each
-    batch of requests last first; ``recv`` hands the answers out in pieces of random size, the
-    way SSH packets split them. ``deny`` answers every read with "permission denied".
+    batch of requests last first; the answers arrive in the channel's buffer (a ``_ChunkPipe``,
+    as in a real connection) in pieces of random size, the way SSH packets split them. ``deny``
+    answers every read with "permission denied". It also plays the channel: ``recv`` is
+    ``Channel.recv``, and it counts the bytes the client took and the window it re-opened.
     """
+
+    timeout = 0.0  # the client never waits: all it asked for is in the buffer already
+    remote_chanid = 42
 
     def __init__(self, data: bytes, *, max_answer: int | None = None, reverse: bool = False,
                  deny: bool = False, seed: int = 0) -> None:
         self.data, self.max_answer, self.reverse, self.deny = data, max_answer, reverse, deny
         self.random = random.Random(seed)
-        self.outgoing = bytearray()
-        self.sent = 0  # bytes of ``outgoing`` already received by the client
+        self.in_buffer = _ChunkPipe()
         self.numbers: list[int] = []
         self.sends = 0
+        self.delivered = self.taken = self.adjusted = 0  # bytes sent, taken by the client, re-opened
+        self.transport = SimpleNamespace(_send_user_message=self._window_adjustment)
 
     def sendall(self, packets: bytes) -> None:
         self.sends += 1
@@ -71,7 +78,12 @@ class FakeServer:
             answers.append(self._answer(number, offset, size))
         if self.reverse:
             answers.reverse()
-        self.outgoing += b"".join(answers)
+        view = memoryview(b"".join(answers))
+        self.delivered += len(view)
+        while view:
+            piece = self.random.randint(1, 70_000)
+            self.in_buffer.feed(bytes(view[:piece]))
+            view = view[piece:]
 
     def _answer(self, number: int, offset: int, size: int) -> bytes:
         if self.deny:
@@ -82,11 +94,20 @@ class FakeServer:
         return _message(CMD_DATA, number, struct.pack(">I", len(chunk)) + chunk)
 
     def recv(self, count: int) -> bytes:
-        piece = min(count, self.random.randint(1, 70_000), len(self.outgoing) - self.sent)
-        assert piece > 0, "the client waits for an answer it never asked for"
-        out = bytes(self.outgoing[self.sent : self.sent + piece])
-        self.sent += piece
+        assert len(self.in_buffer), "the client waits for an answer it never asked for"
+        out = self.in_buffer.read(count, self.timeout)
+        self._check_add_window(len(out))  # paramiko's Channel.recv re-opens the window itself
         return out
+
+    def _check_add_window(self, count: int) -> int:
+        self.taken += count
+        return count  # re-opened at once (paramiko waits until a tenth of the window is taken)
+
+    def _window_adjustment(self, message: paramiko.Message) -> None:
+        message = paramiko.Message(message.asbytes())
+        assert message.get_byte() == bytes([MSG_CHANNEL_WINDOW_ADJUST])
+        assert message.get_int() == self.remote_chanid
+        self.adjusted += message.get_int()
 
 
 def _message(kind: int, number: int, payload: bytes) -> bytes:
@@ -151,6 +172,16 @@ def test_copy_lands_every_byte_of_the_source_with_its_sha256(settings, size, beh
     sha256, landed, written = copy(settings, server, size)
     assert written == data
     assert (sha256, landed) == (hashlib.sha256(data).hexdigest(), size)
+    assert server.taken == server.delivered  # every answer read to its end, nothing left over
+
+
+def test_the_data_read_in_pieces_reopens_the_window_for_every_byte(settings):
+    """The data goes straight from the buffer, past ``Channel.recv`` (which re-opens the window);
+    the window must be re-opened for it all the same, or the server stops sending."""
+    data = random.Random(5).randbytes(40 * R + 7)
+    server = FakeServer(data, max_answer=100_000)
+    copy(settings, server, len(data))
+    assert len(data) <= server.adjusted <= server.taken
 
 
 def test_request_numbers_come_from_the_client_and_never_repeat(settings):
@@ -231,7 +262,11 @@ def test_chunk_pipe_gives_what_paramikos_buffered_pipe_gives():
                 ours.read(10, timeout=0.0)
         else:
             count = rng.choice([1, 4, 9, 4096, R + 13, 10**7])
-            assert ours.read(count, timeout=0.0) == theirs.read(count, timeout=0.0)
+            expected = theirs.read(count, timeout=0.0)
+            if rng.random() < 0.5:
+                assert ours.read(count, timeout=0.0) == expected
+            else:  # the same bytes, left in the pieces they arrived in
+                assert b"".join(ours.read_parts(count, timeout=0.0)) == expected
         assert len(ours) == len(theirs)
         assert ours.read_ready() == theirs.read_ready()
     assert ours.empty() == theirs.empty()
