@@ -640,7 +640,7 @@ class _HashingWriter:
     in the reading thread. On a 2-core machine the pull is CPU-bound (transport, reader, this
     thread, sshd), and the reader holding the GIL for that copy kept the transport thread waiting:
     500 MiB took 1.21 s on average with the join in the reader, 1.11 s with it here (15 pulls
-    each, alternating). Hashing each packet apart instead was slower still (1.26 s): hashlib lets
+    each, alternating). Hashing each packet apart instead was slower still (1.25 s): hashlib lets
     go of the GIL for every update, eight times per answer.
 
     Every ``WRITEBACK_BYTES`` written, the kernel is asked to start writing them to disk, so the
