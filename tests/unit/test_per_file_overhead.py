@@ -47,8 +47,16 @@ def counting_ge_calls(validator, monkeypatch):
     return calls
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["small batches", "large batches"])
 @pytest.mark.parametrize("feed", ["police", "transit"])
-def test_remembered_verdicts_equal_ge_over_every_record_night_after_night(contracts, fresh, tmp_path, feed):
+def test_remembered_verdicts_equal_ge_over_every_record_night_after_night(contracts, fresh, tmp_path, feed, large,
+                                                                          monkeypatch):
+    """Large batches: every batch counts as large, and a key with more than 10 values as many."""
+    from samverkan.quality import validation
+
+    if large:
+        monkeypatch.setattr(validation, "MEMO_MAX_ROWS", 0)
+        monkeypatch.setattr(validation, "SHARED_FRAME_MAX_VALUES", 10)
     contract = contracts[feed]
     population = Population(seed=3, size=200)
     for n in range(4):
@@ -81,18 +89,37 @@ def test_a_batch_of_known_values_does_not_call_ge_and_a_new_value_does(contracts
     same(Validator().validate(suite(contract), changed.to_pandas()), outcome)
 
 
-def test_a_large_batch_is_left_to_ge_alone(contracts, fresh, tmp_path, monkeypatch):
-    """Above ``MEMO_MAX_ROWS`` records GE's fixed cost is spread already: nothing is remembered or recalled."""
+def test_a_large_batch_remembers_only_checks_on_few_values(contracts, fresh, tmp_path, monkeypatch):
+    """Above ``MEMO_MAX_ROWS`` records only checks on few distinct values (and not-null and shape
+    checks) are remembered: a check on many values (an id, a pair of times) brings new values in
+    every batch and goes to GE each time. The verdicts are GE's over every record either way."""
     from samverkan.quality import validation
 
     contract = contracts["police"]
-    truth = write_night("police", FIRST, tmp_path, rows=60, population=Population(seed=3, size=50), seed=5)
+    truth = write_night("police", FIRST, tmp_path, rows=60, population=Population(seed=3, size=50), seed=5,
+                        faults=FAULTS["police"])
     frame = check_frame(contract, next(read_batches(contract, truth.path)).table, FIRST, arrow=True)
     monkeypatch.setattr(validation, "MEMO_MAX_ROWS", frame.num_rows - 1)
-    calls = counting_ge_calls(fresh, monkeypatch)
-    outcomes = [fresh.validate_table(suite(contract), frame) for _ in range(2)]
-    assert len(calls) == 2 and not fresh._memo._values
-    same(*outcomes)
+    monkeypatch.setattr(validation, "SHARED_FRAME_MAX_VALUES", 10)
+    checks = validation._compile(suite(contract)).checks
+    many = {c.label for c in checks
+            if validation._distinct_safe(c) and not validation._few_values(frame, c, {})}
+    few = {c.label for c in checks if validation._distinct_safe(c)} - many
+    assert {"diarienr", "registrerad"} <= {validation._key_of(c)[0] for c in checks if c.label in many}
+    assert few  # categories, roles and not-null checks
+
+    straight = Validator().validate(suite(contract), frame.to_pandas())
+    sent = []
+    run = fresh._run
+    monkeypatch.setattr(fresh, "_run", lambda *a, **k: sent.append({c.label for c in a[2]}) or run(*a, **k))
+    same(straight, fresh.validate_table(suite(contract), frame))
+    assert set().union(*sent) >= many | few  # the first time GE judges everything
+    sent.clear()
+    same(straight, fresh.validate_table(suite(contract), frame))
+    assert set().union(*sent) == many  # the second time only the checks on many values
+    remembered = {json.loads(identity)[0] for _, identity in fresh._memo._values}
+    shapes = {json.loads(identity)[0] for _, identity, _ in fresh._memo._shapes}
+    assert remembered | shapes == few
 
 
 def test_a_key_with_many_values_gets_a_ge_frame_of_its_own(contracts, fresh, tmp_path, monkeypatch):
