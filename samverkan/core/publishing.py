@@ -16,6 +16,7 @@ import re
 import tempfile
 import time
 import uuid
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,11 @@ def partition_file(dataset_root: Path, night: str, source: str, source_file: str
 
 
 class StagedParquet:
-    """A Parquet file written in batches to staging and published by ``commit``."""
+    """A Parquet file written in batches to staging and published by ``commit``.
+
+    ``write_behind(executor)``: batches are encoded and compressed there (Arrow lets go of the
+    GIL), overlapping the caller's work on the next batch; at most one batch per file waits,
+    and ``commit`` raises what a write raised."""
 
     def __init__(self, final_path: Path, schema: pa.Schema, staging: Path, metadata: dict[str, str] | None = None):
         self.final_path = final_path
@@ -45,13 +50,34 @@ class StagedParquet:
         self.tmp_path = staging / f"{uuid.uuid4().hex}.parquet.part"
         self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression=COMPRESSION)
         self.rows = 0
+        self._behind: Executor | None = None
+        self._pending: Future | None = None
+
+    def write_behind(self, executor: Executor | None) -> None:
+        """Write the next batches in ``executor``; None: in the caller. A batch already handed
+        over stays the executor's: whoever shuts it down waits for it."""
+        self._behind = executor
 
     def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._writer.write_table(table.cast(self.schema))
-            self.rows += table.num_rows
+        if not table.num_rows:
+            return
+        self.rows += table.num_rows
+        self._wait()  # the batch before is in the file first
+        if self._behind is None:
+            self._write_now(table)
+        else:
+            self._pending = self._behind.submit(self._write_now, table)
+
+    def _write_now(self, table: pa.Table) -> None:
+        self._writer.write_table(table.cast(self.schema))
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def commit(self) -> Path:
+        self._wait()
         self._writer.close()
         with open(self.tmp_path, "rb+") as f:
             os.fsync(f.fileno())
@@ -63,6 +89,8 @@ class StagedParquet:
 
     def abort(self) -> None:
         try:
+            if self._pending is not None:
+                self._pending.exception()  # waits; a failed write is why we are here, or moot
             self._writer.close()
         finally:
             self.tmp_path.unlink(missing_ok=True)

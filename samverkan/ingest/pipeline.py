@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -409,10 +410,19 @@ class _FileRun:
         earlier batches are dropped when its result comes back (``apply``). One worker: the
         straightforward path, batch after batch (``handle``)."""
         if workers < 2:
-            for batch in batches:
-                _check_columns(self.contract, self)
-                self.handle(batch)
-            return
+            # Parquet is encoded and compressed in a thread while the next batch is worked on.
+            # Only here: no thread may be running when ``ordered_map`` forks its workers.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer") as writer:
+                for staged in self.staged():
+                    staged.write_behind(writer)
+                try:
+                    for batch in batches:
+                        _check_columns(self.contract, self)
+                        self.handle(batch)
+                finally:
+                    for staged in self.staged():
+                        staged.write_behind(None)
+            return  # leaving the executor waited for the last writes, so commit or abort may follow
 
         def items() -> Iterator[tuple[tuple[list[dict[str, Any]], list], pa.Table]]:
             for batch in batches:

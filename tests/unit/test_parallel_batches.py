@@ -12,12 +12,14 @@ import hashlib
 import io
 import os
 import shutil
+import threading
 from dataclasses import asdict
 from datetime import date
 
 import pytest
 
 from devkit.synthetic import Faults, Population, write_night
+from samverkan.core import publishing
 from samverkan.core.ledger import Ledger
 from samverkan.core.settings import Paths
 from samverkan.ingest import parallel
@@ -88,8 +90,24 @@ def submissions(monkeypatch):
     return counted
 
 
+@pytest.fixture()
+def writers(monkeypatch):
+    """The thread each Parquet batch was written in."""
+    names = []
+    write = publishing.StagedParquet._write_now
+
+    def recorded(self, table):
+        names.append(threading.current_thread().name)
+        return write(self, table)
+
+    monkeypatch.setattr(publishing.StagedParquet, "_write_now", recorded)
+    return names
+
+
 @pytest.mark.parametrize("feed", ["police", "guards", "transit"])
-def test_parallel_batches_write_the_serial_bytes(contracts, validator, tmp_path, submissions, feed):
+def test_parallel_batches_write_the_serial_bytes(contracts, validator, tmp_path, submissions, writers, feed):
+    """The serial path also writes its Parquet behind, in a thread; the parallel path, which
+    forks, writes in the caller. Same bytes; no writer thread outlives the file."""
     contract = contracts[feed]
     csv_file = contract.format.get("delimiter") is not None
     faults = (Faults(bad_checksum_pnr=4, impossible_date=3, unknown_category=2) if csv_file
@@ -99,7 +117,11 @@ def test_parallel_batches_write_the_serial_bytes(contracts, validator, tmp_path,
     source = _with_repeats(contract, truth.path) if csv_file else truth.path
     serial, serial_written = _process(contract, source, tmp_path / "serial", validator, workers=1)
     assert not submissions
+    assert len(writers) > 3 and all(name.startswith("parquet-writer") for name in writers)
+    assert not [t for t in threading.enumerate() if t.name.startswith("parquet-writer")]
+    writers.clear()
     both, both_written = _process(contract, source, tmp_path / "parallel", validator, workers=2)
+    assert len(writers) > 3 and set(writers) == {threading.main_thread().name}
     assert len(submissions) == -(-both["rows_received"] // BATCH) > 2
     assert len(serial["quarantine_reasons"]) >= 3  # the faults' checks
     if csv_file:
