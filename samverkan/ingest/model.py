@@ -228,12 +228,16 @@ def _areas() -> _Areas:
     return _Areas(pa.array([k for k, _ in pairs]), pa.array([a for _, a in pairs]))
 
 
-def area_of(places: pa.Array) -> pa.Array:
-    """Shared area ids for place texts, matched on the text before the first comma."""
+def area_of(places: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Shared area ids for place texts, matched on the text before the first comma; worked out
+    once per distinct place (a file has few: places are generalised)."""
     areas = _areas()
-    key = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(places, r",.*$", "")))
+    if isinstance(places, pa.ChunkedArray):
+        places = places.combine_chunks()
+    encoded = pc.dictionary_encode(places)
+    key = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(encoded.dictionary, r",.*$", "")))
     key = pc.replace_substring_regex(key, r"\s+", " ")
-    return pc.take(areas.ids, pc.index_in(key, value_set=areas.keys))
+    return pc.take(pc.take(areas.ids, pc.index_in(key, value_set=areas.keys)), encoded.indices)
 
 
 # --- incident keys -------------------------------------------------------------------------

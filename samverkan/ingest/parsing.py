@@ -602,8 +602,10 @@ def _arrow_csv_batches(contract: Contract, path: Path, batch_rows: int, info: Fi
 
 
 def _arrow_batch(table: pa.Table, positions, schema: pa.Schema, info: FileInfo, encoding: str, pc) -> Batch:
+    import numpy as np
+
     n = table.num_rows
-    arrays = [pa.array(range(info.records + 1, info.records + n + 1), pa.int64())]
+    arrays = [pa.array(np.arange(info.records + 1, info.records + n + 1, dtype=np.int64))]  # range(): 34 ms/100k
     for pos in positions:
         if pos is None:
             arrays.append(pa.nulls(n, pa.string()))

@@ -293,7 +293,9 @@ def array_check_frame(contract: Contract, table: pa.Table, array_name: str, *, a
     parent = pc.list_parent_indices(lists)
     flat = pc.list_flatten(lists)
     starts = pc.take(lists.offsets, parent)
-    item = pc.subtract(pa.array(range(len(flat)), pa.int64()), starts.cast(pa.int64()))
+    import numpy as np
+
+    item = pc.subtract(pa.array(np.arange(len(flat), dtype=np.int64)), starts.cast(pa.int64()))
     columns: dict[str, pa.Array] = {ROW: pc.take(table.column(ROW).combine_chunks(), parent), "_item": item}
     for f in column.fields:
         columns[f.name] = flat.field(f.name)

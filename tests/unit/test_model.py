@@ -51,6 +51,20 @@ def test_areas_match_partner_place_names():
     assert area_of(places).to_pylist() == ["gustav_iii_torg", "gustav_iii_torg", "resecentrum", None, None]
 
 
+def test_areas_of_many_rows_equal_each_place_on_its_own():
+    """Worked out once per distinct place: the same as one place at a time, in chunks, with nulls."""
+    import random
+
+    rng = random.Random(7)
+    names = ["Gustav III:s torg", "busstorget", "Resecentrum", "Okänd plats", "Stortorget", ""]
+    places = [None if rng.random() < 0.1 else
+              rng.choice(["", " ", "  "]) + rng.choice([n, n.upper()]) + rng.choice(["", ", Östersund", "  ,x"])
+              for n in (rng.choice(names) for _ in range(3000))]
+    one_by_one = [area_of(pa.array([p], pa.string()))[0].as_py() for p in places]
+    assert area_of(pa.chunked_array([places[:1000], places[1000:]], pa.string())).to_pylist() == one_by_one
+    assert {"gustav_iii_torg", "resecentrum", None} <= set(one_by_one)
+
+
 def test_unmapped_values_become_null():
     assert map_values(pa.array(["Rån", "Okänt", None]), {"Rån": "robbery"}).to_pylist() == ["robbery", None, None]
 
