@@ -382,14 +382,15 @@ class SFTPConnector:
                     if got < length:  # a short answer (allowed by SFTP): the rest comes next, in order
                         reads.discard_pending()  # re-read from here
                         offset = size
-                        if not data:
+                        if not got:
                             break
                 while True:  # the file grew since it was listed: read on; the caller refuses it
                     reads.request(size, size + READ_REQUEST_BYTES, 1)
-                    if not (data := reads.next()[1]):
+                    data = reads.next()[1]
+                    if not (got := sum(map(len, data))):
                         break
                     sink.put(data)
-                    size += sum(map(len, data))
+                    size += got
         finally:
             sha256 = sink.finish()
         return sha256, size
@@ -696,8 +697,8 @@ class _Reads:
     The data path bypasses paramiko's SFTPClient: requests are packed here and sent several to
     one SSH packet, and each answer's data is taken off the channel's buffer as the SSH packets
     that brought it, uncopied (paramiko slices it three times and wraps every answer in a Message
-    under a lock); the writer thread joins them once. Request numbers come from the client's own counter, so they never
-    clash with its requests; answers to requests we gave up on are skipped by the client's own
+    under a lock); the writer thread joins them once. Request numbers come from the client's own
+    counter, so they never clash with its requests; answers to requests we gave up on are skipped by the client's own
     reader, as it does for any answer it does not expect. Servers may answer out of order
     (SFTP allows it); such answers wait in ``early`` until they are due.
     """
@@ -782,31 +783,24 @@ def _read_answer(channel: paramiko.Channel) -> tuple[int, int, list[bytes | memo
         raise paramiko.SFTPError(f"malformed answer from the server (length {size})")
     rest = size - 5
     if kind != CMD_DATA or rest < 4:
-        return number, kind, [_recv_exact(channel, rest)]
+        return number, kind, _recv_parts(channel, rest)
     (length,) = struct.unpack(">I", _recv_exact(channel, 4))
     if length > rest - 4:
         raise paramiko.SFTPError("malformed data answer from the server")
     data = _recv_parts(channel, length)
-    if rest - 4 - length:
-        _recv_exact(channel, rest - 4 - length)
+    _recv_parts(channel, rest - 4 - length)
     return number, kind, data
 
 
 def _recv_exact(channel: paramiko.Channel, count: int) -> bytes:
-    """Exactly ``count`` bytes from the channel (EOFError if it closes first)."""
-    parts = []
-    while count:
-        part = channel.recv(count)
-        if not part:
-            raise EOFError("the server closed the SFTP channel")
-        parts.append(part)
-        count -= len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    """Exactly ``count`` bytes from the channel, as one string (EOFError if it closes first)."""
+    return b"".join(_recv_parts(channel, count))
 
 
 def _recv_parts(channel: paramiko.Channel, count: int) -> list[bytes | memoryview]:
     """Exactly ``count`` bytes from the channel as the pieces they arrived in (EOFError if it
-    closes first). What ``Channel.recv`` does, window adjustment included, without its copy."""
+    closes first). What ``Channel.recv`` does, window adjustment included, without its copy;
+    every read of the SFTP channel here goes through it."""
     pipe: _ChunkPipe = channel.in_buffer  # _open_sftp puts it there
     parts: list[bytes | memoryview] = []
     while count:

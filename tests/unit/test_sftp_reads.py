@@ -47,11 +47,11 @@ class FakeServer:
     ``max_answer`` caps each answer (SFTP lets a server answer short); ``reverse`` answers each
     batch of requests last first; the answers arrive in the channel's buffer (a ``_ChunkPipe``,
     as in a real connection) in pieces of random size, the way SSH packets split them. ``deny``
-    answers every read with "permission denied". It also plays the channel: ``recv`` is
-    ``Channel.recv``, and it counts the bytes the client took and the window it re-opened.
+    answers every read with "permission denied". It also plays the channel: it counts the bytes
+    the client took and the window it re-opened.
     """
 
-    timeout = 0.0  # the client never waits: all it asked for is in the buffer already
+    timeout = 0.0  # all the client asked for is in the buffer: waiting for more times out at once
     remote_chanid = 42
 
     def __init__(self, data: bytes, *, max_answer: int | None = None, reverse: bool = False,
@@ -92,12 +92,6 @@ class FakeServer:
         if not chunk:
             return _status(number, SFTP_EOF, "end of file")
         return _message(CMD_DATA, number, struct.pack(">I", len(chunk)) + chunk)
-
-    def recv(self, count: int) -> bytes:
-        assert len(self.in_buffer), "the client waits for an answer it never asked for"
-        out = self.in_buffer.read(count, self.timeout)
-        self._check_add_window(len(out))  # paramiko's Channel.recv re-opens the window itself
-        return out
 
     def _check_add_window(self, count: int) -> int:
         self.taken += count
@@ -318,6 +312,21 @@ def test_chunk_pipe_gives_what_is_there_when_the_time_is_up_and_times_out_on_not
     assert pipe.read(10, timeout=0.05) == b"abc"  # a slow link still makes progress
     with pytest.raises(PipeTimeout):
         pipe.read(10, timeout=0.05)
+
+
+class EmptyDataServer(FakeServer):
+    """Answers every read with a DATA message that holds nothing, not even the data's length."""
+
+    def _answer(self, number: int, offset: int, size: int) -> bytes:
+        assert self.sends < 100, "the client keeps asking"
+        return _message(CMD_DATA, number, b"")
+
+
+def test_an_answer_with_no_data_ends_the_copy(settings):
+    """Nothing received is the end of the file, as an empty DATA answer was when answers were
+    one string; the caller then refuses the file for its size (``_check_unchanged``)."""
+    sha256, landed, written = copy(settings, EmptyDataServer(b"x" * (3 * R)), 3 * R)
+    assert (sha256, landed, written) == (hashlib.sha256(b"").hexdigest(), 0, b"")
 
 
 class GarbledServer(FakeServer):
