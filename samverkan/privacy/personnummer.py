@@ -199,22 +199,16 @@ def _distinct_forms(uniques: pa.Array, reference: date) -> tuple[pa.Array, pa.Ar
     forms = pc.extract_regex(trimmed, _PLAIN_FORM)
     plain = np.asarray(pc.is_valid(forms))
     blank = np.asarray(pc.equal(trimmed, "").fill_null(False))
-    other = np.flatnonzero(~plain & ~blank)
-    parsed = [normalise(v, reference) for v in uniques.take(pa.array(other, pa.int64())).to_pylist()]
+    to_python = ~plain & ~blank  # to ``normalise``, one by one
+    parsed = [normalise(v, reference) for v in uniques.filter(pa.array(to_python)).to_pylist()]
     status = np.full(len(uniques), STATUSES.index(EMPTY), np.int8)
     canonical = np.zeros(len(uniques), np.int64)
-    at = np.flatnonzero(plain)
-    status[at], canonical[at] = _plain_forms(forms.filter(pa.array(plain)), reference)
-    status[other] = [STATUSES.index(p.status) for p in parsed]
+    status[plain], canonical[plain] = _plain_forms(forms.filter(pa.array(plain)), reference)
+    status[to_python] = [STATUSES.index(p.status) for p in parsed]
     text = pc.cast(pa.array(canonical, pa.int64()), pa.string())  # 12 digits: the year has four
-    valid = status == STATUSES.index(VALID)
-    text = pc.if_else(pa.array(valid & plain), text, pa.scalar(None, pa.string()))
-    if len(other):
-        from_python = pa.array([p.canonical for p in parsed], pa.string())
-        slot = np.full(len(uniques), -1, np.int64)
-        slot[other] = np.arange(len(other))
-        taken = pc.take(from_python, pa.array(slot, mask=slot < 0))
-        text = pc.coalesce(text, taken)
+    text = pc.if_else(pa.array(plain & (status == STATUSES.index(VALID))), text, pa.scalar(None, pa.string()))
+    from_python = pa.array([p.canonical for p in parsed], pa.string())
+    text = pc.replace_with_mask(text, pa.array(to_python), from_python)  # in the same order
     return text, pc.take(_STATUS_CODES, pa.array(status))
 
 
