@@ -1,5 +1,6 @@
 """Mapping onto the common model: Stockholm time with the DST rule, taxonomy, areas, people."""
 
+import random
 from datetime import date, datetime, timezone
 
 import pyarrow as pa
@@ -53,8 +54,6 @@ def test_areas_match_partner_place_names():
 
 def test_areas_of_many_rows_equal_each_place_on_its_own():
     """Worked out once per distinct place: the same as one place at a time, in chunks, with nulls."""
-    import random
-
     rng = random.Random(7)
     names = ["Gustav III:s torg", "busstorget", "Resecentrum", "Okänd plats", "Stortorget", ""]
     places = [None if rng.random() < 0.1 else

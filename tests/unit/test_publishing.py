@@ -2,6 +2,7 @@
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,8 +50,6 @@ def _batches(count: int) -> list[pa.Table]:
 
 
 def test_written_behind_gives_the_same_bytes_in_the_same_order(tmp_path):
-    from concurrent.futures import ThreadPoolExecutor
-
     files = []
     for behind in (False, True):
         final = partition_file(tmp_path / f"out-{behind}", "2026-11-20", "police", "p.csv")
@@ -68,8 +67,6 @@ def test_written_behind_gives_the_same_bytes_in_the_same_order(tmp_path):
 
 
 def test_a_write_that_failed_behind_is_raised_at_commit_and_abort_cleans_up(tmp_path):
-    from concurrent.futures import ThreadPoolExecutor
-
     final = partition_file(tmp_path / "incidents", "2026-11-20", "police", "p.csv")
     staged = StagedParquet(final, SCHEMA, tmp_path / "staging")
     with ThreadPoolExecutor(max_workers=1) as writer:
