@@ -199,3 +199,63 @@ def test_json_reader_gives_what_json_record_gives(tmp_path):
         except parsing._RecordError as exc:
             got = ("error", str(exc))
         assert got == slow
+
+
+# --- a column of raw bytes to text, on its buffers --------------------------------------------
+
+SINGLE_BYTE = ["cp1252", "iso8859-1", "iso8859-15"]
+
+
+def decoded_one_by_one(values: list[bytes], encoding: str) -> list[str | None]:
+    return [v.decode(encoding) or None for v in values]
+
+
+def random_fields(rng, alphabet: list[int], count: int) -> list[bytes]:
+    """Fields of 0 to 40 bytes; one in five empty, so nulls fall at the start, inside and at the end."""
+    return [bytes(rng.choice(alphabet) for _ in range(rng.choice([0, 0, *range(1, 41)]))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("encoding", SINGLE_BYTE)
+def test_text_column_is_bytes_decode_of_each_value(encoding):
+    import random
+
+    import pyarrow as pa
+
+    rng = random.Random(encoding)
+    defined = [b for b in range(256) if _decodes(bytes([b]), encoding)]
+    assert len(defined) >= 251  # cp1252 leaves five undefined
+    fields = [bytes([b]) for b in defined] + random_fields(rng, defined, 3_000)
+    column = pa.array(fields, pa.binary())
+    assert parsing._text_column(column, encoding).to_pylist() == decoded_one_by_one(fields, encoding)
+    for start, stop in [(0, 1), (7, 300), (len(fields) - 50, len(fields)), (100, 100)]:  # slices keep their offset
+        part = column.slice(start, stop - start)
+        assert parsing._text_column(part, encoding).to_pylist() == decoded_one_by_one(fields[start:stop], encoding)
+
+
+def _decodes(value: bytes, encoding: str) -> bool:
+    try:
+        value.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_text_column_fails_where_bytes_decode_fails():
+    import pyarrow as pa
+
+    for byte in (0x81, 0x8D, 0x8F, 0x90, 0x9D):  # undefined in cp1252
+        with pytest.raises(parsing._NotPlain, match="not valid cp1252"):
+            parsing._text_column(pa.array([b"ok", b"\xe5" + bytes([byte])], pa.binary()), "cp1252")
+    with pytest.raises(parsing._NotPlain, match="not valid UTF-8"):
+        parsing._text_column(pa.array([b"\xe5"], pa.binary()), "utf-8")
+    assert parsing._text_column(pa.array(["Åsa", "", "€"], pa.string()).cast(pa.binary()), "utf-8").to_pylist() == [
+        "Åsa", None, "€"]
+
+
+def test_text_column_refuses_a_field_beyond_the_limit(monkeypatch):
+    import pyarrow as pa
+
+    monkeypatch.setattr(parsing, "MAX_FIELD_BYTES", 4)
+    assert parsing._text_column(pa.array([b"abcd"], pa.binary()), "cp1252").to_pylist() == ["abcd"]
+    with pytest.raises(parsing._NotPlain, match="size limit"):
+        parsing._text_column(pa.array([b"ab", b"abcde"], pa.binary()), "cp1252")
