@@ -10,8 +10,10 @@ import dataclasses
 import gzip
 import io
 import json
+import random
 from datetime import date
 
+import pyarrow as pa
 import pytest
 
 from samverkan.ingest import parsing
@@ -217,10 +219,6 @@ def random_fields(rng, alphabet: list[int], count: int) -> list[bytes]:
 
 @pytest.mark.parametrize("encoding", SINGLE_BYTE)
 def test_text_column_is_bytes_decode_of_each_value(encoding):
-    import random
-
-    import pyarrow as pa
-
     rng = random.Random(encoding)
     defined = [b for b in range(256) if _decodes(bytes([b]), encoding)]
     assert len(defined) >= 251  # cp1252 leaves five undefined
@@ -241,8 +239,6 @@ def _decodes(value: bytes, encoding: str) -> bool:
 
 
 def test_text_column_fails_where_bytes_decode_fails():
-    import pyarrow as pa
-
     for byte in (0x81, 0x8D, 0x8F, 0x90, 0x9D):  # undefined in cp1252
         with pytest.raises(parsing._NotPlain, match="not valid cp1252"):
             parsing._text_column(pa.array([b"ok", b"\xe5" + bytes([byte])], pa.binary()), "cp1252")
@@ -253,8 +249,6 @@ def test_text_column_fails_where_bytes_decode_fails():
 
 
 def test_text_column_refuses_a_field_beyond_the_limit(monkeypatch):
-    import pyarrow as pa
-
     monkeypatch.setattr(parsing, "MAX_FIELD_BYTES", 4)
     assert parsing._text_column(pa.array([b"abcd"], pa.binary()), "cp1252").to_pylist() == ["abcd"]
     with pytest.raises(parsing._NotPlain, match="size limit"):
