@@ -518,7 +518,7 @@ class FeedModel:
         spec = self.contract.model["involvements"]
         incident_ids = self._ids(table)
         if spec["from"] == "rows":
-            people = table.append_column("_incident_id", incident_ids)
+            people = self._person_columns(table, spec).append_column("_incident_id", incident_ids)
             people = self._rows_with_people(people, spec)
             return self._involvement_table(people, spec, self.contract.columns)
         array_col = self.contract.column(spec["from"])
@@ -532,6 +532,15 @@ class FeedModel:
         if PERSON_FLAG in table.column_names:
             items = items.append_column(PERSON_FLAG, pc.take(table.column(PERSON_FLAG), parent))
         return self._involvement_table(items, spec, array_col.fields)
+
+    @staticmethod
+    def _person_columns(table: pa.Table, spec: dict[str, Any]) -> pa.Table:
+        """Only the columns ``_involvement_table`` reads, so the filter that follows copies
+        those and not the free text (filtering every column was 4 % of a police file)."""
+        names = [spec["role"].get("column"), spec.get("age"), spec.get("gender"), PERSON_FLAG]
+        if person := spec.get("person"):
+            names += [person, person + CANONICAL, person + PNR_STATUS]
+        return table.select([n for n in table.column_names if n in names])
 
     def _rows_with_people(self, table: pa.Table, spec: dict[str, Any]) -> pa.Table:
         """A row describes a person when its role column is filled (a fixed role: every row), or

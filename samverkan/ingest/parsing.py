@@ -513,12 +513,20 @@ def _text_column(raw: pa.Array, encoding: str) -> pa.Array:
         raise _NotPlain("a field beyond the size limit")  # the exact reader counts characters, and refuses
     if encoding not in ("utf-8", "utf-8-sig"):
         offsets, data = _single_byte_to_utf8(offsets, data, encoding)
-    valid = widths != 0
-    if raw.null_count:
-        valid &= np.asarray(raw.is_valid())
+    return _empty_as_null(raw, offsets, data)
+
+
+def _empty_as_null(source: pa.Array, offsets, data: pa.Buffer) -> pa.Array:
+    """Text from its offsets and data, null where a value is empty or ``source`` holds a null:
+    a validity bitmap over the same buffers, not a copy of the column (as ``if_else`` makes)."""
+    import numpy as np
+
+    valid = np.diff(offsets) != 0
+    if source.null_count:
+        valid &= np.asarray(source.is_valid())
     nulls = len(valid) - int(np.count_nonzero(valid))
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
-    return pa.StringArray.from_buffers(len(raw), pa.py_buffer(offsets), data, bitmap, nulls)
+    return pa.StringArray.from_buffers(len(source), pa.py_buffer(offsets.astype(np.int32)), data, bitmap, nulls)
 
 
 def _offsets_and_data(values: pa.Array):
@@ -1130,10 +1138,8 @@ def _field(container: Any, dotted: str) -> pa.Array:
 
 
 def _raw_text(values: pa.Array) -> pa.Array:
-    import pyarrow.compute as pc
-
     if pa.types.is_string(values.type):
-        return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        return _empty_as_null(values, *_offsets_and_data(values))
     return values.cast(pa.string())  # int64: its digits, as json.dumps; bool: "true"/"false"
 
 
