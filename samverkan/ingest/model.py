@@ -503,7 +503,8 @@ class FeedModel:
         """Private: partner key ↔ published id, one row per incident key of the batch."""
         name = self.contract.model["incident"]["key"]
         keys = table.column(name)
-        first = table.filter(pc.and_(first_in_batch(keys), pc.is_valid(keys)))  # each key once, as it first appears
+        needed = table.select([c for c in table.column_names if c in (name, PUBLISHED_ID)])  # not the free text
+        first = needed.filter(pc.and_(first_in_batch(keys), pc.is_valid(keys)))  # each key once, as it first appears
         keys = first.column(name).combine_chunks()
         return pa.Table.from_pydict(
             {
