@@ -1,6 +1,10 @@
-"""Arrow and numpy steps shared by the model and the validation: work once per distinct value."""
+"""Arrow and numpy steps shared by the model and the validation: work once per distinct value;
+and the memory pool Arrow allocates from in a process that works on files."""
 
 from __future__ import annotations
+
+import functools
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -48,3 +52,27 @@ def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+@functools.cache
+def use_hub_memory_pool() -> str:
+    """Arrow allocates from jemalloc (else the system's malloc) in a process that works on
+    files, unless ``ARROW_DEFAULT_MEMORY_POOL`` names a pool; returns the pool in use.
+
+    pyarrow's own default here is mimalloc, which hands freed pages back to the kernel within
+    milliseconds and takes fresh (zeroed, often huge) pages for the next batch. On the 2-core
+    hub VM that made system time a third of a file's CPU time (1M police rows: 4.5-5.2 s of
+    kernel time, a fifth of all samples zeroing pages); with jemalloc 1.3 s, and the file
+    13.4 → 10.4 s, guards 5.0 → 2.6 s, transit 7.1 → 4.5 s, each with 50-80 MiB less at peak
+    (docs/performance.md, "Eighth pass"). The published bytes do not depend on the pool."""
+    if os.environ.get(POOL_ENV):
+        return pa.default_memory_pool().backend_name  # the operator's choice, read by Arrow itself
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pool = pa.system_memory_pool()
+    pa.set_memory_pool(pool)
+    return pool.backend_name

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from samverkan.connectors.completeness import Observation, observe, select_complete
 from samverkan.connectors.sftp import RemoteFile, SFTPConnector
+from samverkan.core.arrowops import use_hub_memory_pool
 from samverkan.core.contracts import Contract
 from samverkan.core.ledger import Ledger
 from samverkan.core.publishing import (
@@ -647,6 +648,7 @@ def process(
     one; see ``samverkan.ingest.parallel``); the published bytes do not depend on it."""
     from samverkan.quality.validation import combine, outcome_to_records
 
+    use_hub_memory_pool()
     swept = sweep_staging(paths.staging)
     if swept:
         log.info("removed %d staging file(s) left by an earlier, interrupted publish", swept)
