@@ -76,3 +76,55 @@ def use_hub_memory_pool() -> str:
         pool = pa.system_memory_pool()
     pa.set_memory_pool(pool)
     return pool.backend_name
+
+
+class SortedRuns:
+    """64-bit keys, each with a 64-bit value, remembered across a file's batches.
+
+    Kept as a few sorted runs, each more than twice the size of the next: a new batch's keys
+    are a run of their own, and the last two runs are merged while the one before is no more
+    than twice the last. So each key is moved a few times per doubling of the file, where one
+    sorted array with each batch inserted (``np.insert``) moved every key of the file for every
+    batch: at 5M police rows, 50 batches, that was 4 s of the duplicate check alone. A lookup
+    searches each run, and there are at most log2 of the keys held of them."""
+
+    def __init__(self, dtype: np.dtype | type = np.uint64) -> None:
+        self._dtype = np.dtype(dtype)
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys, _ in self._runs)
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether each key is known, its value where it is, else 0)."""
+        found = np.zeros(len(keys), bool)
+        values = np.zeros(len(keys), np.int64)
+        for run, run_values in self._runs:
+            at = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            hit = run[at] == keys
+            values[hit] = run_values[at[hit]]
+            found |= hit
+        return found, values
+
+    def add(self, keys: np.ndarray, values: np.ndarray | None = None) -> None:
+        """Keys not yet known, sorted and distinct, with their values (default 0)."""
+        if not len(keys):
+            return
+        values = np.zeros(len(keys), np.int64) if values is None else np.asarray(values, np.int64)
+        self._runs.append((np.asarray(keys, self._dtype), values))
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            later = self._runs.pop()
+            self._runs.append(_merged(self._runs.pop(), later))
+
+
+def _merged(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs with no key in common as one: b's keys go where searchsorted puts them."""
+    (keys_a, values_a), (keys_b, values_b) = a, b
+    at = np.searchsorted(keys_a, keys_b) + np.arange(len(keys_b))
+    from_a = np.ones(len(keys_a) + len(keys_b), bool)
+    from_a[at] = False
+    keys = np.empty(len(from_a), keys_a.dtype)
+    values = np.empty(len(from_a), np.int64)
+    keys[at], values[at] = keys_b, values_b
+    keys[from_a], values[from_a] = keys_a, values_a
+    return keys, values

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from samverkan.core.arrowops import SortedRuns
 from samverkan.ingest.parsing import ROW
 
 if TYPE_CHECKING:
@@ -36,8 +37,7 @@ class Repeats:
     """Remembers the records of one file, batch by batch, and names each record's original."""
 
     def __init__(self) -> None:
-        self._digests = np.empty(0, np.uint64)  # sorted
-        self._first = np.empty(0, np.int64)  # record number of each digest's first record
+        self._seen = SortedRuns(np.uint64)  # digest → record number of its first record
         self._con: duckdb.DuckDBPyConnection | None = None  # a cursor, taken on the first batch
 
     def originals(self, table: pa.Table) -> np.ndarray:
@@ -48,16 +48,10 @@ class Repeats:
         rows = table.column(ROW).to_numpy(zero_copy_only=False).astype(np.int64)
         distinct, first_at, inverse = np.unique(digests, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
-        at = np.minimum(np.searchsorted(self._digests, distinct), max(len(self._digests) - 1, 0))
-        known = self._digests[at] == distinct if len(self._digests) else np.zeros(len(distinct), bool)
-        original = np.where(known, self._first[at] if len(self._first) else 0, rows[first_at])[inverse]
-        self._remember(distinct[~known], rows[first_at][~known])
+        known, earlier = self._seen.lookup(distinct)
+        original = np.where(known, earlier, rows[first_at])[inverse]
+        self._seen.add(distinct[~known], rows[first_at][~known])
         return np.where(original != rows, original, 0)
-
-    def _remember(self, digests: np.ndarray, rows: np.ndarray) -> None:
-        at = np.searchsorted(self._digests, digests)
-        self._digests = np.insert(self._digests, at, digests)
-        self._first = np.insert(self._first, at, rows)
 
     def _digest(self, table: pa.Table) -> np.ndarray:
         if self._con is None:

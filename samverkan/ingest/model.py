@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samverkan.core import nights
-from samverkan.core.arrowops import distinct_rows
+from samverkan.core.arrowops import SortedRuns, distinct_rows
 from samverkan.core.contracts import Column, Contract, category_kinds, common_model
 from samverkan.privacy import personnummer
 from samverkan.privacy.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
@@ -274,7 +274,7 @@ class FeedModel:
         self.pseudonymiser = pseudonymiser
         self.night = night
         self.source_file = source_file
-        self._seen_hashes = np.empty(0, np.int64)  # sorted; see first_occurrences
+        self._seen_hashes = SortedRuns(np.int64)  # see first_occurrences
         self._seen_null = False
 
     @cached_property
@@ -454,7 +454,7 @@ class FeedModel:
     def first_occurrences(self, keys: pa.Array) -> pa.Array:
         """True for the first row of each key in the file so far (a null key counts as one key).
 
-        Keys of earlier batches are kept as a sorted array of 64-bit hashes (Python's keyed
+        Keys of earlier batches are kept as sorted runs of 64-bit hashes (``SortedRuns``) (Python's keyed
         SipHash, so 8 bytes per incident instead of a string object): memory stays small when a
         file has millions of incidents. Two different keys sharing a hash would drop the later
         incident row; at 10 million incidents in one file the chance is below 3 in a million.
@@ -464,20 +464,13 @@ class FeedModel:
         encoded, index = _encoded(keys)
         mask = _first_of_each(index)
         hashes = np.fromiter((hash(v) for v in encoded.dictionary.to_pylist()), np.int64, len(encoded.dictionary))
-        seen = self._seen_hashes
-        at = np.searchsorted(seen, hashes)
-        known = (
-            (at < len(seen)) & (seen[np.minimum(at, max(len(seen) - 1, 0))] == hashes)
-            if len(seen)
-            else np.zeros(len(hashes), bool)
-        )
+        known, _ = self._seen_hashes.lookup(hashes)
         valued = index >= 0
         mask[valued] &= ~known[index[valued]]
         if self._seen_null:
             mask[~valued] = False
         self._seen_null = self._seen_null or bool((~valued).any())
-        new = np.unique(hashes[~known])
-        self._seen_hashes = np.insert(seen, np.searchsorted(seen, new), new)
+        self._seen_hashes.add(np.unique(hashes[~known]))
         return pa.array(mask)
 
     def with_incident_ids(self, table: pa.Table) -> pa.Table:
