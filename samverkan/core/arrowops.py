@@ -1,5 +1,6 @@
-"""Arrow and numpy steps shared by the model and the validation: work once per distinct value;
-and the memory pool Arrow allocates from in a process that works on files."""
+"""Arrow and numpy steps shared by the model, the validation and the duplicate check: work
+once per distinct value, what a file's earlier batches held (``SortedRuns``), and the memory pool
+Arrow allocates from in a process that works on files."""
 
 from __future__ import annotations
 

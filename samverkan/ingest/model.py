@@ -454,8 +454,8 @@ class FeedModel:
     def first_occurrences(self, keys: pa.Array) -> pa.Array:
         """True for the first row of each key in the file so far (a null key counts as one key).
 
-        Keys of earlier batches are kept as sorted runs of 64-bit hashes (``SortedRuns``) (Python's keyed
-        SipHash, so 8 bytes per incident instead of a string object): memory stays small when a
+        Keys of earlier batches are kept as sorted runs of 64-bit hashes (``SortedRuns``; Python's
+        keyed SipHash, so 8 bytes per incident instead of a string object): memory stays small when a
         file has millions of incidents. Two different keys sharing a hash would drop the later
         incident row; at 10 million incidents in one file the chance is below 3 in a million.
         """
