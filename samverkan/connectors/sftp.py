@@ -698,9 +698,9 @@ class _Reads:
     one SSH packet, and each answer's data is taken off the channel's buffer as the SSH packets
     that brought it, uncopied (paramiko slices it three times and wraps every answer in a Message
     under a lock); the writer thread joins them once. Request numbers come from the client's own
-    counter, so they never clash with its requests; answers to requests we gave up on are skipped by the client's own
-    reader, as it does for any answer it does not expect. Servers may answer out of order
-    (SFTP allows it); such answers wait in ``early`` until they are due.
+    counter, so they never clash with its requests; answers to requests we gave up on are skipped
+    by the client's own reader, as it does for any answer it does not expect. Servers may answer
+    out of order (SFTP allows it); such answers wait in ``early`` until they are due.
     """
 
     def __init__(self, sftp: paramiko.SFTPClient, handle: bytes) -> None:

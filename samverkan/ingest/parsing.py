@@ -557,7 +557,7 @@ def _single_byte_to_utf8(offsets, data: pa.Buffer, encoding: str):
     except UnicodeDecodeError:
         raise _NotPlain(f"not valid {encoding}") from None
     added = np.concatenate(([0], np.cumsum(_utf8_bytes_added(encoding)[raw[high]])))
-    return (offsets + added[np.searchsorted(high, offsets)]).astype(np.int32), pa.py_buffer(text)
+    return offsets + added[np.searchsorted(high, offsets)], pa.py_buffer(text)  # int32 in _empty_as_null
 
 
 @functools.cache
