@@ -48,11 +48,18 @@ def _distinct_one(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
     return codes + 1, first
 
 
-def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Arrow's dictionary code of each row's value, in first-occurrence order; null is -1."""
+def encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """``values`` as one dictionary array: each distinct value once, in the order it first
+    occurs, and each row's index into them (null for null). The form every step that works once
+    per distinct value starts from."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    return pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.dictionary_encode(values)
+
+
+def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow's dictionary code of each row's value, in first-occurrence order; null is -1."""
+    return pc.fill_null(encoded(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samverkan.core import nights
-from samverkan.core.arrowops import SortedRuns, distinct_rows
+from samverkan.core.arrowops import SortedRuns, distinct_rows, encoded
 from samverkan.core.contracts import Column, Contract, category_kinds, common_model
 from samverkan.privacy import personnummer
 from samverkan.privacy.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
@@ -232,12 +232,10 @@ def area_of(places: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Shared area ids for place texts, matched on the text before the first comma; worked out
     once per distinct place (a file has few: places are generalised)."""
     areas = _areas()
-    if isinstance(places, pa.ChunkedArray):
-        places = places.combine_chunks()
-    encoded = pc.dictionary_encode(places)
-    key = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(encoded.dictionary, r",.*$", "")))
+    places = encoded(places)
+    key = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(places.dictionary, r",.*$", "")))
     key = pc.replace_substring_regex(key, r"\s+", " ")
-    return pc.take(pc.take(areas.ids, pc.index_in(key, value_set=areas.keys)), encoded.indices)
+    return pc.take(pc.take(areas.ids, pc.index_in(key, value_set=areas.keys)), places.indices)
 
 
 # --- incident keys -------------------------------------------------------------------------
@@ -245,10 +243,8 @@ def area_of(places: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _encoded(keys: pa.Array | pa.ChunkedArray) -> tuple[pa.DictionaryArray, np.ndarray]:
     """Keys dictionary-encoded, with each row's index into the dictionary (-1 for null)."""
-    if isinstance(keys, pa.ChunkedArray):
-        keys = keys.combine_chunks()
-    encoded = pc.dictionary_encode(keys)
-    return encoded, pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = encoded(keys)
+    return keys, pc.fill_null(keys.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _first_of_each(index: np.ndarray) -> np.ndarray:
@@ -461,9 +457,9 @@ class FeedModel:
         """
         if len(keys) == 0:
             return pa.array(np.zeros(0, bool))
-        encoded, index = _encoded(keys)
+        codes, index = _encoded(keys)
         mask = _first_of_each(index)
-        hashes = np.fromiter((hash(v) for v in encoded.dictionary.to_pylist()), np.int64, len(encoded.dictionary))
+        hashes = np.fromiter((hash(v) for v in codes.dictionary.to_pylist()), np.int64, len(codes.dictionary))
         known, _ = self._seen_hashes.lookup(hashes)
         valued = index >= 0
         mask[valued] &= ~known[index[valued]]

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from samverkan.core.arrowops import encoded
+
 VALID = "valid"
 EMPTY = "empty"
 INVALID_FORMAT = "invalid_format"
@@ -153,12 +155,10 @@ def age_on(canonical: str, on: date) -> int:
 def distinct(values: pa.Array | pa.ChunkedArray) -> tuple[list[Any], pa.Array]:
     """(distinct non-null values, each row's index into them; null for null rows), so work
     done per distinct value can be spread back to the rows with one `take`."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
     if pa.types.is_null(values.type):
         return [], pa.nulls(len(values), pa.int32())
-    encoded = pc.dictionary_encode(values)
-    return encoded.dictionary.to_pylist(), encoded.indices
+    codes = encoded(values)
+    return codes.dictionary.to_pylist(), codes.indices
 
 
 def map_distinct(values: pa.Array | pa.ChunkedArray, fn: Callable[[Any], Any], type_: pa.DataType) -> pa.Array:
@@ -176,13 +176,11 @@ def normalise_array(values: pa.Array | pa.ChunkedArray, reference: date) -> tupl
     (``_plain_forms``): in Python they were a tenth of a 1M-row police file's time. Any other
     value goes through ``normalise``, which stays the rule's definition; the tests hold the two
     equal on every shape of value."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
     if pa.types.is_null(values.type):
         return pa.nulls(len(values), pa.string()), pa.array([EMPTY] * len(values), pa.string())
-    encoded = pc.dictionary_encode(values)
-    canonical, status = _distinct_forms(encoded.dictionary, reference)
-    return pc.take(canonical, encoded.indices), pc.fill_null(pc.take(status, encoded.indices), EMPTY)
+    codes = encoded(values)
+    canonical, status = _distinct_forms(codes.dictionary, reference)
+    return pc.take(canonical, codes.indices), pc.fill_null(pc.take(status, codes.indices), EMPTY)
 
 
 # Blanks ``str.strip`` removes that are ASCII; a value with any other blank at its ends is left to
