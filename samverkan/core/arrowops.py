@@ -57,9 +57,14 @@ def encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
     return pc.dictionary_encode(values)
 
 
+def row_codes(values: pa.DictionaryArray) -> np.ndarray:
+    """Each row's index into an ``encoded`` array's dictionary, as numpy; null is -1."""
+    return pc.fill_null(values.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def _codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Arrow's dictionary code of each row's value, in first-occurrence order; null is -1."""
-    return pc.fill_null(encoded(values).indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return row_codes(encoded(values))
 
 
 POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"

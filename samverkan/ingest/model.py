@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from samverkan.core import nights
-from samverkan.core.arrowops import SortedRuns, distinct_rows, encoded
+from samverkan.core.arrowops import SortedRuns, distinct_rows, encoded, row_codes
 from samverkan.core.contracts import Column, Contract, category_kinds, common_model
 from samverkan.privacy import personnummer
 from samverkan.privacy.pseudonymise import Pseudonymiser, age_band, round_coordinate, scrub_text, street_only
@@ -241,12 +241,6 @@ def area_of(places: pa.Array | pa.ChunkedArray) -> pa.Array:
 # --- incident keys -------------------------------------------------------------------------
 
 
-def _encoded(keys: pa.Array | pa.ChunkedArray) -> tuple[pa.DictionaryArray, np.ndarray]:
-    """Keys dictionary-encoded, with each row's index into the dictionary (-1 for null)."""
-    keys = encoded(keys)
-    return keys, pc.fill_null(keys.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
 def _first_of_each(index: np.ndarray) -> np.ndarray:
     mask = np.zeros(len(index), bool)
     mask[np.unique(index, return_index=True)[1]] = True
@@ -256,7 +250,7 @@ def _first_of_each(index: np.ndarray) -> np.ndarray:
 def first_in_batch(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
     """True for the first row of each key in ``keys`` alone (a null key counts as one key): what
     ``FeedModel.first_occurrences`` keeps of a file's first batch, a superset of it for a later one."""
-    return pa.array(_first_of_each(_encoded(keys)[1]) if len(keys) else np.zeros(0, bool))
+    return pa.array(_first_of_each(row_codes(encoded(keys))) if len(keys) else np.zeros(0, bool))
 
 
 # --- the mapping ---------------------------------------------------------------------------
@@ -457,7 +451,8 @@ class FeedModel:
         """
         if len(keys) == 0:
             return pa.array(np.zeros(0, bool))
-        codes, index = _encoded(keys)
+        codes = encoded(keys)
+        index = row_codes(codes)
         mask = _first_of_each(index)
         hashes = np.fromiter((hash(v) for v in codes.dictionary.to_pylist()), np.int64, len(codes.dictionary))
         known, _ = self._seen_hashes.lookup(hashes)
